@@ -1,0 +1,353 @@
+"""Loading and validating the router's config file.
+
+The file is the ``{"mcpServers": {...}}`` JSON that Claude Desktop, Cursor and
+VS Code already use, plus an optional ``router`` object for our own settings.
+Validation is hand-written rather than delegated to pydantic so that every
+complaint names the file, the server and the field, and never echoes a value
+(values may be secrets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import platformdirs
+
+from discovery_router.errors import ConfigError
+from discovery_router.expand import MissingVariable, expand
+from discovery_router.redact import Redactor
+
+APP_NAME = "discovery-router"
+CONFIG_ENV_VAR = "DISCOVERY_ROUTER_CONFIG"
+
+Transport = Literal["stdio", "http", "sse"]
+
+_STDIO_KEYS = {"command", "args", "env", "cwd"}
+_REMOTE_KEYS = {"url", "headers", "transport"}
+_COMMON_KEYS = {"enabled", "timeout", "type", "description"}
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TRANSPORT_ALIASES: dict[str, Transport] = {
+    "stdio": "stdio",
+    "http": "http",
+    "streamable-http": "http",
+    "streamableHttp": "http",
+    "sse": "sse",
+}
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The router's own knobs; every one has a default so the section is optional."""
+
+    connect_timeout: float = 30.0
+    """Seconds a server gets to start, initialize and list its tools."""
+    call_timeout: float = 120.0
+    """Default seconds per forwarded call when a server sets no ``timeout``."""
+    retry_initial: float = 2.0
+    """First delay before reconnecting a failed server; doubles up to ``retry_max``."""
+    retry_max: float = 60.0
+    health_interval: float = 30.0
+    """Seconds between pings of connected servers (0 disables)."""
+    search_limit: int = 5
+    max_search_limit: int = 25
+    summary_chars: int = 120
+    """Longest one-line summary shown per search hit."""
+    cache_dir: str | None = None
+    embedding_model: str | None = None
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True, repr=False)
+class ServerConfig:
+    """One backend server, with ``${VAR}`` already expanded.
+
+    ``repr`` is deliberately bare: env, headers, args and url may hold secrets.
+    """
+
+    name: str
+    transport: Transport
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    timeout: float | None = None
+    description: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ServerConfig(name={self.name!r}, transport={self.transport!r})"
+
+    def to_transport(self) -> Any:
+        """A fresh fastmcp client transport for one connection attempt."""
+        from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+
+        if self.transport == "stdio":
+            assert self.command is not None
+            return StdioTransport(
+                command=resolve_command(self.command),
+                args=list(self.args),
+                env=dict(self.env) or None,
+                cwd=self.cwd,
+                keep_alive=False,
+            )
+        assert self.url is not None
+        if self.transport == "sse":
+            return SSETransport(self.url, headers=dict(self.headers))
+        return StreamableHttpTransport(self.url, headers=dict(self.headers))
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """A whole config file: servers in file order, settings, and what to redact."""
+
+    servers: dict[str, ServerConfig]
+    settings: RouterSettings = RouterSettings()
+    path: Path | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+
+    @property
+    def enabled_servers(self) -> dict[str, ServerConfig]:
+        return {name: s for name, s in self.servers.items() if s.enabled}
+
+
+def infer_transport(url: str) -> Transport:
+    """What the common clients infer: a URL path ending in ``/sse`` means SSE."""
+    return "sse" if re.search(r"/sse/?$", urlparse(url).path) else "http"
+
+
+def resolve_command(command: str) -> str:
+    """Find a bare command on PATH, else beside this interpreter.
+
+    Lets the example config say ``mcp-server-time`` and work when the router
+    runs from a virtualenv that was never activated.
+    """
+    if os.sep in command or shutil.which(command):
+        return command
+    beside = Path(sys.executable).parent / command
+    return str(beside) if beside.exists() else command
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.json"
+
+
+def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--config``, else ``$DISCOVERY_ROUTER_CONFIG``, else the user config dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser()
+    return default_config_path()
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The file's JSON object, unexpanded (what ``add``/``remove`` edit)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, None, "file not found (create it with `discovery-router add`)")
+    except OSError as exc:
+        raise ConfigError(path, None, None, f"cannot read: {exc.strerror}")
+    try:
+        raw = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, None, "the top level must be a JSON object")
+    return raw
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    missing_ok: bool = False,
+) -> RouterConfig:
+    """Locate, read, validate and expand a config file.
+
+    ``missing_ok`` turns a missing file at the located path into an empty
+    config, so ``serve`` and ``list`` work before the first ``add``.
+    """
+    located = locate_config(path)
+    if missing_ok and not located.exists():
+        return RouterConfig(servers={}, path=located)
+    return parse_config(read_raw(located), path=located, environ=environ)
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RouterConfig:
+    """Validate an already-parsed config object (the testable core of ``load_config``)."""
+    environ = os.environ if environ is None else environ
+    redactor = Redactor()
+    unknown = set(raw) - {"mcpServers", "servers", "router", "$schema", "inputs"}
+    if unknown:
+        raise ConfigError(path, None, sorted(unknown)[0], "unknown top-level key (expected mcpServers and router)")
+    servers_raw = raw.get("mcpServers", raw.get("servers", {}))
+    if not isinstance(servers_raw, dict):
+        raise ConfigError(path, None, "mcpServers", "must be an object mapping server names to entries")
+    base_dir = path.parent if path else Path.cwd()
+    servers: dict[str, ServerConfig] = {}
+    for name, entry in servers_raw.items():
+        servers[name] = _parse_server(name, entry, path, base_dir, environ, redactor)
+    settings = _parse_settings(raw.get("router", {}), path)
+    return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
+
+
+def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "router", "must be an object")
+    known = {f.name: f for f in fields(RouterSettings)}
+    defaults = RouterSettings()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            hint = ", ".join(sorted(known))
+            raise ConfigError(path, None, f"router.{key}", f"unknown setting (known: {hint})")
+        expected = type(getattr(defaults, key)) if getattr(defaults, key) is not None else str
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            if not (value is None and getattr(defaults, key) is None):
+                raise ConfigError(path, None, f"router.{key}", f"must be {_type_word(expected)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(path, None, f"router.{key}", "must not be negative")
+        values[key] = value
+    return RouterSettings(**values)
+
+
+def _parse_server(
+    name: str,
+    entry: Any,
+    path: Path | None,
+    base_dir: Path,
+    environ: Mapping[str, str],
+    redactor: Redactor,
+) -> ServerConfig:
+    def fail(field_name: str | None, message: str) -> ConfigError:
+        return ConfigError(path, name, field_name, message)
+
+    if not _SERVER_NAME.match(name) or "/" in name:
+        raise fail(None, "server names may use letters, digits, '_', '-' and '.', and must not contain '/'")
+    if not isinstance(entry, dict):
+        raise fail(None, "entry must be a JSON object")
+    unknown = set(entry) - _STDIO_KEYS - _REMOTE_KEYS - _COMMON_KEYS
+    if unknown:
+        raise fail(sorted(unknown)[0], "unknown field (stdio servers take command/args/env/cwd, "
+                   "remote ones url/headers/transport; both take enabled/timeout)")
+    has_command, has_url = "command" in entry, "url" in entry
+    if has_command and has_url:
+        raise fail("url", "an entry has either `url` (remote) or `command` (stdio), not both")
+    if not has_command and not has_url:
+        raise fail(None, "needs `command` (a local stdio server) or `url` (a remote one)")
+    enabled = _typed(entry, "enabled", bool, True, fail)
+    timeout = entry.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise fail("timeout", "must be a positive number of seconds")
+    description = _typed(entry, "description", str, None, fail)
+
+    def expanded(value: str, field_name: str, secret: bool) -> str:
+        try:
+            result, substituted = expand(value, environ)
+        except MissingVariable as exc:
+            raise fail(field_name, f"environment variable {exc.name} is not set "
+                       f"(export it, or write ${{{exc.name}:-default}})") from None
+        if secret:
+            redactor.add(result)
+        redactor.add(*substituted)
+        return result
+
+    declared = entry.get("transport", entry.get("type"))
+    if declared is not None and declared not in _TRANSPORT_ALIASES:
+        raise fail("transport", "must be one of stdio, http, streamable-http, sse")
+    transport = _TRANSPORT_ALIASES.get(declared) if declared else None
+
+    if has_command:
+        if set(entry) & {"url", "headers"}:
+            raise fail(sorted(set(entry) & {"headers"})[0], "only remote (url) entries take headers")
+        if transport not in (None, "stdio"):
+            raise fail("transport", "a command entry is a stdio server")
+        command = entry["command"]
+        if not isinstance(command, str) or not command.strip():
+            raise fail("command", "must be a non-empty string")
+        args = _string_list(entry.get("args", []), "args", fail)
+        env = _string_map(entry.get("env", {}), "env", fail)
+        cwd = _typed(entry, "cwd", str, None, fail)
+        return ServerConfig(
+            name=name,
+            transport="stdio",
+            command=expanded(command, "command", secret=False),
+            args=tuple(expanded(a, f"args[{i}]", secret=False) for i, a in enumerate(args)),
+            env={k: expanded(v, f"env.{k}", secret=True) for k, v in env.items()},
+            cwd=str((base_dir / expanded(cwd, "cwd", secret=False)).resolve()) if cwd else None,
+            enabled=enabled,
+            timeout=float(timeout) if timeout is not None else None,
+            description=description,
+        )
+
+    if set(entry) & {"args", "env", "cwd"}:
+        raise fail(sorted(set(entry) & {"args", "env", "cwd"})[0], "only stdio (command) entries take args/env/cwd")
+    url = entry["url"]
+    if not isinstance(url, str):
+        raise fail("url", "must be a string")
+    url = expanded(url, "url", secret=False)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise fail("url", "must start with http:// or https:// and name a host")
+    headers = _string_map(entry.get("headers", {}), "headers", fail)
+    if transport is None:
+        transport = infer_transport(url)
+    if transport == "stdio":
+        raise fail("transport", "a url entry is http, streamable-http or sse")
+    return ServerConfig(
+        name=name,
+        transport=transport,
+        url=url,
+        headers={k: expanded(v, f"headers.{k}", secret=True) for k, v in headers.items()},
+        enabled=enabled,
+        timeout=float(timeout) if timeout is not None else None,
+        description=description,
+    )
+
+
+def _type_word(expected: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(expected, expected.__name__)
+
+
+def _typed(entry: Mapping[str, Any], key: str, expected: type, default: Any, fail: Any) -> Any:
+    value = entry.get(key, default)
+    if value is not None and not isinstance(value, expected):
+        raise fail(key, f"must be {_type_word(expected)}")
+    return value
+
+
+def _string_list(value: Any, key: str, fail: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise fail(key, "must be a list of strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise fail(f"{key}[{i}]", "must be a string")
+    return value
+
+
+def _string_map(value: Any, key: str, fail: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise fail(key, "must be an object of string values")
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise fail(f"{key}.{k}", "must be a string")
+    return value

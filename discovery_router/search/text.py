@@ -1,0 +1,57 @@
+"""Turning tools and queries into tokens for lexical retrieval."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from discovery_router.search.base import ToolDoc
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2,})")
+_WORD = re.compile(r"[^\W_]+")
+STOPWORDS = frozenset(
+    "a an and are as at be by for from has have i in is it its me my of on or our please the this "
+    "to was were will with you your can could would should do does into that these those".split()
+)
+
+
+def split_identifier(name: str) -> str:
+    """``getCurrentTime`` / ``get_current-time`` -> ``get Current Time`` (words for search)."""
+    return " ".join(_CAMEL.sub(" ", part) for part in re.split(r"[_\-./:\s]+", name) if part)
+
+
+def tokenize(text: str) -> list[str]:
+    """Identifier-aware, case-folded word tokens without stopwords."""
+    normalized = unicodedata.normalize("NFKC", text)
+    words = _WORD.findall(_CAMEL.sub(" ", normalized))
+    return [w for w in (word.casefold() for word in words) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+def parameter_text(schema: Mapping[str, Any]) -> str:
+    """Parameter names (split into words) and their descriptions."""
+    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    if not isinstance(props, Mapping):
+        return ""
+    parts: list[str] = []
+    for name, spec in props.items():
+        parts.append(split_identifier(str(name)))
+        if isinstance(spec, Mapping) and isinstance(spec.get("description"), str):
+            parts.append(spec["description"])
+    return " ".join(parts)
+
+
+def document_text(doc: ToolDoc) -> str:
+    """The text a tool is retrieved by: server, name words, description, parameters."""
+    return " ".join(
+        part
+        for part in (
+            split_identifier(doc.server),
+            doc.server_description,
+            split_identifier(doc.name),
+            doc.description,
+            parameter_text(doc.input_schema),
+        )
+        if part
+    )
