@@ -1,0 +1,110 @@
+"""Preparing call_tool arguments: undo stringified JSON, then validate against the inputSchema.
+
+Models often send ``arguments`` (or a nested object/array inside it) as a JSON
+string. We accept a string when it parses to what the schema wants, and we
+reject anything the schema rejects before a byte goes upstream, with the
+validator's own complaint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from discovery_router.errors import InvalidArgumentsError
+
+_MAX_REPORTED_ERRORS = 5
+
+
+def parse_arguments(tool_id: str, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """``None`` -> ``{}``; a JSON-object string -> its object; anything else is an error."""
+    if arguments is None:
+        return {}
+    if isinstance(arguments, str):
+        text = arguments.strip()
+        if not text:
+            return {}
+        try:
+            arguments = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentsError(
+                f"Invalid arguments for {tool_id}: a string must be a JSON object ({exc.msg} at column {exc.colno})."
+            ) from None
+    if not isinstance(arguments, Mapping):
+        raise InvalidArgumentsError(
+            f"Invalid arguments for {tool_id}: expected an object of named arguments, got {type(arguments).__name__}."
+        )
+    return dict(arguments)
+
+
+def coerce_stringified(arguments: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse top-level string values whose property schema wants an object or array."""
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return arguments
+    fixed = dict(arguments)
+    for key, value in arguments.items():
+        wanted = _json_types(properties.get(key))
+        if isinstance(value, str) and wanted & {"object", "array"} and "string" not in wanted:
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                continue
+            if ("object" in wanted and isinstance(parsed, dict)) or ("array" in wanted and isinstance(parsed, list)):
+                fixed[key] = parsed
+    return fixed
+
+
+def _json_types(schema: Any) -> set[str]:
+    if not isinstance(schema, Mapping):
+        return set()
+    declared = schema.get("type")
+    types = {declared} if isinstance(declared, str) else set(declared or [])
+    for key in ("anyOf", "oneOf"):
+        for branch in schema.get(key) or []:
+            types |= _json_types(branch)
+    if not types and "properties" in schema:
+        types.add("object")
+    return types
+
+
+def validate_arguments(tool_id: str, arguments: dict[str, Any], schema: Mapping[str, Any] | None) -> None:
+    """Raise :class:`InvalidArgumentsError` with the validator's messages, paths included."""
+    if not schema:
+        return
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: (list(e.absolute_path), e.message))
+    except SchemaError:
+        return  # the upstream's schema is broken; let the upstream judge the call
+    if not errors:
+        return
+    lines = [_describe(error) for error in errors[:_MAX_REPORTED_ERRORS]]
+    more = len(errors) - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    raise InvalidArgumentsError(
+        f"Invalid arguments for {tool_id} (nothing was sent):\n- " + "\n- ".join(lines)
+        + "\nCall describe_tool for its inputSchema."
+    )
+
+
+def _describe(error: ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def prepare_arguments(
+    tool_id: str, arguments: Mapping[str, Any] | str | None, schema: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The whole pipeline call_tool runs before forwarding."""
+    parsed = parse_arguments(tool_id, arguments)
+    if schema:
+        parsed = coerce_stringified(parsed, schema)
+    validate_arguments(tool_id, parsed, schema)
+    return parsed

@@ -1,0 +1,55 @@
+"""Text the meta-tools return. Every search token is paid on every lookup, so it stays terse."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from discovery_router.catalog import ToolEntry
+
+NO_MATCH = "No tools matched. Try other words, or drop the server filter."
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+def summarize(description: str | None, max_chars: int) -> str:
+    """First sentence of the first paragraph, on one line, at most ``max_chars``."""
+    text = " ".join((description or "").strip().split("\n\n", 1)[0].split())
+    text = _SENTENCE_END.split(text, 1)[0]
+    if len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    return text
+
+
+def search_results(entries: Sequence[ToolEntry], max_chars: int) -> str:
+    """One line per hit: ``id: summary``, with unreachable servers flagged."""
+    if not entries:
+        return NO_MATCH
+    lines = []
+    for entry in entries:
+        flag = " [server unreachable]" if not entry.available else ""
+        summary = summarize(entry.tool.description, max_chars)
+        lines.append(f"{entry.id}{flag}: {summary}" if summary else f"{entry.id}{flag}")
+    return "\n".join(lines)
+
+
+def tool_description(entry: ToolEntry) -> dict[str, Any]:
+    """The full tool, renamed to its router id, as a JSON-able dict."""
+    tool = entry.tool
+    described: dict[str, Any] = {"name": entry.id}
+    if tool.title:
+        described["title"] = tool.title
+    described["description"] = tool.description or ""
+    described["inputSchema"] = tool.input_schema
+    if tool.output_schema is not None:
+        described["outputSchema"] = tool.output_schema
+    if tool.annotations is not None:
+        described["annotations"] = tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if not entry.available:
+        described["available"] = False
+    return described
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

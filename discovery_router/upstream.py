@@ -1,0 +1,237 @@
+"""One backend MCP server: its connection, its tool list and its health.
+
+Each :class:`Upstream` runs a supervisor task that connects, lists tools,
+watches the connection (pings, lost-connection signals from failed calls,
+``tools/list_changed``) and reconnects with exponential backoff. The protocol
+work is fastmcp's :class:`~fastmcp.Client`; this module only decides when to
+connect and what a failure means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import mcp_types
+from fastmcp import Client
+from fastmcp.client.logging import LogMessage
+from fastmcp.client.messages import MessageHandler
+from fastmcp.client.progress import ProgressHandler
+from mcp import MCPError
+
+from discovery_router.config import RouterSettings
+from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
+from discovery_router.redact import Redactor
+
+logger = logging.getLogger("discovery_router.upstream")
+
+ClientFactory = Callable[[], Client[Any]]
+
+
+class UpstreamState(str, Enum):
+    DISABLED = "disabled"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class UpstreamStatus:
+    """What ``status`` shows for one server; ``error`` is already redacted."""
+
+    name: str
+    state: UpstreamState
+    tool_count: int
+    error: str | None = None
+    transport: str = ""
+
+
+class _Notifications(MessageHandler):
+    """Routes an upstream's notifications back to its :class:`Upstream`."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+
+    async def on_tool_list_changed(self, message: mcp_types.ToolListChangedNotification) -> None:
+        self._upstream.request_refresh()
+
+
+class Upstream:
+    """A supervised connection to one backend server."""
+
+    def __init__(
+        self,
+        name: str,
+        make_client: Callable[..., Client[Any]],
+        *,
+        settings: RouterSettings,
+        call_timeout: float | None = None,
+        redact: Redactor | None = None,
+        on_tools_changed: Callable[[Upstream], None] = lambda _u: None,
+        transport: str = "",
+        enabled: bool = True,
+    ) -> None:
+        self.name = name
+        self.transport = transport
+        self._make_client = make_client
+        self._settings = settings
+        self.call_timeout = call_timeout or settings.call_timeout
+        self._redact = redact or Redactor()
+        self._on_tools_changed = on_tools_changed
+        self.state = UpstreamState.CONNECTING if enabled else UpstreamState.DISABLED
+        self.error: str | None = None
+        self.tools: list[mcp_types.Tool] = []
+        self.first_attempt_done = asyncio.Event()
+        if not enabled:
+            self.first_attempt_done.set()
+        self._client: Client[Any] | None = None
+        self._lost = asyncio.Event()
+        self._refresh = asyncio.Event()
+        self._retry_now = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        if self.state is not UpstreamState.DISABLED and self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"upstream:{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        await self._disconnect()
+
+    def request_refresh(self) -> None:
+        """Re-list tools soon (the upstream said its list changed, or reindex asked)."""
+        self._refresh.set()
+
+    def retry_now(self) -> None:
+        """Skip the rest of the backoff wait (used by reindex and by calls to a failed server)."""
+        self._retry_now.set()
+
+    @property
+    def status(self) -> UpstreamStatus:
+        return UpstreamStatus(self.name, self.state, len(self.tools), self.error, self.transport)
+
+    async def _supervise(self) -> None:
+        delay = self._settings.retry_initial
+        while True:
+            try:
+                await self._connect()
+                delay = self._settings.retry_initial
+                self.first_attempt_done.set()
+                await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - any failure is reported, then retried
+                await self._mark_failed(exc)
+                self.first_attempt_done.set()
+                self._retry_now.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
+                delay = min(delay * 2, self._settings.retry_max)
+
+    async def _connect(self) -> None:
+        self.state = UpstreamState.CONNECTING
+        self._lost.clear()
+        client = self._make_client(
+            message_handler=_Notifications(self),
+            log_handler=self._log_upstream,
+            init_timeout=self._settings.connect_timeout,
+        )
+        self._client = client
+        await asyncio.wait_for(client.__aenter__(), timeout=self._settings.connect_timeout)
+        tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
+        self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
+        logger.info("connected to %s: %d tools", self.name, len(tools))
+        self._on_tools_changed(self)
+
+    async def _watch(self) -> None:
+        """Return (by raising) when the connection is lost; refresh tools on request."""
+        interval = self._settings.health_interval or None
+        while True:
+            waiters = [asyncio.ensure_future(self._lost.wait()), asyncio.ensure_future(self._refresh.wait())]
+            done, pending = await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+            if self._lost.is_set():
+                raise ConnectionError(self.error or "connection lost")
+            assert self._client is not None
+            if self._refresh.is_set():
+                self._refresh.clear()
+                self.tools = await asyncio.wait_for(self._client.list_tools(), timeout=self._settings.connect_timeout)
+                logger.info("%s changed its tools: now %d", self.name, len(self.tools))
+                self._on_tools_changed(self)
+            elif not done:
+                await asyncio.wait_for(self._client.ping(), timeout=self._settings.connect_timeout)
+
+    async def _mark_failed(self, exc: BaseException) -> None:
+        reason = describe_exception(exc)
+        self.error = self._redact(reason)
+        self.state = UpstreamState.FAILED
+        logger.warning("server %s is unreachable: %s (retrying)", self.name, self.error)
+        await self._disconnect()
+        self._on_tools_changed(self)
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(client.close(), timeout=5)
+
+    async def _log_upstream(self, message: LogMessage) -> None:
+        level = logging.getLevelNamesMapping().get(str(message.level).upper(), logging.INFO)
+        logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
+
+    # -- calls -----------------------------------------------------------
+
+    def unavailable_error(self) -> UpstreamUnavailableError:
+        reason = self.error or self.state.value
+        return UpstreamUnavailableError(f"Server {self.name!r} is unreachable: {reason}")
+
+    async def call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        progress_handler: ProgressHandler | None = None,
+    ) -> mcp_types.CallToolResult:
+        """Forward one call; protocol errors and lost connections become router errors."""
+        client = self._client
+        if self.state is not UpstreamState.CONNECTED or client is None:
+            self.retry_now()
+            raise self.unavailable_error()
+        try:
+            return await client.call_tool_mcp(
+                tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
+            )
+        except MCPError as exc:
+            if "timed out" in exc.message.lower() or isinstance(exc.__cause__, TimeoutError):
+                raise UpstreamCallError(
+                    f"{self.name}/{tool} did not answer within {self.call_timeout:g} s"
+                ) from None
+            raise UpstreamCallError(f"{self.name}/{tool} failed upstream: {self._redact(exc.message)}") from None
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - transport failure: mark lost and reconnect
+            self.error = self._redact(describe_exception(exc))
+            self._lost.set()
+            raise self.unavailable_error() from None
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A one-line reason, looking through exception groups and empty messages."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
