@@ -44,6 +44,16 @@ _TRANSPORT_ALIASES: dict[str, Transport] = {
 }
 
 
+class _EveryVariableSet(dict):
+    """An environment where every variable is set, to check a file's shape without its secrets."""
+
+    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+        return "set"
+
+
+EVERY_VARIABLE_SET: Mapping[str, str] = _EveryVariableSet()
+
+
 @dataclass(frozen=True)
 class RouterSettings:
     """The router's own knobs; every one has a default so the section is optional."""

@@ -53,3 +53,23 @@ def tool_description(entry: ToolEntry) -> dict[str, Any]:
 
 def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def readable_result(result: Any) -> str:
+    """A call result for a terminal: text as is, other content types as a one-line note."""
+    parts: list[str] = []
+    for block in result.content:
+        if block.type == "text":
+            parts.append(block.text)
+        elif block.type in ("image", "audio"):
+            parts.append(f"[{block.type} {block.mime_type}, {len(block.data) * 3 // 4} bytes]")
+        elif block.type == "resource_link":
+            parts.append(f"[resource link {block.uri}]")
+        elif block.type == "resource":
+            parts.append(f"[resource {block.resource.uri}]")
+        else:
+            parts.append(f"[{block.type}]")
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
+    prefix = "error: " if result.is_error else ""
+    return prefix + "\n".join(parts)

@@ -18,7 +18,7 @@ from fastmcp.client.progress import ProgressHandler
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry
 from discovery_router.config import RouterConfig, RouterSettings, ServerConfig
-from discovery_router.errors import UnknownServerError
+from discovery_router.errors import UnknownServerError, UnknownToolError
 from discovery_router.redact import Redactor
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
@@ -133,7 +133,21 @@ class Router:
     async def describe(self, name: str) -> ToolEntry:
         """One tool by id (or unambiguous bare name)."""
         await self.wait_ready()
-        return self.catalog.resolve(name)
+        return self.resolve(name)
+
+    def resolve(self, name: str) -> ToolEntry:
+        """Catalog lookup that explains a miss caused by a server being down."""
+        try:
+            return self.catalog.resolve(name)
+        except UnknownToolError as exc:
+            server = name.split("/", 1)[0] if "/" in name else None
+            upstream = self.upstreams.get(server) if server else None
+            if upstream is not None and upstream.state is not UpstreamState.CONNECTED:
+                raise upstream.unavailable_error() from None
+            down = [n for n, u in self.upstreams.items() if u.state is UpstreamState.FAILED]
+            if down:
+                raise UnknownToolError(f"{exc} (unreachable now: {', '.join(down)})") from None
+            raise
 
     async def call(
         self,
@@ -144,7 +158,7 @@ class Router:
     ) -> mcp_types.CallToolResult:
         """Validate and forward one call; the upstream's result comes back as it was."""
         await self.wait_ready()
-        entry = self.catalog.resolve(name)
+        entry = self.resolve(name)
         prepared = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
         upstream = self.upstreams[entry.server]
         return await upstream.call(entry.name, prepared, progress_handler=progress_handler)

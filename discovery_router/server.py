@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -79,9 +81,13 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
         ] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> ToolResult:
+        # Upstream progress arrives on the upstream client's reader task, whose
+        # context is not this request's; report it from a copy of ours.
+        request_context = contextvars.copy_context()
+
         async def forward_progress(progress: float, total: float | None, message: str | None) -> None:
             if ctx is not None:
-                await ctx.report_progress(progress, total, message)
+                await asyncio.create_task(ctx.report_progress(progress, total, message), context=request_context)
 
         try:
             result = await router.call(name, arguments, progress_handler=forward_progress)

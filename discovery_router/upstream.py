@@ -213,17 +213,24 @@ class Upstream:
                 tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
             )
         except MCPError as exc:
-            if "timed out" in exc.message.lower() or isinstance(exc.__cause__, TimeoutError):
+            if exc.code == mcp_types.REQUEST_TIMEOUT:
                 raise UpstreamCallError(
                     f"{self.name}/{tool} did not answer within {self.call_timeout:g} s"
                 ) from None
-            raise UpstreamCallError(f"{self.name}/{tool} failed upstream: {self._redact(exc.message)}") from None
+            if exc.code != mcp_types.CONNECTION_CLOSED:
+                raise UpstreamCallError(f"{self.name}/{tool} failed upstream: {self._redact(exc.message)}") from None
+            raise self._connection_lost(exc) from None
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001 - transport failure: mark lost and reconnect
-            self.error = self._redact(describe_exception(exc))
-            self._lost.set()
-            raise self.unavailable_error() from None
+            raise self._connection_lost(exc) from None
+
+    def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError:
+        """Hand the failure to the supervisor (which reconnects) and describe it to the caller."""
+        self.error = self._redact(describe_exception(exc))
+        self.state = UpstreamState.FAILED
+        self._lost.set()
+        return self.unavailable_error()
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -1,0 +1,276 @@
+"""``discovery-router``: a thin command-line shell over :class:`~discovery_router.router.Router`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from discovery_router import render
+from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw
+from discovery_router.config_edit import add_server, remove_server
+from discovery_router.errors import RouterError
+from discovery_router.router import Router
+from discovery_router.upstream import UpstreamState
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `add NAME -- COMMAND ARG...`: everything after `--` is the server's command line.
+    command_line: list[str] = []
+    if "--" in argv and "add" in argv[: argv.index("--")]:
+        split = argv.index("--")
+        argv, command_line = argv[:split], argv[split + 1 :]
+    args = parser.parse_args(argv)
+    args.command_line = command_line
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except RouterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="discovery-router",
+        description="Route an agent to the right tool on many MCP servers through three tools: "
+        "search_tools, describe_tool and call_tool.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="config file (default: $DISCOVERY_ROUTER_CONFIG, "
+                        "else the user config dir; see `config path`)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the router as an MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.set_defaults(handler=cmd_serve)
+
+    search = sub.add_parser("search", help="find tools for a task, as an agent would")
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=None)
+    search.add_argument("--server", default=None, help="only this server's tools")
+    search.set_defaults(handler=cmd_search)
+
+    describe = sub.add_parser("describe", help="show one tool's description and schemas")
+    describe.add_argument("id", help="<server>/<tool>, or a tool name only one server has")
+    describe.set_defaults(handler=cmd_describe)
+
+    call = sub.add_parser("call", help="validate and call one tool")
+    call.add_argument("id")
+    call.add_argument("--args", default=None, metavar="JSON", help="arguments as a JSON object")
+    call.add_argument("--json", action="store_true", help="print the raw MCP result")
+    call.set_defaults(handler=cmd_call)
+
+    status = sub.add_parser("status", help="connect to every server and report its state and tool count")
+    status.set_defaults(handler=cmd_status)
+
+    listing = sub.add_parser("list", help="list configured servers (no connection; secrets hidden)")
+    listing.set_defaults(handler=cmd_list)
+
+    add = sub.add_parser(
+        "add",
+        help="add a server to the config file",
+        usage="discovery-router add NAME --url URL [--header K:V]...\n"
+        "       discovery-router add NAME [--env K=V]... -- COMMAND [ARG...]",
+    )
+    add.add_argument("name")
+    add.add_argument("--url")
+    add.add_argument("--header", action="append", default=[], metavar="K:V")
+    add.add_argument("--transport", choices=["http", "streamable-http", "sse"])
+    add.add_argument("--env", action="append", default=[], metavar="K=V")
+    add.add_argument("--cwd")
+    add.add_argument("--timeout", type=float)
+    add.add_argument("--disabled", action="store_true", help="add it with enabled: false")
+    add.add_argument("--replace", action="store_true", help="overwrite an existing entry of that name")
+    add.set_defaults(handler=cmd_add)
+
+    remove = sub.add_parser("remove", help="remove a server from the config file")
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_remove)
+
+    config = sub.add_parser("config", help="config file helpers")
+    config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    config_sub.add_parser("path", help="print the config file's path").set_defaults(handler=cmd_config_path)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> RouterConfig:
+    return load_config(args.config, missing_ok=args.config is None)
+
+
+def _run_with_router(args: argparse.Namespace, work: Any) -> int:
+    async def run() -> int:
+        async with Router.from_config(_load(args)) as router:
+            await router.wait_ready()
+            return await work(router)
+
+    return asyncio.run(run())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from discovery_router.server import build_server
+
+    config = _load(args)
+    if not config.servers:
+        logging.getLogger("discovery_router").warning(
+            "no servers configured in %s; add one with `discovery-router add`", config.path
+        )
+    app = build_server(Router.from_config(config))
+    if args.transport == "stdio":
+        app.run(transport="stdio", show_banner=False)
+    else:
+        # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
+        access_to_stderr = {"log_config": {"version": 1, "disable_existing_loggers": False, "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+            "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "INFO"}}}}
+        app.run(transport=args.transport, host=args.host, port=args.port, show_banner=False,
+                uvicorn_config=access_to_stderr)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    async def work(router: Router) -> int:
+        hits = await router.search(args.query, args.limit, args.server)
+        print(render.search_results(hits, router.settings.summary_chars))
+        return EXIT_OK if hits else EXIT_FAILURE
+
+    return _run_with_router(args, work)
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    async def work(router: Router) -> int:
+        entry = await router.describe(args.id)
+        print(json.dumps(render.tool_description(entry), indent=2, ensure_ascii=False))
+        return EXIT_OK
+
+    return _run_with_router(args, work)
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    async def work(router: Router) -> int:
+        result = await router.call(args.id, args.args)
+        if args.json:
+            print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
+        else:
+            print(render.readable_result(result))
+        return EXIT_FAILURE if result.is_error else EXIT_OK
+
+    return _run_with_router(args, work)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def work(router: Router) -> int:
+        statuses = router.status()
+        if not statuses:
+            print(f"no servers configured in {router_config_path(args)}")
+            return EXIT_OK
+        width = max(len(s.name) for s in statuses)
+        for s in statuses:
+            detail = f"{s.tool_count} tools" if s.state is UpstreamState.CONNECTED else s.error or ""
+            print(f"{s.name:<{width}}  {s.state.value:<10}  {s.transport:<5}  {detail}")
+        failed = [s for s in statuses if s.state not in (UpstreamState.CONNECTED, UpstreamState.DISABLED)]
+        return EXIT_FAILURE if failed else EXIT_OK
+
+    return _run_with_router(args, work)
+
+
+def router_config_path(args: argparse.Namespace) -> str:
+    return str(locate_config(args.config))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    config = load_config(args.config, missing_ok=args.config is None, environ=EVERY_VARIABLE_SET)
+    if not config.servers:
+        print(f"no servers configured in {config.path}")
+    raw_servers = _raw_servers(config)
+    for name, server in config.servers.items():
+        raw = raw_servers.get(name, {})
+        target = raw.get("url") if server.transport != "stdio" else " ".join([raw.get("command", ""), *raw.get("args", [])])
+        extras = [f"{key}: {', '.join(sorted(raw[key]))}" for key in ("env", "headers") if raw.get(key)]
+        state = "" if server.enabled else "  (disabled)"
+        print(f"{name}  {server.transport}  {target}{state}" + "".join(f"\n    {e}" for e in extras))
+    return EXIT_OK
+
+
+def _raw_servers(config: RouterConfig) -> dict[str, Any]:
+    if config.path is None or not config.path.exists():
+        return {}
+    raw = read_raw(config.path)
+    return raw.get("mcpServers", raw.get("servers", {}))
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    command_line = args.command_line
+    if bool(args.url) == bool(command_line):
+        print("error: give either --url URL or -- COMMAND ARG...", file=sys.stderr)
+        return EXIT_USAGE
+    entry: dict[str, Any] = {}
+    if args.url:
+        entry["url"] = args.url
+        if args.transport:
+            entry["transport"] = args.transport
+        if args.header:
+            entry["headers"] = dict(_split_pair(h, ":", "--header") for h in args.header)
+    else:
+        entry["command"], entry["args"] = command_line[0], command_line[1:]
+        if args.env:
+            entry["env"] = dict(_split_pair(e, "=", "--env") for e in args.env)
+        if args.cwd:
+            entry["cwd"] = args.cwd
+    if args.timeout:
+        entry["timeout"] = args.timeout
+    if args.disabled:
+        entry["enabled"] = False
+    path = locate_config(args.config)
+    add_server(path, args.name, entry, replace=args.replace)
+    literal = [k for k, v in {**entry.get("headers", {}), **entry.get("env", {})}.items() if "${" not in v]
+    if literal:
+        print(f"note: {', '.join(literal)} stored as plain text; ${{VAR}} keeps a secret in the environment instead",
+              file=sys.stderr)
+    print(f"added {args.name} to {path}")
+    return EXIT_OK
+
+
+def _split_pair(text: str, separator: str, flag: str) -> tuple[str, str]:
+    key, found, value = text.partition(separator)
+    if not found or not key.strip():
+        raise RouterError(f"{flag} takes KEY{separator}VALUE, got {key.strip() or text[:1]!r}...")
+    return key.strip(), value.strip()
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    path = locate_config(args.config)
+    remove_server(path, args.name)
+    print(f"removed {args.name} from {path}")
+    return EXIT_OK
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    print(locate_config(args.config))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

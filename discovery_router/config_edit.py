@@ -1,0 +1,59 @@
+"""Editing the config file in place for ``add`` / ``remove``: every other entry keeps its content and order.
+
+The raw JSON (with its ``${VAR}`` references unexpanded) is what we edit, so
+secrets kept in the environment never get written into the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw
+from discovery_router.errors import ConfigError
+
+
+def _servers_key(raw: Mapping[str, Any]) -> str:
+    return "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
+
+
+def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = False) -> None:
+    """Add (or with ``replace``, overwrite) one server entry, validating the result first."""
+    raw = read_raw(path) if path.exists() else {}
+    key = _servers_key(raw)
+    servers = raw.setdefault(key, {})
+    if name in servers and not replace:
+        raise ConfigError(path, name, None, "already exists (remove it first, or pass --replace)")
+    servers[name] = entry
+    parse_config(raw, path=path, environ=EVERY_VARIABLE_SET)
+    write_raw(path, raw)
+
+
+def remove_server(path: Path, name: str) -> None:
+    raw = read_raw(path)
+    servers = raw.get(_servers_key(raw), {})
+    if name not in servers:
+        known = ", ".join(servers) or "none"
+        raise ConfigError(path, name, None, f"no such server (configured: {known})")
+    del servers[name]
+    write_raw(path, raw)
+
+
+def write_raw(path: Path, raw: Mapping[str, Any]) -> None:
+    """Atomically replace the file (temp file + rename), keeping its permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(raw, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

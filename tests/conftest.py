@@ -1,0 +1,88 @@
+"""Shared fixtures: real upstream servers (in memory, stdio, HTTP) and a router client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+
+from discovery_router.config import RouterSettings, parse_config
+from discovery_router.router import Router
+from discovery_router.server import build_server
+from tests.upstreams import build_notes, build_weather
+
+TESTS = Path(__file__).parent
+UPSTREAMS_SCRIPT = str(TESTS / "upstreams.py")
+FAST = RouterSettings(connect_timeout=15, retry_initial=0.2, retry_max=1, health_interval=0)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def weather():
+    return build_weather()
+
+
+@pytest.fixture
+async def router(weather) -> AsyncIterator[Router]:
+    async with Router({"weather": weather, "notes": build_notes()}, FAST) as r:
+        await r.wait_ready()
+        yield r
+
+
+@pytest.fixture
+async def client(weather) -> AsyncIterator[Client]:
+    """A real MCP client talking to the router's MCP server in memory."""
+    router = Router({"weather": weather, "notes": build_notes()}, FAST)
+    async with Client(build_server(router)) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"port {port} did not open")
+
+
+@pytest.fixture
+def http_upstream() -> Iterator[str]:
+    """The weather server over streamable HTTP on 127.0.0.1; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+    process = subprocess.Popen([sys.executable, UPSTREAMS_SCRIPT, "http", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def stdio_entry(upstream: str = "weather") -> dict:
+    return {"command": sys.executable, "args": [UPSTREAMS_SCRIPT, "stdio"],
+            "env": {"UPSTREAM": upstream, "PYTHONPATH": str(TESTS.parent)}}
+
+
+def config_router(servers: dict, environ: dict | None = None) -> Router:
+    config = parse_config({"mcpServers": servers}, environ=environ or dict(os.environ))
+    return Router(config.servers, FAST, redactor=config.redactor)

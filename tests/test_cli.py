@@ -1,0 +1,109 @@
+"""The CLI: config editing in place, and the same operations as the MCP tools for a person."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from discovery_router.cli import main
+from tests.conftest import stdio_entry
+
+REPO = Path(__file__).parent.parent
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "discovery_router", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, timeout=120)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes"), "keep": {"url": "http://127.0.0.1:9/mcp",
+                                "enabled": False}}, "router": {"search_limit": 3}}, indent=2))
+    return path
+
+
+def test_add_list_remove_edit_in_place(config: Path, capsys):
+    before = json.loads(config.read_text())
+    assert main(["--config", str(config), "add", "remote", "--url", "https://h.example/mcp",
+                 "--header", "Authorization:Bearer ${TOKEN}"]) == 0
+    assert main(["--config", str(config), "add", "local", "--env", "K=${K}", "--", "my-server", "--flag", "x"]) == 0
+    after = json.loads(config.read_text())
+    assert after["mcpServers"]["notes"] == before["mcpServers"]["notes"]
+    assert after["router"] == before["router"]
+    assert after["mcpServers"]["remote"] == {"url": "https://h.example/mcp",
+                                             "headers": {"Authorization": "Bearer ${TOKEN}"}}
+    assert after["mcpServers"]["local"] == {"command": "my-server", "args": ["--flag", "x"], "env": {"K": "${K}"}}
+    assert list(after["mcpServers"]) == ["notes", "keep", "remote", "local"]
+
+    capsys.readouterr()
+    assert main(["--config", str(config), "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "remote  http  https://h.example/mcp" in listing and "headers: Authorization" in listing
+    assert "(disabled)" in listing
+
+    assert main(["--config", str(config), "remove", "remote"]) == 0
+    assert "remote" not in json.loads(config.read_text())["mcpServers"]
+    assert main(["--config", str(config), "remove", "remote"]) == 1
+
+
+def test_add_rejects_duplicates_and_bad_input(config: Path, capsys):
+    assert main(["--config", str(config), "add", "notes", "--url", "http://h/mcp"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["--config", str(config), "add", "x"]) == 2
+    assert main(["--config", str(config), "add", "bad/name", "--url", "http://h/mcp"]) == 1
+
+
+def test_add_warns_about_literal_secrets(config: Path, capsys):
+    assert main(["--config", str(config), "add", "r", "--url", "http://h/mcp", "--header", "X-Key:abc123"]) == 0
+    assert "stored as plain text" in capsys.readouterr().err
+
+
+def test_config_path_follows_flag_and_env(tmp_path: Path):
+    assert run("--config", str(tmp_path / "a.json"), "config", "path").stdout.strip() == str(tmp_path / "a.json")
+    env = {"DISCOVERY_ROUTER_CONFIG": str(tmp_path / "b.json")}
+    assert run("config", "path", env=env).stdout.strip() == str(tmp_path / "b.json")
+
+
+def test_search_describe_call_status(config: Path):
+    found = run("--config", str(config), "search", "write a new note")
+    assert found.returncode == 0 and found.stdout.splitlines()[0].startswith("notes/create_note: ")
+    described = run("--config", str(config), "describe", "notes/create_note")
+    assert json.loads(described.stdout)["inputSchema"]["required"] == ["title"]
+    called = run("--config", str(config), "call", "create_note", "--args", '{"title": "cli"}')
+    assert called.returncode == 0 and called.stdout.strip() == "created cli"
+    rejected = run("--config", str(config), "call", "create_note", "--args", '{"title": 5}')
+    assert rejected.returncode == 1 and "5 is not of type 'string'" in rejected.stderr
+    status = run("--config", str(config), "status")
+    assert status.returncode == 0
+    assert "notes" in status.stdout and "connected" in status.stdout and "3 tools" in status.stdout
+    assert "disabled" in status.stdout
+
+
+def test_status_fails_when_a_server_is_down(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"mcpServers": {"dead": {"command": sys.executable, "args": ["-c", "pass"]}},
+                                "router": {"connect_timeout": 10}}))
+    status = run("--config", str(path), "status")
+    assert status.returncode == 1 and "failed" in status.stdout
+
+
+def test_bad_config_exits_non_zero_with_one_clear_message(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"mcpServers": {"gh": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}}}}))
+    result = run("--config", str(path), "status")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: {path}: server 'gh': field 'env.T': environment variable "
+                                     "NOT_SET_ANYWHERE is not set (export it, or write ${NOT_SET_ANYWHERE:-default})")
+
+
+def test_help_everywhere():
+    for args in ([], ["serve"], ["search"], ["add"], ["call"], ["config"]):
+        result = run(*args, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout

@@ -1,0 +1,108 @@
+"""Config parsing: the accepted shapes, and one precise message for each kind of mistake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from discovery_router.config import CONFIG_ENV_VAR, default_config_path, load_config, locate_config, parse_config
+from discovery_router.errors import ConfigError
+
+SECRET = "s3cr3t-token-value"
+
+
+def test_claude_desktop_style_config_parses():
+    config = parse_config({"mcpServers": {
+        "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
+        "remote": {"url": "https://example.com/mcp", "headers": {"Authorization": "Bearer x"}},
+        "legacy": {"url": "https://example.com/sse"},
+        "vscode": {"type": "http", "url": "https://example.com/events/sse"},
+        "off": {"command": "x", "enabled": False, "timeout": 5},
+    }}, environ={})
+    servers = config.servers
+    assert servers["fs"].transport == "stdio" and servers["fs"].args[0] == "-y"
+    assert servers["remote"].transport == "http"
+    assert servers["legacy"].transport == "sse"  # inferred from the /sse path
+    assert servers["vscode"].transport == "http"  # declared type wins over inference
+    assert list(config.enabled_servers) == ["fs", "remote", "legacy", "vscode"]
+    assert servers["off"].timeout == 5.0
+    assert config.settings.search_limit == 5
+
+
+def test_variables_expand_with_defaults_and_are_redacted():
+    config = parse_config({"mcpServers": {"gh": {
+        "url": "https://api.example.com/${TENANT:-public}/mcp",
+        "headers": {"Authorization": "Bearer ${TOKEN}"},
+    }}}, environ={"TOKEN": SECRET})
+    server = config.servers["gh"]
+    assert server.url == "https://api.example.com/public/mcp"
+    assert server.headers["Authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in repr(server)
+    assert config.redactor(f"401 for Bearer {SECRET}") == "401 for ***"
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "words"),
+    [
+        ({"command": "x", "url": "http://h"}, "url", "not both"),
+        ({"command": "x", "args": "not-a-list"}, "args", "list of strings"),
+        ({"command": "x", "args": ["ok", 3]}, "args[1]", "must be a string"),
+        ({"command": "x", "env": {"K": 1}}, "env.K", "must be a string"),
+        ({"command": "x", "colour": "red"}, "colour", "unknown field"),
+        ({"url": "ftp://h"}, "url", "http://"),
+        ({"url": "http://h", "transport": "carrier-pigeon"}, "transport", "one of"),
+        ({"command": "x", "timeout": -1}, "timeout", "positive"),
+        ({"command": "x", "enabled": "yes"}, "enabled", "true or false"),
+        ({"url": "http://h", "env": {"A": "b"}}, "env", "only stdio"),
+    ],
+)
+def test_bad_entries_name_file_server_and_field(entry, field, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"mcpServers": {"srv": entry}}, path=Path("/etc/router.json"), environ={})
+    message = str(caught.value)
+    assert message.startswith("/etc/router.json: server 'srv': ")
+    assert f"field {field!r}" in message
+    assert words in message
+
+
+def test_missing_variable_names_server_field_and_variable_but_no_value():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"mcpServers": {"gh": {"command": "x", "env": {"A": SECRET, "TOKEN": "${GH_TOKEN}"}}}},
+                     path=Path("c.json"), environ={})
+    message = str(caught.value)
+    assert "server 'gh'" in message and "field 'env.TOKEN'" in message and "GH_TOKEN is not set" in message
+    assert SECRET not in message
+
+
+def test_unknown_top_level_key_and_bad_router_setting():
+    with pytest.raises(ConfigError, match="unknown top-level key"):
+        parse_config({"mcpServerz": {}}, environ={})
+    with pytest.raises(ConfigError, match=r"field 'router.search_limit': must be an integer"):
+        parse_config({"router": {"search_limit": "five"}}, environ={})
+    with pytest.raises(ConfigError, match=r"router.colour.*unknown setting"):
+        parse_config({"router": {"colour": 1}}, environ={})
+
+
+def test_invalid_json_names_the_file_and_position(tmp_path: Path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"mcpServers": {"a": {"command": "x",}}}')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(path) in str(caught.value) and "line 1" in str(caught.value)
+
+
+def test_config_location_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(CONFIG_ENV_VAR, raising=False)
+    assert locate_config() == default_config_path()
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(tmp_path / "env.json"))
+    assert locate_config() == tmp_path / "env.json"
+    assert locate_config(tmp_path / "flag.json") == tmp_path / "flag.json"
+
+
+def test_relative_cwd_resolves_against_the_config_file(tmp_path: Path):
+    path = tmp_path / "sub" / "c.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"mcpServers": {"a": {"command": "x", "cwd": ".."}}}))
+    assert load_config(path).servers["a"].cwd == str(tmp_path)

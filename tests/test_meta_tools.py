@@ -1,0 +1,133 @@
+"""The three meta-tools, driven through a real MCP client against in-memory upstreams."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastmcp import Client
+
+from tests.upstreams import PNG_1PX
+
+
+def dump(result) -> dict:
+    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def test_lists_exactly_three_tools(client: Client):
+    tools = await client.list_tools()
+    assert sorted(t.name for t in tools) == ["call_tool", "describe_tool", "search_tools"]
+
+
+async def test_search_returns_compact_ids_without_schemas(client: Client):
+    result = await client.call_tool_mcp("search_tools", {"query": "weather forecast for a city"})
+    text = result.content[0].text
+    first = text.splitlines()[0]
+    assert first.startswith("weather/get_forecast: Get the weather forecast")
+    assert "inputSchema" not in text and "properties" not in text
+    assert result.structured_content is None  # no duplicate payload for the model to pay for
+
+
+async def test_search_limit_and_server_filter(client: Client):
+    result = await client.call_tool_mcp("search_tools", {"query": "echo text back", "limit": 1, "server": "notes"})
+    assert result.content[0].text.splitlines() == ["notes/echo: Echo text back (notes edition)."]
+
+
+async def test_search_unknown_server_is_an_error(client: Client):
+    result = await client.call_tool_mcp("search_tools", {"query": "x", "server": "nope"})
+    assert result.is_error and "Unknown server 'nope'" in result.content[0].text
+    assert "weather" in result.content[0].text
+
+
+async def test_describe_gives_full_schema_and_output_schema(client: Client):
+    result = await client.call_tool_mcp("describe_tool", {"name": "weather/get_forecast"})
+    described = json.loads(result.content[0].text)
+    assert described["name"] == "weather/get_forecast"
+    assert described["inputSchema"]["required"] == ["city"]
+    assert described["inputSchema"]["properties"]["city"]["description"] == "City name"
+    assert set(described["outputSchema"]["properties"]) == {"city", "celsius", "summary"}
+
+
+async def test_call_returns_structured_content_unchanged(client: Client, weather):
+    direct = await Client(weather).__aenter__()
+    try:
+        expected = await direct.call_tool_mcp("get_forecast", {"city": "Oslo", "days": 2})
+    finally:
+        await direct.__aexit__(None, None, None)
+    routed = await client.call_tool_mcp("call_tool", {"name": "weather/get_forecast",
+                                                      "arguments": {"city": "Oslo", "days": 2}})
+    assert routed.structured_content == expected.structured_content == {
+        "city": "Oslo", "celsius": 21.5, "summary": "sunny for 2 day(s)"}
+    assert dump(routed)["content"] == dump(expected)["content"]
+    assert routed.is_error is False
+
+
+async def test_call_passes_images_through(client: Client):
+    result = await client.call_tool_mcp("call_tool", {"name": "weather/radar_image", "arguments": {"region": "north"}})
+    assert [b.type for b in result.content] == ["text", "image"]
+    assert result.content[1].data == PNG_1PX and result.content[1].mime_type == "image/png"
+
+
+async def test_upstream_error_result_keeps_its_content_and_is_error(client: Client):
+    result = await client.call_tool_mcp("call_tool", {"name": "failing_station", "arguments": {"station_id": "s1"}})
+    assert result.is_error is True
+    assert result.content[0].text == "station s1 is offline"
+    assert result.structured_content == {"station": "s1", "ok": False}
+
+
+async def test_invalid_arguments_rejected_before_forwarding(client: Client, weather):
+    result = await client.call_tool_mcp("call_tool", {"name": "weather/get_forecast", "arguments": {"days": "two"}})
+    text = result.content[0].text
+    assert result.is_error
+    assert "'city' is a required property" in text
+    assert "days: 'two' is not of type 'integer'" in text
+    assert weather.calls == []
+
+
+async def test_stringified_arguments_are_accepted(client: Client, weather):
+    args = json.dumps({"route": json.dumps({"from": "A", "to": "B"}), "stops": '["x", "y"]'})
+    result = await client.call_tool_mcp("call_tool", {"name": "weather/plan_trip", "arguments": args})
+    assert not result.is_error, result.content
+    assert result.structured_content == {"route": {"from": "A", "to": "B"}, "stops": ["x", "y"]}
+
+
+async def test_string_that_is_not_an_object_is_rejected(client: Client, weather):
+    result = await client.call_tool_mcp("call_tool", {"name": "weather/get_forecast", "arguments": "[1, 2]"})
+    assert result.is_error and "expected an object" in result.content[0].text
+    assert weather.calls == []
+
+
+async def test_unknown_name_suggests_closest_ids(client: Client):
+    result = await client.call_tool_mcp("call_tool", {"name": "weather/get_forcast", "arguments": {}})
+    assert result.is_error
+    assert "Did you mean: weather/get_forecast" in result.content[0].text
+
+
+async def test_ambiguous_bare_name_lists_candidates(client: Client):
+    result = await client.call_tool_mcp("call_tool", {"name": "echo", "arguments": {"text": "hi"}})
+    assert result.is_error
+    assert "weather/echo" in result.content[0].text and "notes/echo" in result.content[0].text
+
+
+async def test_unique_bare_name_is_accepted(client: Client):
+    result = await client.call_tool_mcp("call_tool", {"name": "create_note", "arguments": {"title": "t"}})
+    assert result.content[0].text == "created t"
+
+
+async def test_progress_is_forwarded(client: Client):
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    result = await client.call_tool_mcp("call_tool", {"name": "weather/slow_report", "arguments": {"steps": 3}},
+                                        progress_handler=on_progress)
+    assert result.content[0].text == "report done in 3 steps"
+    assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+
+
+@pytest.mark.parametrize("tool", ["search_tools", "describe_tool", "call_tool"])
+async def test_meta_tool_descriptions_guide_the_model(client: Client, tool: str):
+    described = {t.name: t.description for t in await client.list_tools()}[tool]
+    assert "search_tools" in described or tool == "search_tools"
+    assert "id" in described

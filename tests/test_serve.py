@@ -1,0 +1,62 @@
+"""``discovery-router serve`` as a real process: stdio and streamable HTTP, real upstreams behind it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+from tests.conftest import free_port, stdio_entry, wait_for_port
+
+REPO = Path(__file__).parent.parent
+
+
+def write_config(tmp_path: Path, servers: dict) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"mcpServers": servers, "router": {"connect_timeout": 20}}))
+    return path
+
+
+async def test_serve_stdio_with_real_upstreams(tmp_path: Path):
+    config = write_config(tmp_path, {"time": {"command": "mcp-server-time"}, "notes": stdio_entry("notes")})
+    transport = StdioTransport(sys.executable, ["-m", "discovery_router", "--config", str(config), "serve"],
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    async with Client(transport) as client:
+        tools = await client.list_tools()
+        assert sorted(t.name for t in tools) == ["call_tool", "describe_tool", "search_tools"]
+        found = await client.call_tool("search_tools", {"query": "get the current time"})
+        assert "time/get_current_time" in found.content[0].text.splitlines()[0]
+        result = await client.call_tool_mcp("call_tool", {"name": "time/get_current_time",
+                                                          "arguments": {"timezone": "Asia/Tokyo"}})
+        assert result.structured_content["timezone"] == "Asia/Tokyo"
+        note = await client.call_tool_mcp("call_tool", {"name": "notes/create_note", "arguments": {"title": "n"}})
+        assert note.content[0].text == "created n"
+
+
+def test_serve_http_answers_on_localhost(tmp_path: Path):
+    config = write_config(tmp_path, {"notes": stdio_entry("notes")})
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",
+         "--port", str(port)], env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+
+        async def talk() -> list[str]:
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                result = await client.call_tool("call_tool", {"name": "create_note", "arguments": {"title": "h"}})
+                return [result.content[0].text] + [t.name for t in await client.list_tools()]
+
+        import asyncio
+
+        assert asyncio.run(talk()) == ["created h", "search_tools", "describe_tool", "call_tool"]
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    assert out == b""  # nothing but protocol ever goes to stdout

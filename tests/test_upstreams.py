@@ -1,0 +1,99 @@
+"""Upstreams over real transports: stdio subprocesses, streamable HTTP, third-party servers, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from discovery_router.errors import UpstreamUnavailableError
+from discovery_router.upstream import UpstreamState
+from tests.conftest import config_router, stdio_entry
+
+SECRET = "tok-9f8e7d6c5b4a"
+
+
+async def test_stdio_and_http_upstreams_side_by_side(http_upstream: str):
+    router = config_router({"local": stdio_entry("notes"), "remote": {"url": http_upstream}})
+    async with router:
+        await router.wait_ready()
+        assert {s.name: s.state for s in router.status()} == {
+            "local": UpstreamState.CONNECTED, "remote": UpstreamState.CONNECTED}
+        note = await router.call("local/create_note", {"title": "stdio"})
+        forecast = await router.call("remote/get_forecast", {"city": "Lima"})
+        assert note.content[0].text == "created stdio"
+        assert forecast.structured_content == {"city": "Lima", "celsius": 21.5, "summary": "sunny for 1 day(s)"}
+        assert [e.id for e in await router.search("weather forecast")][0] == "remote/get_forecast"
+
+
+async def test_real_third_party_server_mcp_server_time():
+    router = config_router({"time": {"command": "mcp-server-time"}})
+    async with router:
+        hits = await router.search("what is the current time in a timezone")
+        assert "time/get_current_time" in [h.id for h in hits]
+        result = await router.call("time/get_current_time", {"timezone": "Europe/Paris"})
+        assert result.structured_content["timezone"] == "Europe/Paris"
+        bad = await router.call("time/get_current_time", {"timezone": "Mars/Olympus"})
+        assert bad.is_error and "Invalid timezone" in bad.content[0].text
+
+
+async def test_dead_server_at_start_is_reported_and_others_work(tmp_path):
+    router = config_router({
+        "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(7)"]},
+        "missing": {"command": "definitely-not-a-command-xyz"},
+        "notes": stdio_entry("notes"),
+    })
+    async with router:
+        await router.wait_ready()
+        states = {s.name: s for s in router.status()}
+        assert states["notes"].state is UpstreamState.CONNECTED
+        assert states["broken"].state is UpstreamState.FAILED and states["broken"].error
+        assert states["missing"].state is UpstreamState.FAILED
+        assert (await router.call("notes/create_note", {"title": "ok"})).content[0].text == "created ok"
+        try:
+            await router.call("broken/anything", {})
+            raise AssertionError("expected the call to fail")
+        except UpstreamUnavailableError as exc:
+            assert "Server 'broken' is unreachable" in str(exc)
+
+
+async def test_crashed_upstream_is_reported_then_reconnected():
+    router = config_router({"weather": stdio_entry("weather")})
+    async with router:
+        await router.wait_ready()
+        first_pid = (await router.call("weather/whoami")).content[0].text
+        try:
+            await router.call("weather/crash")
+            raise AssertionError("expected the crash to surface as unreachable")
+        except UpstreamUnavailableError as exc:
+            assert "Server 'weather' is unreachable" in str(exc)
+        for _ in range(100):
+            if router.upstreams["weather"].state is UpstreamState.CONNECTED:
+                break
+            await asyncio.sleep(0.1)
+        second_pid = (await router.call("weather/whoami")).content[0].text
+        assert second_pid != first_pid
+
+
+async def test_secrets_never_appear_in_status_or_errors(monkeypatch, caplog):
+    monkeypatch.setenv("API_TOKEN", SECRET)
+    router = config_router({"remote": {"url": "http://127.0.0.1:9/mcp?key=${API_TOKEN}",
+                                       "headers": {"Authorization": "Bearer ${API_TOKEN}"}}})
+    async with router:
+        await router.wait_ready()
+        status = router.status()[0]
+        assert status.state is UpstreamState.FAILED
+        try:
+            await router.call("remote/x", {})
+        except UpstreamUnavailableError as exc:
+            assert SECRET not in str(exc)
+    assert SECRET not in (status.error or "")
+    assert SECRET not in caplog.text
+
+
+async def test_disabled_server_is_not_started():
+    router = config_router({"off": {**stdio_entry("notes"), "enabled": False}, "on": stdio_entry("notes")})
+    async with router:
+        await router.wait_ready()
+        states = {s.name: s.state for s in router.status()}
+        assert states == {"off": UpstreamState.DISABLED, "on": UpstreamState.CONNECTED}
+        assert all(e.server == "on" for e in router.catalog.entries)

@@ -1,0 +1,115 @@
+"""Real FastMCP upstream servers for the tests: used in memory, as stdio subprocesses and over HTTP.
+
+Run as a script to serve one: ``python upstreams.py stdio`` or ``python upstreams.py http PORT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from typing import Annotated, Any
+
+from fastmcp import Context, FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp_types import ImageContent, TextContent
+from pydantic import BaseModel, Field
+
+PNG_1PX = base64.b64encode(
+    bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                  "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+).decode()
+
+
+class Forecast(BaseModel):
+    city: str
+    celsius: float
+    summary: str
+
+
+def build_weather() -> FastMCP:
+    """Weather-flavoured tools with structured output, images, errors and progress."""
+    mcp = FastMCP("weather")
+    calls: list[dict[str, Any]] = []
+    mcp.calls = calls  # type: ignore[attr-defined]  # lets tests prove nothing was forwarded
+
+    @mcp.tool
+    def get_forecast(city: Annotated[str, Field(description="City name")], days: int = 1) -> Forecast:
+        """Get the weather forecast for a city."""
+        calls.append({"tool": "get_forecast", "city": city, "days": days})
+        return Forecast(city=city, celsius=21.5, summary=f"sunny for {days} day(s)")
+
+    @mcp.tool
+    def radar_image(region: str) -> ToolResult:
+        """Return the rain radar picture of a region as a PNG image."""
+        calls.append({"tool": "radar_image", "region": region})
+        return ToolResult(content=[TextContent(type="text", text=f"radar for {region}"),
+                                   ImageContent(type="image", data=PNG_1PX, mime_type="image/png")])
+
+    @mcp.tool
+    def failing_station(station_id: str) -> ToolResult:
+        """Read a weather station that always reports a fault."""
+        calls.append({"tool": "failing_station"})
+        return ToolResult(content=[TextContent(type="text", text=f"station {station_id} is offline")],
+                          structured_content={"station": station_id, "ok": False}, is_error=True)
+
+    @mcp.tool
+    async def slow_report(steps: int, ctx: Context) -> str:
+        """Compile a long climate report, reporting progress as it goes."""
+        for step in range(steps):
+            await ctx.report_progress(step + 1, steps, f"step {step + 1}")
+        return f"report done in {steps} steps"
+
+    @mcp.tool
+    def plan_trip(route: dict[str, Any], stops: list[str]) -> dict[str, Any]:
+        """Plan a road trip along a route with several stops."""
+        calls.append({"tool": "plan_trip"})
+        return {"route": route, "stops": stops}
+
+    @mcp.tool
+    def echo(text: str) -> str:
+        """Echo text back (weather edition)."""
+        return f"weather:{text}"
+
+    @mcp.tool
+    def crash() -> str:
+        """Stop this server process at once (to test reconnection)."""
+        os._exit(3)
+
+    @mcp.tool
+    def whoami() -> str:
+        """Report this server's process id."""
+        return str(os.getpid())
+
+    return mcp
+
+
+def build_notes() -> FastMCP:
+    """A second server, sharing one tool name (``echo``) with weather."""
+    mcp = FastMCP("notes")
+
+    @mcp.tool
+    def create_note(title: str, body: str = "") -> str:
+        """Create a new note with a title and body text."""
+        return f"created {title}"
+
+    @mcp.tool
+    def search_notes(query: str) -> list[str]:
+        """Search saved notes by keyword."""
+        return [f"note about {query}"]
+
+    @mcp.tool
+    def echo(text: str) -> str:
+        """Echo text back (notes edition)."""
+        return f"notes:{text}"
+
+    return mcp
+
+
+if __name__ == "__main__":
+    transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    server = build_notes() if os.environ.get("UPSTREAM") == "notes" else build_weather()
+    if transport == "http":
+        server.run(transport="http", host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
+    else:
+        server.run(transport="stdio", show_banner=False)
