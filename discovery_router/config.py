@@ -304,7 +304,7 @@ def _parse_server(
             command=expanded(command, "command", secret=False),
             args=tuple(expanded(a, f"args[{i}]", secret=False) for i, a in enumerate(args)),
             env={k: expanded(v, f"env.{k}", secret=True) for k, v in env.items()},
-            cwd=str((base_dir / expanded(cwd, "cwd", secret=False)).resolve()) if cwd else None,
+            cwd=str((base_dir / Path(expanded(cwd, "cwd", secret=False)).expanduser()).resolve()) if cwd else None,
             enabled=enabled,
             timeout=float(timeout) if timeout is not None else None,
             description=description,

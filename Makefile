@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` (set up, then serve the example config) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXAMPLE := examples/config.json
+
+.PHONY: setup run status test bench bench-quick clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned and installed first: that exact version resolves to a CPU build here,
+# while an unpinned torch (pulled in by sentence-transformers) would fetch GBs of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+run: setup
+	$(BIN)/discovery-router --config $(EXAMPLE) status
+	@echo "Serving the example config at http://127.0.0.1:8765/mcp (Ctrl-C to stop)" >&2
+	$(BIN)/discovery-router --config $(EXAMPLE) serve --transport http --port 8765
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
