@@ -83,6 +83,6 @@ def stdio_entry(upstream: str = "weather") -> dict:
             "env": {"UPSTREAM": upstream, "PYTHONPATH": str(TESTS.parent)}}
 
 
-def config_router(servers: dict, environ: dict | None = None) -> Router:
+def config_router(servers: dict, environ: dict | None = None, settings: RouterSettings = FAST) -> Router:
     config = parse_config({"mcpServers": servers}, environ=environ or dict(os.environ))
-    return Router(config.servers, FAST, redactor=config.redactor)
+    return Router(config.servers, settings, redactor=config.redactor)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from discovery_router.errors import UpstreamUnavailableError
+from dataclasses import replace
+
+from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.upstream import UpstreamState
-from tests.conftest import config_router, stdio_entry
+from tests.conftest import FAST, config_router, stdio_entry
 
 SECRET = "tok-9f8e7d6c5b4a"
 
@@ -97,3 +99,25 @@ async def test_disabled_server_is_not_started():
         states = {s.name: s.state for s in router.status()}
         assert states == {"off": UpstreamState.DISABLED, "on": UpstreamState.CONNECTED}
         assert all(e.server == "on" for e in router.catalog.entries)
+
+
+async def test_server_that_never_answers_times_out_at_start():
+    silent = {"command": sys.executable, "args": ["-c", "import time; time.sleep(60)"]}
+    router = config_router({"silent": silent, "notes": stdio_entry("notes")},
+                           settings=replace(FAST, connect_timeout=2))
+    async with router:
+        await router.wait_ready()
+        states = {s.name: s for s in router.status()}
+        assert states["silent"].state is UpstreamState.FAILED and "timed out" in states["silent"].error
+        assert states["notes"].state is UpstreamState.CONNECTED
+
+
+async def test_slow_call_hits_the_per_server_timeout_and_the_server_stays_up():
+    router = config_router({"weather": {**stdio_entry("weather"), "timeout": 0.5}})
+    async with router:
+        try:
+            await router.call("weather/nap", {"seconds": 5})
+            raise AssertionError("expected a timeout")
+        except UpstreamCallError as exc:
+            assert "did not answer within 0.5 s" in str(exc)
+        assert (await router.call("weather/nap", {"seconds": 0})).content[0].text == "rested"

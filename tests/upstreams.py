@@ -5,6 +5,7 @@ Run as a script to serve one: ``python upstreams.py stdio`` or ``python upstream
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import sys
@@ -75,6 +76,12 @@ def build_weather() -> FastMCP:
     def crash() -> str:
         """Stop this server process at once (to test reconnection)."""
         os._exit(3)
+
+    @mcp.tool
+    async def nap(seconds: float) -> str:
+        """Sleep for a while before answering (to test call timeouts)."""
+        await asyncio.sleep(seconds)
+        return "rested"
 
     @mcp.tool
     def whoami() -> str:
