@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import mcp_types
@@ -84,14 +84,24 @@ class Router:
 
     async def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until every upstream has made its first connection attempt."""
+        return await self._settled(self.upstreams.values(), timeout)
+
+    async def _settled(self, upstreams: Iterable[Upstream], timeout: float | None = None) -> bool:
+        """Wait (bounded) for these upstreams' first connection attempts; True if all made one."""
         await self.start()
-        waits = [u.first_attempt_done.wait() for u in self.upstreams.values()]
+        waits = [u.first_attempt_done.wait() for u in upstreams if not u.first_attempt_done.is_set()]
+        if not waits:
+            return True
         limit = self.settings.connect_timeout + 5 if timeout is None else timeout
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=limit)
             return True
         except asyncio.TimeoutError:
             return False
+
+    async def _catalog_ready(self) -> None:
+        """Searching needs every server's tool list, from a live connection or the cache."""
+        await self._settled(u for u in self.upstreams.values() if not u.tools)
 
     async def stop(self) -> None:
         await asyncio.gather(*(u.stop() for u in self.upstreams.values()))
@@ -109,7 +119,7 @@ class Router:
 
     def _tools_changed(self, _upstream: Upstream) -> None:
         entries = [
-            ToolEntry(name, tool, available=upstream.state is UpstreamState.CONNECTED)
+            ToolEntry(name, tool, available=upstream.state is not UpstreamState.FAILED)
             for name, upstream in self.upstreams.items()
             for tool in upstream.tools
         ]
@@ -121,7 +131,7 @@ class Router:
 
     async def search(self, query: str, limit: int | None = None, server: str | None = None) -> list[ToolEntry]:
         """The best-matching tools for a plain-language query."""
-        await self.wait_ready()
+        await self._catalog_ready()
         if server is not None and server not in self.upstreams:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
@@ -132,7 +142,7 @@ class Router:
 
     async def describe(self, name: str) -> ToolEntry:
         """One tool by id (or unambiguous bare name)."""
-        await self.wait_ready()
+        await self._catalog_ready()
         return self.resolve(name)
 
     def resolve(self, name: str) -> ToolEntry:
@@ -157,8 +167,9 @@ class Router:
         progress_handler: ProgressHandler | None = None,
     ) -> mcp_types.CallToolResult:
         """Validate and forward one call; the upstream's result comes back as it was."""
-        await self.wait_ready()
+        await self._catalog_ready()
         entry = self.resolve(name)
         prepared = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
         upstream = self.upstreams[entry.server]
+        await self._settled([upstream])
         return await upstream.call(entry.name, prepared, progress_handler=progress_handler)
