@@ -67,6 +67,8 @@ class RouterSettings:
     retry_max: float = 60.0
     health_interval: float = 30.0
     """Seconds between pings of connected servers (0 disables)."""
+    refresh_interval: float = 300.0
+    """Seconds between re-listing each server's tools, for servers that never send list_changed (0 disables)."""
     search_limit: int = 5
     max_search_limit: int = 25
     summary_chars: int = 120

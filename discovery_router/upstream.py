@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -94,6 +95,7 @@ class Upstream:
         self._refresh = asyncio.Event()
         self._retry_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listed_at = 0.0
 
     # -- lifecycle -------------------------------------------------------
 
@@ -151,12 +153,14 @@ class Upstream:
         await asyncio.wait_for(client.__aenter__(), timeout=self._settings.connect_timeout)
         tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
+        self._listed_at = time.monotonic()
         logger.info("connected to %s: %d tools", self.name, len(tools))
         self._on_tools_changed(self)
 
     async def _watch(self) -> None:
         """Return (by raising) when the connection is lost; refresh tools on request."""
-        interval = self._settings.health_interval or None
+        ticks = [t for t in (self._settings.health_interval, self._settings.refresh_interval) if t]
+        interval = min(ticks) if ticks else None
         while True:
             waiters = [asyncio.ensure_future(self._lost.wait()), asyncio.ensure_future(self._refresh.wait())]
             done, pending = await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
@@ -165,13 +169,21 @@ class Upstream:
             if self._lost.is_set():
                 raise ConnectionError(self.error or "connection lost")
             assert self._client is not None
-            if self._refresh.is_set():
+            stale = time.monotonic() - self._listed_at > (self._settings.refresh_interval or float("inf"))
+            if self._refresh.is_set() or stale:
                 self._refresh.clear()
-                self.tools = await asyncio.wait_for(self._client.list_tools(), timeout=self._settings.connect_timeout)
-                logger.info("%s changed its tools: now %d", self.name, len(self.tools))
-                self._on_tools_changed(self)
+                await self._relist(self._client)
             elif not done:
                 await asyncio.wait_for(self._client.ping(), timeout=self._settings.connect_timeout)
+
+    async def _relist(self, client: Client[Any]) -> None:
+        """Fetch the tool list again; rebuild the index only if it really changed."""
+        tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
+        self._listed_at = time.monotonic()
+        if [t.model_dump() for t in tools] != [t.model_dump() for t in self.tools]:
+            self.tools = tools
+            logger.info("%s changed its tools: now %d", self.name, len(tools))
+            self._on_tools_changed(self)
 
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)

@@ -7,6 +7,10 @@ import sys
 
 from dataclasses import replace
 
+import mcp_types
+from fastmcp import Context, FastMCP
+
+from discovery_router.router import Router
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.upstream import UpstreamState
 from tests.conftest import FAST, config_router, stdio_entry
@@ -121,3 +125,41 @@ async def test_slow_call_hits_the_per_server_timeout_and_the_server_stays_up():
         except UpstreamCallError as exc:
             assert "did not answer within 0.5 s" in str(exc)
         assert (await router.call("weather/nap", {"seconds": 0})).content[0].text == "rested"
+
+
+def growing_server() -> FastMCP:
+    """A server that adds a tool at run time; ``announce`` says whether it sends list_changed."""
+    server = FastMCP("dyn")
+
+    @server.tool
+    async def grow(name: str, announce: bool, ctx: Context) -> str:
+        """Add a new tool to this server."""
+        server.tool(lambda: "new", name=name, description=f"A freshly grown tool called {name}")
+        if announce:
+            await ctx.send_notification(mcp_types.ToolListChangedNotification())
+        return "ok"
+
+    return server
+
+
+async def wait_for_tool(router, tool_id: str, seconds: float = 5) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if tool_id in router.catalog:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_tools_list_changed_notification_reindexes():
+    async with Router({"dyn": growing_server()}, FAST) as router:
+        await router.wait_ready()
+        await router.call("dyn/grow", {"name": "sprout", "announce": True})
+        assert await wait_for_tool(router, "dyn/sprout")
+        assert [e.id for e in await router.search("freshly grown sprout")][0] == "dyn/sprout"
+
+
+async def test_periodic_refresh_finds_tools_of_silent_servers():
+    async with Router({"dyn": growing_server()}, replace(FAST, refresh_interval=0.3)) as router:
+        await router.wait_ready()
+        await router.call("dyn/grow", {"name": "quiet", "announce": False})
+        assert await wait_for_tool(router, "dyn/quiet")
