@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -137,17 +140,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("discovery_router").warning(
             "no servers configured in %s; add one with `discovery-router add`", config.path
         )
-    app = build_server(Router.from_config(config))
+    router = Router.from_config(config)
+    app = build_server(router)
     if args.transport == "stdio":
-        app.run(transport="stdio", show_banner=False)
+        _serve_stdio_until_stopped(app, router)
     else:
         # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
-        access_to_stderr = {"log_config": {"version": 1, "disable_existing_loggers": False, "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
-            "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "INFO"}}}}
+        access_to_stderr = {"log_config": {"version": 1, "disable_existing_loggers": False,
+                                           "loggers": {"uvicorn": {"level": "INFO"}}}}
         app.run(transport=args.transport, host=args.host, port=args.port, show_banner=False,
                 uvicorn_config=access_to_stderr)
     return EXIT_OK
+
+
+def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
+    """Serve on stdio until EOF, SIGINT or SIGTERM; on a signal stop every upstream child first.
+
+    A signal cannot simply cancel the server: its stdin reader is a worker
+    thread that only returns when a line arrives. So the handler stops the
+    router itself (terminating stdio children) and exits without waiting.
+    """
+
+    async def stop_and_exit() -> None:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(router.stop(), timeout=10)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda: loop.create_task(stop_and_exit()))
+        await app.run_async(transport="stdio", show_banner=False)
+
+    asyncio.run(serve())
 
 
 def cmd_search(args: argparse.Namespace) -> int:
