@@ -9,15 +9,18 @@ validator's own complaint.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError, UnknownType, ValidationError
+from referencing.exceptions import Unresolvable
 
 from discovery_router.errors import InvalidArgumentsError
 
 _MAX_REPORTED_ERRORS = 5
+logger = logging.getLogger("discovery_router.arguments")
 
 
 def parse_arguments(tool_id: str, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
@@ -76,12 +79,15 @@ def validate_arguments(tool_id: str, arguments: dict[str, Any], schema: Mapping[
     """Raise :class:`InvalidArgumentsError` with the validator's messages, paths included."""
     if not schema:
         return
-    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = _validator_for(schema)
+    if validator is None:
+        return  # the upstream's schema is itself invalid; let the upstream judge the call
     try:
-        validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: (list(e.absolute_path), e.message))
-    except SchemaError:
-        return  # the upstream's schema is broken; let the upstream judge the call
+    except (SchemaError, UnknownType, Unresolvable) as exc:
+        logger.warning("inputSchema of %s cannot be used for validation (%s); forwarding unvalidated",
+                       tool_id, type(exc).__name__)
+        return
     if not errors:
         return
     lines = [_describe(error) for error in errors[:_MAX_REPORTED_ERRORS]]
@@ -92,6 +98,27 @@ def validate_arguments(tool_id: str, arguments: dict[str, Any], schema: Mapping[
         f"Invalid arguments for {tool_id} (nothing was sent):\n- " + "\n- ".join(lines)
         + "\nCall describe_tool for its inputSchema."
     )
+
+
+_validators: dict[int, tuple[Mapping[str, Any], Any]] = {}
+_MAX_CACHED_VALIDATORS = 4096
+
+
+def _validator_for(schema: Mapping[str, Any]) -> Any | None:
+    """A checked validator per schema object, cached: building one costs more than validating."""
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator_cls.check_schema(schema)
+        validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+    except (SchemaError, UnknownType, Unresolvable):
+        validator = None
+    if len(_validators) >= _MAX_CACHED_VALIDATORS:
+        _validators.clear()
+    _validators[id(schema)] = (schema, validator)
+    return validator
 
 
 def _describe(error: ValidationError) -> str:

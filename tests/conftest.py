@@ -63,19 +63,41 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
     raise TimeoutError(f"port {port} did not open")
 
 
+class RemoteUpstream:
+    """The weather server as a subprocess on a fixed 127.0.0.1 port, restartable on that port."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport, self.port = transport, free_port()
+        self.process: subprocess.Popen | None = None
+        path = "/sse" if transport == "sse" else "/mcp"
+        self.url = f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+        self.process = subprocess.Popen([sys.executable, UPSTREAMS_SCRIPT, self.transport, str(self.port)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
 @pytest.fixture
-def http_upstream() -> Iterator[str]:
-    """The weather server over streamable HTTP on 127.0.0.1; yields its URL."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
-    process = subprocess.Popen([sys.executable, UPSTREAMS_SCRIPT, "http", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def remote_upstream(request) -> Iterator[RemoteUpstream]:
+    upstream = RemoteUpstream(getattr(request, "param", "http"))
+    upstream.start()
     try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield upstream
     finally:
-        process.terminate()
-        process.wait(10)
+        upstream.stop()
+
+
+@pytest.fixture
+def http_upstream(remote_upstream: RemoteUpstream) -> str:
+    """The weather server over streamable HTTP on 127.0.0.1; its URL."""
+    return remote_upstream.url
 
 
 def stdio_entry(upstream: str = "weather") -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -131,3 +132,17 @@ async def test_meta_tool_descriptions_guide_the_model(client: Client, tool: str)
     described = {t.name: t.description for t in await client.list_tools()}[tool]
     assert "search_tools" in described or tool == "search_tools"
     assert "id" in described
+
+
+async def test_client_cancellation_reaches_the_upstream(client: Client, weather):
+    call = asyncio.create_task(client.call_tool_mcp("call_tool", {"name": "weather/nap", "arguments": {"seconds": 30}}))
+    for _ in range(100):
+        if {"tool": "nap", "event": "started"} in weather.calls:
+            break
+        await asyncio.sleep(0.02)
+    call.cancel()
+    for _ in range(100):
+        if {"tool": "nap", "event": "cancelled"} in weather.calls:
+            break
+        await asyncio.sleep(0.02)
+    assert {"tool": "nap", "event": "cancelled"} in weather.calls

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
+
+import pytest
 
 from dataclasses import replace
 
@@ -163,3 +167,43 @@ async def test_periodic_refresh_finds_tools_of_silent_servers():
         await router.wait_ready()
         await router.call("dyn/grow", {"name": "quiet", "announce": False})
         assert await wait_for_tool(router, "dyn/quiet")
+
+
+async def test_in_flight_call_gets_an_error_when_its_server_dies():
+    router = config_router({"weather": stdio_entry("weather"), "notes": stdio_entry("notes")})
+    async with router:
+        pid = int((await router.call("weather/whoami")).content[0].text)
+        in_flight = asyncio.create_task(router.call("weather/nap", {"seconds": 60}))
+        await asyncio.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(in_flight, timeout=10)
+            raise AssertionError("expected an error")
+        except UpstreamUnavailableError as exc:
+            assert "Server 'weather' is unreachable" in str(exc)
+        assert (await router.call("notes/create_note", {"title": "still fine"})).content[0].text == "created still fine"
+
+
+@pytest.mark.parametrize("remote_upstream", ["http", "sse"], indirect=True)
+async def test_remote_upstream_goes_away_and_comes_back(remote_upstream):
+    router = config_router({"remote": {"url": remote_upstream.url}})
+    async with router:
+        await router.wait_ready()
+        assert router.upstreams["remote"].transport == remote_upstream.transport
+        before = int((await router.call("remote/whoami")).content[0].text)
+        remote_upstream.stop()
+        try:
+            await router.call("remote/whoami")
+            raise AssertionError("expected the call to fail while the server is down")
+        except (UpstreamUnavailableError, UpstreamCallError) as exc:
+            assert "remote" in str(exc)
+        remote_upstream.start()
+        for _ in range(100):
+            try:
+                after = int((await router.call("remote/whoami")).content[0].text)
+                break
+            except (UpstreamUnavailableError, UpstreamCallError):
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("never reconnected")
+        assert after != before

@@ -80,7 +80,12 @@ def build_weather() -> FastMCP:
     @mcp.tool
     async def nap(seconds: float) -> str:
         """Sleep for a while before answering (to test call timeouts)."""
-        await asyncio.sleep(seconds)
+        calls.append({"tool": "nap", "event": "started"})
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            calls.append({"tool": "nap", "event": "cancelled"})
+            raise
         return "rested"
 
     @mcp.tool
@@ -116,7 +121,7 @@ def build_notes() -> FastMCP:
 if __name__ == "__main__":
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
     server = build_notes() if os.environ.get("UPSTREAM") == "notes" else build_weather()
-    if transport == "http":
-        server.run(transport="http", host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
+    if transport in ("http", "sse"):
+        server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
     else:
         server.run(transport="stdio", show_banner=False)
