@@ -55,3 +55,45 @@ def document_text(doc: ToolDoc) -> str:
         )
         if part
     )
+
+
+def embedding_text(doc: ToolDoc, params: bool = False) -> str:
+    """The text a tool is embedded from: what it is, in sentence form, most telling first.
+
+    Parameters are left out by default: with them the fused ranking was no
+    better on ETOM dev and the first embedding of the catalog took 2.4x as
+    long (benchmarks/TUNING.md); BM25 still indexes them.
+    """
+    head = f"{split_identifier(doc.name)} ({split_identifier(doc.server)})"
+    parts = [head + ":", doc.description.strip()]
+    words = parameter_text(doc.input_schema) if params else ""
+    if words:
+        parts.append("Parameters: " + words)
+    return " ".join(p for p in parts if p)
+
+
+_STEP_BREAK = re.compile(
+    r"(?:(?<=[.!?;])\s+(?=[A-Z(\"'])|\n+\s*|,?\s+(?:and\s+)?then\s+|,\s*(?:next|finally|afterwards|after that),?\s+)",
+    re.IGNORECASE,
+)
+
+
+def split_steps(query: str, min_tokens: int = 3) -> list[str]:
+    """The steps of a multi-step request (sentences, "then ..." clauses); a one-step query gives one.
+
+    Fragments with fewer than ``min_tokens`` search tokens are merged into the
+    previous step, so "Then, do it." does not become a query of its own.
+    """
+    steps: list[str] = []
+    for fragment in _STEP_BREAK.split(query):
+        fragment = (fragment or "").strip()
+        if not fragment:
+            continue
+        if steps and len(tokenize(fragment)) < min_tokens:
+            steps[-1] = f"{steps[-1]} {fragment}"
+        else:
+            steps.append(fragment)
+    if len(steps) > 1 and len(tokenize(steps[0])) < min_tokens:
+        steps[1] = f"{steps[0]} {steps[1]}"
+        steps.pop(0)
+    return steps or [query]

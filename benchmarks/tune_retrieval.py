@@ -1,0 +1,171 @@
+"""Measure the product's search on a labelled corpus (default: ETOM dev) under several variants.
+
+Imports the router's own code (discovery_router.search, index_cache); nothing
+here re-implements retrieval. Embeddings are cached under
+benchmarks/results/cache, so a second run embeds nothing.
+
+    .venv/bin/python benchmarks/tune_retrieval.py                 # the default variants
+    .venv/bin/python benchmarks/tune_retrieval.py --backend sentence-transformers
+    .venv/bin/python benchmarks/tune_retrieval.py --sweep         # fusion grid
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from discovery_router.search import SearchIndex, ToolDoc  # noqa: E402
+from discovery_router.search.dense import QUERY_VECTORS  # noqa: E402
+from discovery_router.search.embedders import resolve_embedder  # noqa: E402
+from discovery_router.search.fusion import FusionConfig  # noqa: E402
+from discovery_router.search.text import document_text, embedding_text  # noqa: E402
+from index_cache import IndexCache  # noqa: E402
+
+DATA = Path(os.environ.get("ETOM_DIR", "/work/shared/data/etom"))
+RESULTS = Path(__file__).resolve().parent / "results"
+KS = (1, 3, 5, 10)
+
+
+def load_corpus(folder: Path, queries_file: str) -> tuple[list[ToolDoc], list[dict]]:
+    servers = {}
+    if (folder / "servers.jsonl").exists():
+        for line in open(folder / "servers.jsonl"):
+            s = json.loads(line)
+            servers[s["server"]] = s.get("description") or ""
+    docs = [
+        ToolDoc(
+            t["server"],
+            t["name"],
+            t.get("description") or "",
+            t.get("inputSchema") or {},
+            server_description=servers.get(t["server"], ""),
+        )
+        for t in map(json.loads, open(folder / "tools.jsonl"))
+    ]
+    queries = [json.loads(line) for line in open(folder / queries_file)]
+    return docs, queries
+
+
+def evaluate(index: SearchIndex, queries: list[dict], with_server_desc: bool = True) -> dict:
+    per_level: dict[str, dict[str, list[float]]] = {}
+    latencies = []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = index.search(q["query"], limit=max(KS))
+        latencies.append(time.perf_counter() - t0)
+        ranked = [(h.doc.server, h.doc.name) for h in hits]
+        groups = [{(m["server"], m["tool"]) for m in g} for g in q["gold"]]
+        gold_all = set().union(*groups)
+        row = {}
+        for k in KS:
+            top = set(ranked[:k])
+            row[f"R@{k}"] = sum(bool(g & top) for g in groups) / len(groups)
+        row["MRR"] = next((1 / (r + 1) for r, t in enumerate(ranked) if t in gold_all), 0.0)
+        row["all@10"] = float(all(g & set(ranked[:10]) for g in groups))
+        for level in ("all", f"L{q['level']}"):
+            bucket = per_level.setdefault(level, {})
+            for key, value in row.items():
+                bucket.setdefault(key, []).append(value)
+    out = {level: {k: statistics.fmean(v) for k, v in m.items()} for level, m in per_level.items()}
+    lat = sorted(latencies)
+    out["latency_ms"] = {"p50": 1000 * lat[len(lat) // 2], "p90": 1000 * lat[int(len(lat) * 0.9)]}
+    return out
+
+
+def row(name: str, res: dict) -> str:
+    levels = ["all", "L1", "L2", "L3", "L4"]
+    cells = [name]
+    for lv in levels:
+        m = res.get(lv)
+        cells.append("/".join(f"{m[f'R@{k}']:.3f}" for k in KS) + f" · {m['MRR']:.3f}" if m else "-")
+    cells.append(f"{res['L4']['all@10']:.2f}" if "L4" in res else "-")
+    cells.append(f"{res['latency_ms']['p50']:.2f}")
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| variant | all R@1/3/5/10 · MRR | L1 | L2 | L3 | L4 | L4 all-groups@10 | p50 ms |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--queries", default="queries_dev.jsonl")
+    parser.add_argument("--backend", default="auto", help="auto (int8 ONNX) | sentence-transformers")
+    parser.add_argument("--model", default=None, help="embedding_model setting (path or name)")
+    parser.add_argument("--sweep", action="store_true", help="grid over fusion settings")
+    parser.add_argument("--no-server-desc", action="store_true")
+    parser.add_argument("--only", default=None, help="regex: run only variants whose name matches")
+    args = parser.parse_args()
+
+    docs, queries = load_corpus(args.data, args.queries)
+    if args.no_server_desc:
+        docs = [replace(d, server_description="") for d in docs]
+    cache = IndexCache(RESULTS / "cache")
+    t0 = time.perf_counter()
+    embedder = resolve_embedder(args.model, backend=args.backend)
+    print(f"# embedder {embedder!r} loaded in {time.perf_counter() - t0:.2f}s", flush=True)
+
+    vectors: dict[str, object] = {}
+
+    def matrix_for(text_of) -> object:
+        key = repr(text_of)
+        if key not in vectors:
+            texts = [text_of(d) for d in docs]
+            t = time.perf_counter()
+            res = cache.get_or_embed(embedder, texts)
+            print(f"# {key}: encoded {res.encoded} in {time.perf_counter() - t:.1f}s", flush=True)
+            vectors[key] = res.matrix
+        return vectors[key]
+
+    def run(name: str, fusion: FusionConfig, dense: bool = True, text_of=embedding_text) -> dict | None:
+        if args.only and not re.search(args.only, name):
+            return None
+        index = SearchIndex(docs, fusion=fusion, embedding_text_of=text_of)
+        if dense:
+            index.attach_embeddings(embedder, matrix_for(text_of))
+        if name in ("default", "dense only"):
+            QUERY_VECTORS.clear()  # time the query encoder too, not the query-vector cache
+        res = evaluate(index, queries)
+        print(row(name, res), flush=True)
+        return res
+
+    print(HEADER)
+    no_steps = FusionConfig(server_weight=0.0, split_steps=False)
+    run("BM25 only", replace(no_steps, dense_weight=0.0), dense=False)
+    run("dense only", replace(no_steps, dense_weight=1.0))
+    run("default without steps and server pass", no_steps)
+    run("default without steps", replace(FusionConfig(), split_steps=False))
+    if args.sweep:
+        for w in (0.3, 0.4, 0.5, 0.6, 0.7):
+            run(f"minmax w={w}", replace(no_steps, dense_weight=w))
+        for w in (0.5, 0.6, 0.7):
+            run(f"rrf k=60 w={w}", replace(no_steps, method="rrf", dense_weight=w))
+        run("minmax w=0.5 doc=document_text", replace(no_steps, dense_weight=0.5), text_of=document_text)
+        no_params = functools.partial(embedding_text, params=False)
+        with_params = functools.partial(embedding_text, params=True)
+        run("minmax w=0.4 text with params", no_steps, text_of=with_params)
+        run("dense only, no params in text", replace(no_steps, dense_weight=1.0), text_of=no_params)
+        for sw in (0.1, 0.2, 0.3):
+            run(f"minmax w=0.4 server={sw}", replace(no_steps, server_weight=sw))
+    run("steps on every query", replace(FusionConfig(), steps_min_tokens=0))
+    run("default", FusionConfig())
+    rss = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024
+    print(f"# peak RSS of this process {rss} MiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

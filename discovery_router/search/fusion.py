@@ -1,0 +1,76 @@
+"""Combining the score vectors of several retrievers into one ranking score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How lexical and dense scores are combined; defaults chosen on ETOM dev (benchmarks/TUNING.md).
+
+    method: ``"minmax"`` (weighted sum of scores scaled to [0, 1]) or ``"rrf"``
+    (reciprocal-rank fusion, ``sum w / (rrf_k + rank)``).
+    dense_weight: share of the dense side, in [0, 1].
+    server_weight: weight of a server-level pass (each tool also gets its
+    server's best tool score, so tools of the server a query is about rise
+    together); 0 disables it.
+    split_steps: search each step of a multi-step request separately and
+    interleave the results (several tools are needed, often on several servers),
+    for queries of at least ``steps_min_tokens`` search tokens: short "do X and
+    then Y" requests rank better as one query.
+    """
+
+    method: str = "minmax"
+    dense_weight: float = 0.4
+    rrf_k: float = 60.0
+    server_weight: float = 0.3
+    split_steps: bool = False
+    steps_min_tokens: int = 30
+
+
+def minmax(scores: np.ndarray) -> np.ndarray:
+    lo, hi = float(scores.min()), float(scores.max())
+    if hi - lo <= 1e-12:
+        return np.zeros_like(scores, dtype=np.float64)
+    return (scores.astype(np.float64) - lo) / (hi - lo)
+
+
+def reciprocal_ranks(scores: np.ndarray, k: float, positive_only: bool = False) -> np.ndarray:
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    out = 1.0 / (k + ranks)
+    if positive_only:
+        out[scores <= 0] = 0.0
+    return out
+
+
+def fuse(lexical: np.ndarray, dense: np.ndarray | None, config: FusionConfig) -> np.ndarray:
+    """One score per document, higher is better, ``> 0`` for every document with evidence."""
+    if dense is None:
+        return lexical.astype(np.float64)
+    w = config.dense_weight
+    if config.method == "rrf":
+        return (1 - w) * reciprocal_ranks(lexical, config.rrf_k, positive_only=True) + w * reciprocal_ranks(
+            dense, config.rrf_k
+        )
+    if config.method == "minmax":
+        # Lexical scores are scaled by their max only (zero stays "no evidence");
+        # cosines by min-max over the catalog. A small epsilon keeps every
+        # document above zero so a purely semantic match is still returned.
+        top = float(lexical.max())
+        lex = lexical.astype(np.float64) / top if top > 0 else np.zeros(len(lexical))
+        return (1 - w) * lex + w * minmax(dense) + 1e-9
+    raise ValueError(f"unknown fusion method {config.method!r}")
+
+
+def server_pass(scores: np.ndarray, server_ids: np.ndarray, n_servers: int, weight: float) -> np.ndarray:
+    """Add ``weight`` x the best score of each tool's server to the tool's own score."""
+    if weight <= 0:
+        return scores
+    best = np.full(n_servers, -np.inf)
+    np.maximum.at(best, server_ids, scores)
+    return scores + weight * best[server_ids]

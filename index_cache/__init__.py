@@ -1,0 +1,28 @@
+"""The router's persistent index store: last tool lists and embedding vectors, on disk.
+
+    from index_cache import IndexCache
+    cache = IndexCache()                      # platformdirs.user_cache_dir("discovery-router")
+    cache.save_tools("github", tools)         # after a successful tools/list
+    tools = cache.load_tools("github")        # at start-up, before the server answers
+    result = cache.get_or_embed(embedder, texts)   # only unseen texts are encoded
+    result.matrix, result.encoded
+
+Everything is tool data only (never env, headers or secrets); files are written
+atomically and carry a format version; a damaged or unknown file is logged and
+rebuilt, never raised.
+"""
+
+from index_cache.embeddings import EmbedResult, EmbeddingStore
+from index_cache.store import FORMAT_VERSION, IndexCache, default_cache_dir
+from index_cache.tools import TOOL_FIELDS, ToolStore, clean_tool
+
+__all__ = [
+    "FORMAT_VERSION",
+    "TOOL_FIELDS",
+    "EmbedResult",
+    "EmbeddingStore",
+    "IndexCache",
+    "ToolStore",
+    "clean_tool",
+    "default_cache_dir",
+]

@@ -1,0 +1,177 @@
+"""Embedding vectors keyed by (model id, sha256 of the embedded text), one ``.npz`` per model.
+
+Keying on the text's hash rather than on the server or tool name is what
+makes the store shareable: an unchanged tool hits whatever router embedded
+it, a changed description misses, and a tool moved between configs still hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import threading
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from index_cache.files import atomic_write, safe_name
+
+log = logging.getLogger("index_cache")
+
+
+class EmbedderLike(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    matrix: np.ndarray  # (len(texts), dim) float32, row i for texts[i]
+    encoded: int  # texts the embedder had to encode
+    cached: int  # texts found in the store
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingStore:
+    KIND = "discovery-router/embeddings"
+
+    def __init__(self, directory: Path, format_version: int, max_entries: int = 250_000) -> None:
+        self.directory = directory
+        self.format_version = format_version
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._memory: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+        self._stamps: dict[str, int] = {}
+
+    def path(self, model_id: str) -> Path:
+        return self.directory / safe_name(model_id, ".npz")
+
+    # -- file format ----------------------------------------------------------------
+
+    def _read(self, model_id: str) -> tuple[dict[str, int], np.ndarray] | None:
+        path = self.path(model_id)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if not isinstance(meta, dict) or meta.get("kind") != self.KIND:
+                    raise ValueError("not a discovery-router embedding file")
+                if meta.get("format") != self.format_version:
+                    raise ValueError(f"format {meta.get('format')!r}, expected {self.format_version}")
+                if meta.get("model_id") != model_id:
+                    raise ValueError(f"holds model {meta.get('model_id')!r}")
+                keys = data["keys"]
+                vectors = data["vectors"]
+            if vectors.dtype != np.float32 or vectors.ndim != 2 or keys.shape != (vectors.shape[0],):
+                raise ValueError("keys and vectors do not match")
+            index = {key: i for i, key in enumerate(keys.astype(str).tolist())}
+            return index, vectors
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("embedding cache %s is unusable (%s); it will be rebuilt", path, exc)
+            return None
+
+    def _write(self, model_id: str, index: dict[str, int], vectors: np.ndarray) -> None:
+        keys = np.array(sorted(index, key=index.__getitem__), dtype="<U64")
+        meta = json.dumps({"kind": self.KIND, "format": self.format_version, "model_id": model_id})
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.array(meta), keys=keys, vectors=np.ascontiguousarray(vectors, dtype=np.float32))
+        atomic_write(self.path(model_id), lambda handle: handle.write(buffer.getbuffer()))
+
+    # -- API ------------------------------------------------------------------------
+
+    def _stamp(self, model_id: str) -> int:
+        try:
+            return self.path(model_id).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def lookup(self, model_id: str) -> tuple[dict[str, int], np.ndarray]:
+        """The stored vectors, re-read when another process (e.g. ``reindex``) rewrote the file."""
+        with self._lock:
+            stamp = self._stamp(model_id)
+            state = self._memory.get(model_id)
+            if state is None or self._stamps.get(model_id) != stamp:
+                state = self._read(model_id) or ({}, np.zeros((0, 0), dtype=np.float32))
+                self._memory[model_id], self._stamps[model_id] = state, stamp
+            return state
+
+    def forget(self, model_id: str) -> None:
+        """Drop every stored vector of ``model_id`` (``reindex --force``)."""
+        with self._lock:
+            self._memory.pop(model_id, None)
+            self._stamps.pop(model_id, None)
+            self.path(model_id).unlink(missing_ok=True)
+
+    def get_or_embed(self, embedder: EmbedderLike, texts: Sequence[str]) -> EmbedResult:
+        """Vectors for ``texts`` in order, encoding (in one call) only those not stored yet."""
+        model_id = embedder.model_id
+        keys = [text_key(t) for t in texts]
+        index, vectors = self.lookup(model_id)
+        missing: dict[str, int] = {}
+        for position, key in enumerate(keys):
+            if key not in index and key not in missing:
+                missing[key] = position
+        fresh = embedder.encode([texts[p] for p in missing.values()]) if missing else None
+        if fresh is not None:
+            fresh = np.asarray(fresh, dtype=np.float32)
+            index, vectors = self._add(model_id, list(missing), fresh, keep=set(keys))
+        dim = vectors.shape[1] if vectors.size else (fresh.shape[1] if fresh is not None else 0)
+        matrix = np.empty((len(texts), dim), dtype=np.float32)
+        if texts:
+            matrix[:] = vectors[[index[k] for k in keys]]
+        return EmbedResult(matrix, encoded=len(missing), cached=len(texts) - len(missing))
+
+    def _add(
+        self, model_id: str, new_keys: list[str], new_vectors: np.ndarray, keep: set[str]
+    ) -> tuple[dict[str, int], np.ndarray]:
+        with self._lock:
+            # Merge with what is on disk now: another router may have written meanwhile.
+            index, vectors = self._memory.get(model_id) or ({}, np.zeros((0, 0), dtype=np.float32))
+            on_disk = self._read(model_id)
+            if on_disk is not None and on_disk[1].shape[1:] == new_vectors.shape[1:]:
+                extra = [k for k in on_disk[0] if k not in index]
+                if extra:
+                    index, vectors = self._append(index, vectors, extra, on_disk[1][[on_disk[0][k] for k in extra]])
+            if vectors.size and vectors.shape[1] != new_vectors.shape[1]:
+                index, vectors = {}, np.zeros((0, 0), dtype=np.float32)  # the model changed shape
+            index, vectors = self._append(index, vectors, new_keys, new_vectors)
+            if len(index) > self.max_entries:
+                index, vectors = self._trim(index, vectors, keep)
+            try:
+                self._write(model_id, index, vectors)
+            except OSError as exc:
+                log.warning("cannot write embedding cache %s (%s)", self.path(model_id), exc)
+            self._memory[model_id], self._stamps[model_id] = (index, vectors), self._stamp(model_id)
+            return index, vectors
+
+    @staticmethod
+    def _append(
+        index: dict[str, int], vectors: np.ndarray, keys: list[str], rows: np.ndarray
+    ) -> tuple[dict[str, int], np.ndarray]:
+        index = dict(index)
+        todo = [i for i, k in enumerate(keys) if k not in index]
+        base = len(index)
+        for offset, i in enumerate(todo):
+            index[keys[i]] = base + offset
+        vectors = rows[todo] if not vectors.size else np.concatenate([vectors, rows[todo]])
+        return index, np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _trim(self, index: dict[str, int], vectors: np.ndarray, keep: set[str]) -> tuple[dict[str, int], np.ndarray]:
+        """Drop the oldest entries not needed now, down to ``max_entries``."""
+        order = sorted(index, key=index.__getitem__)
+        drop = len(index) - self.max_entries
+        survivors = [k for k in order if k in keep or (drop := drop - 1) < 0]
+        rows = vectors[[index[k] for k in survivors]]
+        return {k: i for i, k in enumerate(survivors)}, np.ascontiguousarray(rows)

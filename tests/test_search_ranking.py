@@ -1,0 +1,133 @@
+"""Ranking sanity on a small fixed catalog, with the real packaged MiniLM (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+
+from discovery_router.search import SearchIndex, ToolDoc
+from discovery_router.search.embedders import resolve_embedder
+from discovery_router.search.fusion import FusionConfig
+from discovery_router.search.text import split_steps
+
+CATALOG = [
+    ToolDoc("weather", "get_forecast", "Weather forecast for a city: temperature, rain and wind for the next days.",
+            {"properties": {"city": {"type": "string", "description": "City name"}}}),
+    ToolDoc("weather", "get_alerts", "Active severe weather alerts for a US state.",
+            {"properties": {"state": {"type": "string"}}}),
+    ToolDoc("github", "create_issue", "Open a new issue in a GitHub repository.",
+            {"properties": {"repo": {"type": "string"}, "title": {"type": "string"}}}),
+    ToolDoc("github", "list_pull_requests", "List pull requests of a repository."),
+    ToolDoc("mail", "send_email", "Send an email message to one or more recipients.",
+            {"properties": {"to": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}}}),
+    ToolDoc("files", "read_file", "Read the contents of a file from the local disk."),
+    ToolDoc("files", "write_file", "Write text to a file on the local disk, replacing it."),
+    ToolDoc("time", "get_current_time", "Current time in a given IANA timezone."),
+    ToolDoc("translate", "translate_text", "Translate text between languages."),
+    ToolDoc("music", "play_song", "Start playback of a track on the speaker."),
+]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return resolve_embedder(None)
+
+
+@pytest.fixture(scope="module")
+def hybrid(embedder):
+    index = SearchIndex(CATALOG)
+    index.attach_embeddings(embedder, embedder.encode(index.embedding_texts()))
+    return index
+
+
+def top(index, query, **kw):
+    return [h.doc.id for h in index.search(query, **kw)]
+
+
+def test_bm25_alone_answers_before_embeddings():
+    index = SearchIndex(CATALOG)
+    assert not index.hybrid
+    assert top(index, "weather forecast for Paris")[0] == "weather/get_forecast"
+    # No word in common with any tool: lexical search has no evidence.
+    assert top(index, "will it be sunny tomorrow?") == []
+
+
+def test_dense_side_finds_a_tool_with_no_shared_word(hybrid):
+    assert hybrid.hybrid
+    assert top(hybrid, "will it be sunny tomorrow?")[0] == "weather/get_forecast"
+    assert top(hybrid, "what hour is it in Tokyo")[0] == "time/get_current_time"
+    assert top(hybrid, "put on some music")[0] == "music/play_song"
+
+
+def test_lexical_side_still_counts(hybrid):
+    assert top(hybrid, "open a github issue about the crash")[0] == "github/create_issue"
+    assert top(hybrid, "send an email to bob")[0] == "mail/send_email"
+
+
+def test_exact_name_or_id_ranks_first(hybrid):
+    assert top(hybrid, "write_file")[0] == "files/write_file"
+    assert top(hybrid, "weather/get_alerts")[0] == "weather/get_alerts"
+    assert top(hybrid, "  GITHUB/List_Pull_Requests ")[0] == "github/list_pull_requests"
+
+
+def test_server_filter(hybrid):
+    ids = top(hybrid, "read a file", server="files", limit=10)
+    assert ids and all(i.startswith("files/") for i in ids)
+    assert top(hybrid, "read a file", server="nope") == []
+    assert top(hybrid, "get_forecast", server="files") == [] or top(hybrid, "get_forecast", server="files")[0] != "weather/get_forecast"
+
+
+def test_limit_and_empty(hybrid):
+    assert len(hybrid.search("file", limit=1)) == 1
+    assert hybrid.search("", limit=5) == []
+    assert hybrid.search("file", limit=0) == []
+    assert SearchIndex([]).search("anything") == []
+
+
+def test_multi_step_query_finds_each_step(embedder):
+    index = SearchIndex(CATALOG, fusion=FusionConfig(split_steps=True, steps_min_tokens=0))
+    index.attach_embeddings(embedder, embedder.encode(index.embedding_texts()))
+    query = "Get the weather forecast for Berlin. Then translate it to French and then email the summary to my team."
+    ids = top(index, query, limit=5)
+    for expected in ("weather/get_forecast", "translate/translate_text", "mail/send_email"):
+        assert expected in ids
+
+
+def test_split_steps():
+    assert split_steps("Read the file.") == ["Read the file."]
+    steps = split_steps("First read config.yaml from disk, then send its contents by email. Finally, post a note.")
+    assert len(steps) == 3
+
+
+def test_attach_rejects_wrong_shape(embedder):
+    index = SearchIndex(CATALOG)
+    with pytest.raises(ValueError):
+        index.attach_embeddings(embedder, np.zeros((3, embedder.dimension), dtype=np.float32))
+    assert not index.hybrid
+
+
+def test_attach_while_searching_from_another_thread(embedder):
+    index = SearchIndex(CATALOG)
+    matrix = embedder.encode(index.embedding_texts())
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher():
+        try:
+            while not stop.is_set():
+                index.search("send a message by email", limit=3)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    index.attach_embeddings(embedder, matrix)
+    stop.set()
+    thread.join()
+    assert not errors
+    assert index.hybrid
