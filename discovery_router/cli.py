@@ -17,6 +17,7 @@ from discovery_router import render
 from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw
 from discovery_router.config_edit import add_server, remove_server
 from discovery_router.errors import RouterError
+from discovery_router.onboarding.commands import register as register_onboarding
 from discovery_router.router import Router
 from discovery_router.upstream import UpstreamState
 
@@ -113,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="config file helpers")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     config_sub.add_parser("path", help="print the config file's path").set_defaults(handler=cmd_config_path)
+
+    reindex = sub.add_parser("reindex", help="refresh tool lists and embeddings in the index cache")
+    reindex.add_argument("--server", default=None, help="only this server")
+    reindex.add_argument("--force", action="store_true", help="re-embed every tool, ignoring cached vectors")
+    reindex.set_defaults(handler=cmd_reindex)
+
+    register_onboarding(sub)
     return parser
 
 
@@ -123,9 +131,11 @@ def _load(args: argparse.Namespace) -> RouterConfig:
     return load_config(args.config, missing_ok=args.config is None)
 
 
-def _run_with_router(args: argparse.Namespace, work: Any) -> int:
+def _run_with_router(args: argparse.Namespace, work: Any, *, semantic: bool = False) -> int:
+    """Connect, wait for every server's first attempt, run ``work``; the model loads only to search."""
+
     async def run() -> int:
-        async with Router.from_config(_load(args)) as router:
+        async with Router.from_config(_load(args), semantic=semantic) as router:
             await router.wait_ready()
             return await work(router)
 
@@ -175,15 +185,21 @@ def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
         await app.run_async(transport="stdio", show_banner=False)
 
     asyncio.run(serve())
+    # EOF: the lifespan has stopped every upstream. Exit without joining the
+    # embedding thread, which may be inside onnxruntime and abort on teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_OK)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
+        await router.wait_hybrid(timeout=120)
         hits = await router.search(args.query, args.limit, args.server)
         print(render.search_results(hits, router.settings.summary_chars))
         return EXIT_OK if hits else EXIT_FAILURE
 
-    return _run_with_router(args, work)
+    return _run_with_router(args, work, semantic=True)
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -292,6 +308,36 @@ def cmd_remove(args: argparse.Namespace) -> int:
     remove_server(path, args.name)
     print(f"removed {args.name} from {path}")
     return EXIT_OK
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from discovery_router.reindex import reindex, summary
+
+    config = _load(args)
+    with _progress_display() as progress:
+        report = asyncio.run(reindex(config, server=args.server, force=args.force, progress=progress))
+    print(summary(report))
+    return EXIT_FAILURE if report.failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _progress_display() -> Any:
+    """A rich progress bar on a terminal; silence in scripts and pipes."""
+    if not sys.stderr.isatty():
+        yield lambda _phase, _done, _total: None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total or None)
+            bar.update(tasks[phase], completed=done)
+
+        yield update
 
 
 def cmd_config_path(args: argparse.Namespace) -> int:

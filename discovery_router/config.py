@@ -74,7 +74,11 @@ class RouterSettings:
     summary_chars: int = 120
     """Longest one-line summary shown per search hit."""
     cache_dir: str | None = None
+    """Where index_cache/ keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
+    cache_poll_interval: float = 2.0
+    """Seconds between checks for a ``reindex`` run by another process (0 disables)."""
     embedding_model: str | None = None
+    """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
     log_level: str = "INFO"
 
 

@@ -7,8 +7,10 @@ are all thin shells over :class:`Router`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import mcp_types
@@ -19,11 +21,15 @@ from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry
 from discovery_router.config import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.errors import UnknownServerError, UnknownToolError
+from discovery_router.indexer import NO_EMBEDDINGS, Indexer
 from discovery_router.redact import Redactor
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
+from index_cache import IndexCache
 
 logger = logging.getLogger("discovery_router")
+
+NO_CACHE = "none"
 
 ServerTarget = ServerConfig | Any
 """A config entry, or anything ``fastmcp.Client`` accepts (a FastMCP server, a transport, a URL)."""
@@ -37,6 +43,27 @@ def _client_factory(target: ServerTarget):
     return make
 
 
+def open_cache(settings: RouterSettings) -> IndexCache | None:
+    """The on-disk index store, unless ``cache_dir`` is ``"none"``."""
+    if (settings.cache_dir or "").strip().casefold() == NO_CACHE:
+        return None
+    return IndexCache(Path(settings.cache_dir).expanduser() if settings.cache_dir else None)
+
+
+def cache_key(name: str, target: ServerTarget) -> str:
+    """Server name plus a digest of where it lives, so routers with different configs can share a cache.
+
+    Only non-secret identity goes into the digest: transport, command, and the
+    URL without its query string (never args, env or headers).
+    """
+    if isinstance(target, ServerConfig):
+        where = target.command if target.transport == "stdio" else (target.url or "").split("?", 1)[0]
+        identity = f"{target.transport}|{where}"
+    else:
+        identity = f"object|{type(target).__name__}"
+    return f"{name}@{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
 class Router:
     """Connects to every upstream and serves search / describe / call over their tools."""
 
@@ -46,7 +73,9 @@ class Router:
         settings: RouterSettings | None = None,
         *,
         redactor: Redactor | None = None,
+        semantic: bool = True,
     ) -> None:
+        """``semantic=False`` skips loading the embedding model (one-shot commands that never search)."""
         self.settings = settings or RouterSettings()
         self._redactor = redactor or Redactor()
         self._descriptions = {
@@ -65,13 +94,63 @@ class Router:
             )
             for name, target in servers.items()
         }
-        self.catalog = Catalog()
-        self.index = SearchIndex([])
+        self.cache = open_cache(self.settings)
+        self._cache_keys = {name: cache_key(name, target) for name, target in servers.items()}
+        self.indexer = Indexer(
+            self._entries,
+            server_descriptions=self._descriptions,
+            embedding_model=self.settings.embedding_model if semantic else NO_EMBEDDINGS,
+            cache=self.cache,
+        )
+        self._load_cached_tools()
         self._started = False
+        self._watch_task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_config(cls, config: RouterConfig) -> Router:
-        return cls(config.servers, config.settings, redactor=config.redactor)
+    def from_config(cls, config: RouterConfig, *, semantic: bool = True) -> Router:
+        return cls(config.servers, config.settings, redactor=config.redactor, semantic=semantic)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.indexer.catalog
+
+    @property
+    def index(self) -> SearchIndex:
+        return self.indexer.index
+
+    # -- the index cache -------------------------------------------------
+
+    def cache_key_of(self, name: str) -> str:
+        """The key of ``name``'s tool list in the index cache."""
+        return self._cache_keys[name]
+
+    def _load_cached_tools(self) -> None:
+        """Stale but searchable: last known tools of every server, before any connects."""
+        if self.cache is None:
+            return
+        for name, upstream in self.upstreams.items():
+            if upstream.state is UpstreamState.DISABLED or upstream.tools:
+                continue
+            cached = self.cache.load_tools(self._cache_keys[name])
+            if cached:
+                upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in cached]
+        self.indexer.request_rebuild()
+
+    async def _watch_cache(self) -> None:
+        """Pick up a ``discovery-router reindex`` run by another process: re-list every server."""
+        assert self.cache is not None
+        seen = self.cache.generation()
+        while True:
+            await asyncio.sleep(self.settings.cache_poll_interval)
+            current = self.cache.generation()
+            if current != seen:
+                seen = current
+                logger.info("index cache was refreshed by a reindex; re-listing tools")
+                for upstream in self.upstreams.values():
+                    if upstream.state is UpstreamState.CONNECTED:
+                        upstream.request_refresh()
+                    else:
+                        upstream.retry_now()
 
     # -- lifecycle -------------------------------------------------------
 
@@ -79,8 +158,11 @@ class Router:
         """Begin connecting to every enabled upstream concurrently; returns at once."""
         if not self._started:
             self._started = True
+            self.indexer.start()
             for upstream in self.upstreams.values():
                 upstream.start()
+            if self.cache is not None and self.settings.cache_poll_interval:
+                self._watch_task = asyncio.create_task(self._watch_cache(), name="cache-watch")
 
     async def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until every upstream has made its first connection attempt."""
@@ -102,9 +184,14 @@ class Router:
     async def _catalog_ready(self) -> None:
         """Searching needs every server's tool list, from a live connection or the cache."""
         await self._settled(u for u in self.upstreams.values() if not u.tools)
+        await self.indexer.up_to_date()
 
     async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            self._watch_task = None
         await asyncio.gather(*(u.stop() for u in self.upstreams.values()))
+        await self.indexer.stop()
         self._started = False
 
     async def __aenter__(self) -> Router:
@@ -117,15 +204,20 @@ class Router:
     def status(self) -> list[UpstreamStatus]:
         return [u.status for u in self.upstreams.values()]
 
-    def _tools_changed(self, _upstream: Upstream) -> None:
-        entries = [
+    def _entries(self) -> list[ToolEntry]:
+        return [
             ToolEntry(name, tool, available=upstream.state is not UpstreamState.FAILED)
             for name, upstream in self.upstreams.items()
             for tool in upstream.tools
         ]
-        catalog = Catalog(entries)
-        index = SearchIndex([e.to_doc(self._descriptions.get(e.server, "")) for e in entries])
-        self.catalog, self.index = catalog, index
+
+    def _tools_changed(self, upstream: Upstream) -> None:
+        if self.cache is not None and upstream.state is UpstreamState.CONNECTED:
+            try:
+                self.cache.save_tools(self._cache_keys[upstream.name], upstream.tools)
+            except OSError as exc:
+                logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
+        self.indexer.request_rebuild()
 
     # -- the three operations --------------------------------------------
 
@@ -139,6 +231,11 @@ class Router:
         limit = max(1, min(limit, self.settings.max_search_limit))
         catalog, index = self.catalog, self.index
         return [catalog.resolve(hit.doc.id) for hit in index.search(query, limit, server)]
+
+    async def wait_hybrid(self, timeout: float = 60.0) -> bool:
+        """Wait until search uses embeddings too (the MCP server never waits; the CLI does)."""
+        await self._catalog_ready()
+        return await self.indexer.wait_hybrid(timeout)
 
     async def describe(self, name: str) -> ToolEntry:
         """One tool by id (or unambiguous bare name)."""

@@ -104,12 +104,16 @@ class Upstream:
             self._task = asyncio.create_task(self._supervise(), name=f"upstream:{self.name}")
 
     async def stop(self) -> None:
+        """Disconnect and forget the connection state, so a later :meth:`start` connects afresh."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
         await self._disconnect()
+        if self.state is not UpstreamState.DISABLED:
+            self.state = UpstreamState.CONNECTING
+            self.first_attempt_done.clear()
 
     def request_refresh(self) -> None:
         """Re-list tools soon (the upstream said its list changed, or reindex asked)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,9 +21,13 @@ from tests.upstreams import build_notes, build_weather
 
 TESTS = Path(__file__).parent
 UPSTREAMS_SCRIPT = str(TESTS / "upstreams.py")
-FAST = RouterSettings(connect_timeout=15, retry_initial=0.2, retry_max=1, health_interval=0)
+FAST = RouterSettings(connect_timeout=15, retry_initial=0.2, retry_max=1, health_interval=0,
+                      cache_dir="none", embedding_model="none")
+"""In-process routers for core tests: no disk cache, BM25 only (the hybrid index has its own tests)."""
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Every router a test starts, in process or as a subprocess, caches under a throwaway folder.
+os.environ["DISCOVERY_ROUTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="discovery-router-test-cache-")
 
 
 @pytest.fixture

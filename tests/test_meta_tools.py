@@ -8,6 +8,8 @@ import json
 import pytest
 from fastmcp import Client
 
+from discovery_router.server import build_server
+
 from tests.upstreams import PNG_1PX
 
 
@@ -146,3 +148,15 @@ async def test_client_cancellation_reaches_the_upstream(client: Client, weather)
             break
         await asyncio.sleep(0.02)
     assert {"tool": "nap", "event": "cancelled"} in weather.calls
+
+
+async def test_router_can_be_stopped_and_started_again(weather):
+    from discovery_router.router import Router
+    from tests.conftest import FAST
+    from tests.upstreams import build_notes
+
+    router = Router({"weather": weather, "notes": build_notes()}, FAST)
+    for _ in range(2):
+        async with Client(build_server(router)) as client:
+            result = await client.call_tool_mcp("call_tool", {"name": "create_note", "arguments": {"title": "again"}})
+            assert result.content[0].text == "created again"

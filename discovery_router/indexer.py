@@ -1,0 +1,137 @@
+"""Keeping the catalog and its search index in step with the upstreams' tool lists.
+
+Rebuilds run one at a time in a worker thread (tokenizing thousands of tools
+must not stall the event loop) and coalesce: a burst of servers connecting at
+start costs one or two builds, not one per server. The catalog and the index
+are swapped together, so a search never ranks a tool the catalog cannot
+resolve. The dense side comes from :class:`HybridLoader`: BM25 answers until
+the embedding model is loaded, then every new index is made hybrid before it
+is swapped in (only tools never embedded before are encoded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from discovery_router.catalog import Catalog, ToolEntry
+from discovery_router.search import SearchIndex
+from discovery_router.search.hybrid import HybridLoader, UpgradeReport
+
+logger = logging.getLogger("discovery_router.indexer")
+
+NO_EMBEDDINGS = "none"
+"""The ``embedding_model`` setting that turns the dense side off (BM25 only)."""
+
+
+@dataclass(frozen=True)
+class EmbeddingCounts:
+    encoded: int
+    cached: int
+    model_id: str | None
+
+
+class Indexer:
+    def __init__(
+        self,
+        snapshot: Callable[[], Sequence[ToolEntry]],
+        *,
+        server_descriptions: Mapping[str, str] | None = None,
+        embedding_model: str | None = None,
+        cache: object | None = None,
+    ) -> None:
+        self._snapshot = snapshot
+        self._descriptions = dict(server_descriptions or {})
+        self.catalog = Catalog()
+        self.index = SearchIndex([])
+        self.last_upgrade: UpgradeReport | None = None
+        self._encoded_total = 0
+        self.hybrid: HybridLoader | None = None
+        if (embedding_model or "").strip().casefold() != NO_EMBEDDINGS:
+            self.hybrid = HybridLoader(embedding_model, cache, on_ready=self._upgraded)  # type: ignore[arg-type]
+        self._requested = 0
+        self._built = 0
+        self._wake: asyncio.Event | None = None
+        self._done: asyncio.Condition | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._wake, self._done = asyncio.Event(), asyncio.Condition()
+            self._task = asyncio.create_task(self._run(), name="indexer")
+            if self.hybrid is not None:
+                self.hybrid.start()
+            if self._requested:
+                self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def request_rebuild(self) -> None:
+        self._requested += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    async def up_to_date(self) -> None:
+        """Wait until every change requested so far is in the served catalog and index."""
+        target = self._requested
+        if self._built >= target or self._done is None:
+            return
+        async with self._done:
+            await self._done.wait_for(lambda: self._built >= target)
+
+    async def wait_hybrid(self, timeout: float) -> bool:
+        """For one-shot users (the CLI): wait until the served index is hybrid, or the model failed."""
+        if self.hybrid is None:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if not await asyncio.to_thread(self.hybrid.wait, timeout):
+            return False
+        while not self.index.hybrid and self.hybrid.error is None and loop.time() < deadline:
+            await self.up_to_date()
+            await asyncio.sleep(0.02)
+        return self.index.hybrid
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._done is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            target = self._requested
+            entries = list(self._snapshot())
+            try:
+                catalog, index = await asyncio.to_thread(self._build, entries)
+            except Exception:  # noqa: BLE001 - keep serving the previous index
+                logger.exception("rebuilding the search index failed; keeping the previous one")
+            else:
+                self.catalog, self.index = catalog, index
+            async with self._done:
+                self._built = target
+                self._done.notify_all()
+
+    def _build(self, entries: Sequence[ToolEntry]) -> tuple[Catalog, SearchIndex]:
+        index = SearchIndex([e.to_doc(self._descriptions.get(e.server, "")) for e in entries])
+        if self.hybrid is not None:
+            self.hybrid.upgrade(index)  # hybrid now if the model is loaded; else attached when it is
+        return Catalog(entries), index
+
+    def _upgraded(self, _index: SearchIndex, report: UpgradeReport) -> None:
+        self.last_upgrade = report
+        self._encoded_total += report.encoded
+
+    @property
+    def embedding_counts(self) -> EmbeddingCounts:
+        """Tools encoded by this process so far, and how many of the served index came from the cache."""
+        last = self.last_upgrade
+        if last is None:
+            return EmbeddingCounts(0, 0, None)
+        size = last.encoded + last.cached
+        return EmbeddingCounts(self._encoded_total, max(0, size - self._encoded_total), last.model_id)
