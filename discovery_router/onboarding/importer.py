@@ -1,0 +1,203 @@
+"""``import``: read other clients' servers, plan how they merge into the router's config, then write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw
+from discovery_router.config_edit import write_raw
+from discovery_router.errors import ConfigError, RouterError
+from discovery_router.onboarding.clients import CLIENTS, Environment, Source, file_source, read_client_file, server_maps
+from discovery_router.onboarding.normalise import identity, is_router_entry, normalise
+from discovery_router.onboarding.secrets import InlineSecret, find_inline_secrets, redactor_for
+from discovery_router.redact import Redactor
+
+ADD, RENAME, SKIP, IGNORE, ERROR = "add", "rename", "skip", "ignore", "error"
+
+
+@dataclass
+class PlanItem:
+    action: str
+    name: str  # the name in the router's config
+    original: str  # the name in the client's file
+    client: str
+    source: str  # the file, for display
+    entry: dict[str, Any] | None = None
+    reason: str = ""
+    converted: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    secrets: list[InlineSecret] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return self.action in (ADD, RENAME)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the entry's values (which may hold secrets)."""
+        return {
+            "action": self.action, "name": self.name, "original": self.original, "client": self.client,
+            "source": self.source, "reason": self.reason, "converted": self.converted, "dropped": self.dropped,
+            "transport": _transport_word(self.entry) if self.entry else None,
+            "target": describe_target(self.entry),
+            "inline_secrets": [s.where for s in self.secrets],
+        }
+
+
+@dataclass
+class ImportPlan:
+    config_path: Path
+    read: list[str] = field(default_factory=list)  # files read
+    unreadable: list[str] = field(default_factory=list)  # "file: reason"
+    not_found: list[str] = field(default_factory=list)  # clients asked for by name whose files do not exist
+    items: list[PlanItem] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    written: bool = False
+
+    @property
+    def to_write(self) -> list[PlanItem]:
+        return [i for i in self.items if i.writes]
+
+    @property
+    def secrets(self) -> list[InlineSecret]:
+        return [s for i in self.items if i.writes for s in i.secrets]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": str(self.config_path), "read": self.read, "unreadable": self.unreadable,
+            "not_found": self.not_found, "written": self.written,
+            "items": [i.to_json() for i in self.items],
+            "inline_secrets": [{"server": s.server, "where": s.where, "suggest": f"${{{s.variable}}}"}
+                               for s in self.secrets],
+        }
+
+
+def _transport_word(entry: dict[str, Any]) -> str:
+    if "command" in entry:
+        return "stdio"
+    from discovery_router.config import infer_transport
+
+    return entry.get("transport") or infer_transport(str(entry.get("url", "")))
+
+
+def describe_target(entry: dict[str, Any] | None) -> str:
+    """``command arg...`` or the URL, for a table cell (pass it through the plan's redactor)."""
+    if not entry:
+        return ""
+    if "command" in entry:
+        return " ".join(str(x) for x in [entry.get("command", ""), *(entry.get("args") or [])])
+    return str(entry.get("url", ""))
+
+
+def select_sources(env: Environment, wanted: list[str] | None) -> tuple[list[Source], list[str]]:
+    """The files to read for ``--from`` (client names or files; all clients when empty)."""
+    sources: list[Source] = []
+    not_found: list[str] = []
+    for item in wanted or list(CLIENTS):
+        if item in CLIENTS:
+            found = [s for s in CLIENTS[item].sources(env) if s.path.is_file()]
+            if not found and wanted:
+                not_found.append(f"{item}: no config file at "
+                                 + ", ".join(env.display(s.path) for s in CLIENTS[item].sources(env)))
+            sources.extend(found)
+        else:
+            path = Path(item).expanduser()
+            if not path.is_absolute() and env.cwd is not None:
+                path = env.cwd / path
+            if not path.is_file():
+                raise RouterError(f"--from {item}: not a known client ({', '.join(CLIENTS)}) nor an existing file")
+            sources.append(file_source(path))
+    return sources, not_found
+
+
+def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = None) -> ImportPlan:
+    """What importing would do; reads files only."""
+    plan = ImportPlan(config_path)
+    router_raw = read_raw(config_path) if config_path.exists() else {}
+    existing = router_raw.get("mcpServers", router_raw.get("servers", {}))
+    if not isinstance(existing, dict):
+        raise ConfigError(config_path, None, "mcpServers", "must be an object mapping server names to entries")
+    taken: dict[str, str] = {name: identity(e) for name, e in existing.items() if isinstance(e, dict)}
+    by_identity: dict[str, str] = {}
+    for name, ident in taken.items():
+        by_identity.setdefault(ident, name)
+
+    sources, plan.not_found = select_sources(env, wanted)
+    all_entries: dict[str, dict[str, Any]] = {}
+    seen_files: set[Path] = set()
+    for source in sources:
+        resolved = source.path.resolve()
+        if resolved in seen_files or (config_path.exists() and resolved == config_path.resolve()):
+            continue
+        seen_files.add(resolved)
+        try:
+            raw, _commented = read_client_file(source.path)
+        except ConfigError as exc:
+            if source.client == "file":
+                raise
+            plan.unreadable.append(f"{env.display(source.path)}: {exc.message}")
+            continue
+        plan.read.append(env.display(source.path))
+        for smap in server_maps(raw, source):
+            where = env.display(source.path) + (f" ({smap.keys[1]})" if smap.keys[0] == "projects" else "")
+            for original, raw_entry in smap.entries.items():
+                item = _plan_one(env, smap.project, source.client, where, original, raw_entry, taken, by_identity)
+                plan.items.append(item)
+                if item.entry is not None:
+                    all_entries[f"{where}:{original}"] = item.entry
+    plan.redactor = redactor_for(all_entries)
+    return plan
+
+
+def _plan_one(env: Environment, project: Path | None, client: str, where: str, original: str, raw_entry: Any,
+              taken: dict[str, str], by_identity: dict[str, str]) -> PlanItem:
+    item = PlanItem(SKIP, original, original, client, where)
+    if is_router_entry(raw_entry):
+        item.action, item.reason = IGNORE, "the router's own entry"
+        return item
+    result = normalise(original, raw_entry, env, project)
+    item.name, item.entry = result.name, result.entry
+    item.converted, item.dropped = result.converted, result.dropped
+    if result.error:
+        item.action, item.reason, item.entry = ERROR, f"not imported: {result.error}", None
+        return item
+    ident = identity(result.entry)
+    if ident in by_identity:
+        same = by_identity[ident]
+        item.name = same
+        item.reason = "already present" if same == result.name else f"already present as {same}"
+        return item
+    name = result.name
+    if name in taken:
+        suffix = client if client != "file" else "imported"
+        candidate, n = f"{name}-{suffix}", 2
+        while candidate in taken:
+            candidate, n = f"{name}-{suffix}-{n}", n + 1
+        item.action, item.reason = RENAME, f"{name} is taken by a different server"
+        name = candidate
+    elif name != original:
+        item.action, item.reason = RENAME, "name not allowed by the router"
+    else:
+        item.action = ADD
+    item.name = name
+    item.secrets = find_inline_secrets(name, result.entry)[0]
+    taken[name] = ident
+    by_identity[ident] = name
+    return item
+
+
+def apply_import(plan: ImportPlan) -> None:
+    """Add the planned entries to the router's config (validated first, written atomically)."""
+    if not plan.to_write:
+        return
+    path = plan.config_path
+    raw = read_raw(path) if path.exists() else {}
+    key = "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
+    servers = raw.setdefault(key, {})
+    for item in plan.to_write:
+        assert item.entry is not None
+        servers[item.name] = item.entry
+    parse_config(raw, path=path, environ=EVERY_VARIABLE_SET)
+    write_raw(path, raw)
+    plan.written = True
