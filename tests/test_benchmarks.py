@@ -1,0 +1,82 @@
+"""The benchmark harness runs end to end on small inputs and writes well-formed outputs.
+
+Only shape is checked here, never timing or quality numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path("/work/shared/data/etom")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+EXPECTED_KEYS = {
+    "tokens": {"suite", "catalogs", "checks", "plots", "tokenizers"},
+    "retrieval": {"suite", "retrievers", "checks", "plots", "queries", "tools"},
+    "latency": {"suite", "forwarding", "search", "checks", "plots"},
+    "scale": {"suite", "rows", "checks", "plots", "sizes"},
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    if not (CORPUS / "tools.jsonl").exists():
+        pytest.skip(f"benchmark corpus not found at {CORPUS}")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("quicktok")
+    out = tmp_path_factory.mktemp("bench")
+    rankings = out / "rankings.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out), "--quiet",
+         "--rankings", str(rankings)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_every_suite_writes_json_with_expected_keys(quick_run: Path) -> None:
+    for suite, keys in EXPECTED_KEYS.items():
+        data = json.loads((quick_run / f"{suite}.json").read_text())
+        assert "error" not in data, data.get("error")
+        assert keys <= set(data), (suite, keys - set(data))
+        for c in data["checks"]:
+            assert {"name", "target", "measured", "pass"} <= set(c)
+
+
+def test_token_catalogs_are_counted(quick_run: Path) -> None:
+    data = json.loads((quick_run / "tokens.json").read_text())
+    assert len(data["catalogs"]) == 2
+    for cat in data["catalogs"]:
+        for unit in ("o200k_base", "cl100k_base"):
+            assert cat["merged"][unit] > cat["router_upfront"][unit] > 0
+            assert cat["per_lookup"][unit]["lookup"]["median"] > 0
+
+
+def test_retrieval_reports_every_retriever(quick_run: Path) -> None:
+    data = json.loads((quick_run / "retrieval.json").read_text())
+    keys = [r["key"] for r in data["retrievers"]]
+    assert keys == ["router", "bm25", "dense", "peer"]
+    for r in data["retrievers"]:
+        if r["metrics"] is not None:
+            assert {"R@1", "R@3", "R@5", "R@10", "MRR", "all@10"} <= set(r["metrics"]["all"])
+    lines = (quick_run / "rankings.jsonl").read_text().splitlines()
+    assert len(lines) == data["queries"]
+    first = json.loads(lines[0])
+    assert set(first) == {"query", "ranked"} and len(first["ranked"]) <= 10
+    assert all(set(item) == {"server", "tool"} for item in first["ranked"])
+
+
+def test_summary_and_plots(quick_run: Path) -> None:
+    summary = (quick_run / "summary.md").read_text()
+    assert "PASS/MISS" in summary and "## Machine" in summary
+    pngs = sorted(quick_run.glob("*.png"))
+    assert {p.name for p in pngs} >= {"tokens.png", "retrieval.png", "latency.png", "scale.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
