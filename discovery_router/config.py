@@ -71,7 +71,7 @@ class RouterSettings:
     """Seconds between re-listing each server's tools, for servers that never send list_changed (0 disables)."""
     search_limit: int = 5
     max_search_limit: int = 25
-    summary_chars: int = 120
+    summary_chars: int = 96
     """Longest one-line summary shown per search hit."""
     cache_dir: str | None = None
     """Where index_cache/ keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""

@@ -41,14 +41,50 @@ def tool_description(entry: ToolEntry) -> dict[str, Any]:
     if tool.title:
         described["title"] = tool.title
     described["description"] = tool.description or ""
-    described["inputSchema"] = tool.input_schema
+    described["inputSchema"] = slim_schema(tool.input_schema)
     if tool.output_schema is not None:
-        described["outputSchema"] = tool.output_schema
+        described["outputSchema"] = slim_schema(tool.output_schema)
     if tool.annotations is not None:
         described["annotations"] = tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
     if not entry.available:
         described["available"] = False
     return described
+
+
+_NOISE_KEYS = frozenset({"$schema"})
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.casefold())
+
+
+def slim_schema(schema: Any, key: str | None = None) -> Any:
+    """The schema minus what carries no meaning for a caller, paid for on every describe.
+
+    Drops ``$schema`` and generated ``title``s that only restate a property or
+    model name (pydantic's "Repo Path" for ``repo_path``, "get_timeArguments");
+    every constraint, description, default and enum stays.
+    """
+    if isinstance(schema, list):
+        return [slim_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    slim: dict[str, Any] = {}
+    for name, value in schema.items():
+        if name in _NOISE_KEYS:
+            continue
+        if name == "title" and isinstance(value, str) and _generated_title(value, key):
+            continue
+        if name in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
+            slim[name] = {prop: slim_schema(sub, prop) for prop, sub in value.items()}
+        else:
+            slim[name] = slim_schema(value)
+    return slim
+
+
+def _generated_title(title: str, key: str | None) -> bool:
+    squashed = _squash(title)
+    return key is None or squashed == _squash(key) or squashed.endswith(("arguments", "output", "result"))
 
 
 def compact_json(value: Any) -> str:

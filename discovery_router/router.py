@@ -25,7 +25,7 @@ from discovery_router.indexer import NO_EMBEDDINGS, Indexer
 from discovery_router.redact import Redactor
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
-from index_cache import IndexCache
+from index_cache import IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
 
@@ -137,7 +137,7 @@ class Router:
         self.indexer.request_rebuild()
 
     async def _watch_cache(self) -> None:
-        """Pick up a ``discovery-router reindex`` run by another process: re-list every server."""
+        """Pick up a ``discovery-router reindex`` run by another process."""
         assert self.cache is not None
         seen = self.cache.generation()
         while True:
@@ -145,12 +145,25 @@ class Router:
             current = self.cache.generation()
             if current != seen:
                 seen = current
-                logger.info("index cache was refreshed by a reindex; re-listing tools")
-                for upstream in self.upstreams.values():
-                    if upstream.state is UpstreamState.CONNECTED:
-                        upstream.request_refresh()
-                    else:
-                        upstream.retry_now()
+                logger.info("the index cache was refreshed by a reindex; updating")
+                self._adopt_reindexed_tools()
+
+    def _adopt_reindexed_tools(self) -> None:
+        """Re-list live servers, restart those whose reindexed list differs, refresh stale ones."""
+        assert self.cache is not None
+        for name, upstream in self.upstreams.items():
+            if upstream.state is UpstreamState.DISABLED:
+                continue
+            cached = self.cache.load_tools(self._cache_keys[name])
+            if upstream.state is not UpstreamState.CONNECTED:
+                if cached is not None:
+                    upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in cached]
+                upstream.retry_now()
+            elif cached is not None and cached != [clean_tool(t) for t in upstream.tools]:
+                upstream.restart()  # e.g. a stdio server upgraded on disk: our child is the old version
+            else:
+                upstream.request_refresh()
+        self.indexer.request_rebuild()
 
     # -- lifecycle -------------------------------------------------------
 

@@ -52,6 +52,10 @@ class UpstreamStatus:
     transport: str = ""
 
 
+class _Restart(Exception):
+    """Raised inside the supervisor to reconnect without counting a failure."""
+
+
 class _Notifications(MessageHandler):
     """Routes an upstream's notifications back to its :class:`Upstream`."""
 
@@ -93,22 +97,29 @@ class Upstream:
         self._client: Client[Any] | None = None
         self._lost = asyncio.Event()
         self._refresh = asyncio.Event()
+        self._restart = asyncio.Event()
         self._retry_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listed_at = 0.0
+        self._stopping = False
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
         if self.state is not UpstreamState.DISABLED and self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._supervise(), name=f"upstream:{self.name}")
 
     async def stop(self) -> None:
         """Disconnect and forget the connection state, so a later :meth:`start` connects afresh."""
+        self._stopping = True
         if self._task is not None:
+            # A cancel can land inside fastmcp's connect and come back as an
+            # ordinary error; the flag (and waking the backoff) ends the loop anyway.
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            self._retry_now.set()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._task, timeout=10)
             self._task = None
         await self._disconnect()
         if self.state is not UpstreamState.DISABLED:
@@ -118,6 +129,10 @@ class Upstream:
     def request_refresh(self) -> None:
         """Re-list tools soon (the upstream said its list changed, or reindex asked)."""
         self._refresh.set()
+
+    def restart(self) -> None:
+        """Reconnect (a new process for stdio servers): its tool list on disk changed under us."""
+        self._restart.set()
 
     def retry_now(self) -> None:
         """Skip the rest of the backoff wait (used by reindex and by calls to a failed server)."""
@@ -129,7 +144,7 @@ class Upstream:
 
     async def _supervise(self) -> None:
         delay = self._settings.retry_initial
-        while True:
+        while not self._stopping:
             try:
                 await self._connect()
                 delay = self._settings.retry_initial
@@ -137,7 +152,12 @@ class Upstream:
                 await self._watch()
             except asyncio.CancelledError:
                 raise
+            except _Restart:
+                logger.info("restarting %s to pick up its new tool list", self.name)
+                await self._disconnect()
             except BaseException as exc:  # noqa: BLE001 - any failure is reported, then retried
+                if self._stopping:
+                    return
                 await self._mark_failed(exc)
                 self.first_attempt_done.set()
                 self._retry_now.clear()
@@ -166,12 +186,15 @@ class Upstream:
         ticks = [t for t in (self._settings.health_interval, self._settings.refresh_interval) if t]
         interval = min(ticks) if ticks else None
         while True:
-            waiters = [asyncio.ensure_future(self._lost.wait()), asyncio.ensure_future(self._refresh.wait())]
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._lost, self._refresh, self._restart)]
             done, pending = await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in pending:
                 waiter.cancel()
             if self._lost.is_set():
                 raise ConnectionError(self.error or "connection lost")
+            if self._restart.is_set():
+                self._restart.clear()
+                raise _Restart
             assert self._client is not None
             stale = time.monotonic() - self._listed_at > (self._settings.refresh_interval or float("inf"))
             if self._refresh.is_set() or stale:

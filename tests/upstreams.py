@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastmcp import Context, FastMCP
@@ -118,9 +120,19 @@ def build_notes() -> FastMCP:
     return mcp
 
 
+def add_extra_tools(server: FastMCP, path: str) -> None:
+    """Tools named in a JSON file, read at start: a server whose tool list changes between runs."""
+    for name in json.loads(Path(path).read_text()):
+        server.tool(lambda: "extra", name=name, description=f"An extra tool called {name.replace('_', ' ')}")
+
+
 if __name__ == "__main__":
+    if os.environ.get("UPSTREAM_BROKEN"):
+        sys.exit("this upstream is configured to fail at start")
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
     server = build_notes() if os.environ.get("UPSTREAM") == "notes" else build_weather()
+    if os.environ.get("EXTRA_TOOLS_FILE"):
+        add_extra_tools(server, os.environ["EXTRA_TOOLS_FILE"])
     if transport in ("http", "sse"):
         server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
     else:

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-DEFAULT_CORPUS = Path(os.environ.get("ETOM_DIR", "/work/shared/data/etom"))
+DEFAULT_CORPUS = Path(os.environ.get("ETOM_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data" / "etom")
 DEFAULT_CACHE = ROOT / "benchmarks" / "results" / "cache"
 SUITES_DIR = Path(__file__).resolve().parent
 
