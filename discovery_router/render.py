@@ -38,7 +38,7 @@ def tool_description(entry: ToolEntry) -> dict[str, Any]:
     """The full tool, renamed to its router id, as a JSON-able dict."""
     tool = entry.tool
     described: dict[str, Any] = {"name": entry.id}
-    if tool.title:
+    if tool.title and _squash(tool.title) != _squash(tool.name):  # not a prettified copy of the name
         described["title"] = tool.title
     described["description"] = tool.description or ""
     described["inputSchema"] = slim_schema(tool.input_schema)
@@ -89,6 +89,23 @@ def _generated_title(title: str, key: str | None) -> bool:
 
 def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def describe_text(entry: ToolEntry) -> str:
+    """describe_tool's answer: the id, the description as plain text, then each schema as compact JSON.
+
+    Plain lines rather than one JSON object: on the wire a JSON document inside
+    a text block has every quote escaped, which the model pays for in tokens.
+    """
+    described = tool_description(entry)
+    lines = [described["name"] + (" [server unreachable]" if not entry.available else "")]
+    if "title" in described:
+        lines.append(f"title: {described['title']}")
+    lines.append(described["description"].strip() or "(no description)")
+    for key in ("inputSchema", "outputSchema", "annotations"):
+        if key in described:
+            lines.append(f"{key}: {compact_json(described[key])}")
+    return "\n".join(lines)
 
 
 def readable_result(result: Any) -> str:

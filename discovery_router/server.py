@@ -71,7 +71,7 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
             entry = await router.describe(name)
         except RouterError as exc:
             raise ToolError(str(exc)) from None
-        return render.compact_json(render.tool_description(entry))
+        return render.describe_text(entry)
 
     @mcp.tool(name="call_tool", description=CALL_DESCRIPTION, output_schema=None)
     async def call_tool(

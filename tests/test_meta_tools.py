@@ -44,11 +44,13 @@ async def test_search_unknown_server_is_an_error(client: Client):
 
 async def test_describe_gives_full_schema_and_output_schema(client: Client):
     result = await client.call_tool_mcp("describe_tool", {"name": "weather/get_forecast"})
-    described = json.loads(result.content[0].text)
-    assert described["name"] == "weather/get_forecast"
-    assert described["inputSchema"]["required"] == ["city"]
-    assert described["inputSchema"]["properties"]["city"]["description"] == "City name"
-    assert set(described["outputSchema"]["properties"]) == {"city", "celsius", "summary"}
+    lines = result.content[0].text.splitlines()
+    assert lines[:2] == ["weather/get_forecast", "Get the weather forecast for a city."]
+    schemas = {key: json.loads(value) for key, _, value in (line.partition(": ") for line in lines[2:])}
+    assert schemas["inputSchema"]["required"] == ["city"]
+    assert schemas["inputSchema"]["properties"]["city"] == {"description": "City name", "type": "string"}
+    assert set(schemas["outputSchema"]["properties"]) == {"city", "celsius", "summary"}
+    assert "title" not in schemas["outputSchema"]  # generated titles are dropped; constraints stay
 
 
 async def test_call_returns_structured_content_unchanged(client: Client, weather):

@@ -199,6 +199,8 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
 async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
     from fastmcp import Client
 
+    from discovery_router.search.dense import QUERY_VECTORS
+
     shared = await ctx.corpus_router()
     router, server_client = shared.router, shared.client
     queries = [q["query"] for q in shared.corpus.queries] or ["send a message"]
@@ -207,8 +209,11 @@ async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
     def next_query() -> str:
         return queries[next(cycle) % len(queries)]
 
-    out: dict[str, Any] = {"tools": len(shared.corpus.tools), "mode": shared.info.get("mode")}
+    out: dict[str, Any] = {"tools": len(shared.corpus.tools), "mode": shared.info.get("mode"),
+                           "query_vectors": "cold: the query-vector cache is cleared before each series"}
+    QUERY_VECTORS.clear()
     out["router.search api"] = stats(await timed(lambda: router.search(next_query()), n, warmup))
+    QUERY_VECTORS.clear()
     out["search_tools mcp-memory"] = stats(await timed(
         lambda: server_client.call_tool_mcp("search_tools", {"query": next_query()}), n, warmup))
     ctx.log(f"latency: search_tools p50 {out['search_tools mcp-memory']['p50']:.3f} ms")
