@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import weakref
+from typing import Any
+
 MASK = "***"
 _MIN_SECRET_LENGTH = 4
 
@@ -28,3 +32,39 @@ class Redactor:
 
     def __len__(self) -> int:
         return len(self._secrets)
+
+
+_log_redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
+_previous_factory = None
+
+
+def redact_logs(redactor: Redactor) -> None:
+    """Mask ``redactor``'s secrets in every log record from now on, whoever logs it.
+
+    Libraries below us (HTTP clients, the MCP SDK) log URLs and headers at
+    debug level; a record factory is the one place every record passes through,
+    whichever logger or handler it goes to.
+    """
+    global _previous_factory
+    _log_redactors.add(redactor)
+    if _previous_factory is None:
+        _previous_factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(_redacting_factory)
+
+
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    assert _previous_factory is not None
+    record = _previous_factory(*args, **kwargs)
+    redactors = [r for r in list(_log_redactors) if len(r)]
+    if not redactors:
+        return record
+    message = record.getMessage()
+    for redactor in redactors:
+        message = redactor(message)
+    record.msg, record.args = message, ()
+    if record.exc_info:
+        text = logging.Formatter().formatException(record.exc_info)
+        for redactor in redactors:
+            text = redactor(text)
+        record.exc_text = text
+    return record

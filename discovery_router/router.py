@@ -22,7 +22,7 @@ from discovery_router.catalog import Catalog, ToolEntry
 from discovery_router.config import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.errors import UnknownServerError, UnknownToolError
 from discovery_router.indexer import NO_EMBEDDINGS, Indexer
-from discovery_router.redact import Redactor
+from discovery_router.redact import Redactor, redact_logs
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
 from index_cache import IndexCache, clean_tool
@@ -78,6 +78,7 @@ class Router:
         """``semantic=False`` skips loading the embedding model (one-shot commands that never search)."""
         self.settings = settings or RouterSettings()
         self._redactor = redactor or Redactor()
+        redact_logs(self._redactor)
         self._descriptions = {
             name: target.description or "" for name, target in servers.items() if isinstance(target, ServerConfig)
         }
