@@ -18,6 +18,7 @@ from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_confi
 from discovery_router.config_edit import add_server, remove_server
 from discovery_router.errors import RouterError
 from discovery_router.onboarding.commands import register as register_onboarding
+from discovery_router.onboarding.output import Output, Table
 from discovery_router.router import Router
 from discovery_router.upstream import UpstreamState
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=None)
     search.add_argument("--server", default=None, help="only this server's tools")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(handler=cmd_search)
 
     describe = sub.add_parser("describe", help="show one tool's description and schemas")
@@ -85,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.set_defaults(handler=cmd_call)
 
     status = sub.add_parser("status", help="connect to every server and report its state and tool count")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=cmd_status)
 
     listing = sub.add_parser("list", help="list configured servers (no connection; secrets hidden)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=cmd_list)
 
     add = sub.add_parser(
@@ -196,7 +200,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
         await router.wait_hybrid(timeout=120)
         hits = await router.search(args.query, args.limit, args.server)
-        print(render.search_results(hits, router.settings.summary_chars))
+        out = Output(as_json=args.json)
+        if out.rich:
+            rows = [[h.id, "" if h.available else "unreachable", render.summarize(h.tool.description, 200)] for h in hits]
+            out.table(Table(f"search: {args.query}", ["id", "server state", "summary"], rows, status_column=None))
+        elif not args.json:
+            print(render.search_results(hits, router.settings.summary_chars))  # what an agent gets
+        out.document([{"id": h.id, "server": h.server, "tool": h.name, "available": h.available,
+                       "summary": render.summarize(h.tool.description, router.settings.summary_chars)} for h in hits])
         return EXIT_OK if hits else EXIT_FAILURE
 
     return _run_with_router(args, work, semantic=True)
@@ -226,13 +237,14 @@ def cmd_call(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
         statuses = router.status()
+        out = Output(as_json=args.json, redact=router.redact)
         if not statuses:
-            print(f"no servers configured in {router_config_path(args)}")
-            return EXIT_OK
-        width = max(len(s.name) for s in statuses)
-        for s in statuses:
-            detail = f"{s.tool_count} tools" if s.state is UpstreamState.CONNECTED else s.error or ""
-            print(f"{s.name:<{width}}  {s.state.value:<10}  {s.transport:<5}  {detail}")
+            out.line(f"no servers configured in {router_config_path(args)}")
+        rows = [[s.state.value, s.name, s.transport, s.tool_count if s.state is UpstreamState.CONNECTED else "",
+                 s.error or ""] for s in statuses]
+        out.table(Table("servers", ["state", "server", "transport", "tools", "error"], rows))
+        out.document([{"server": s.name, "state": s.state.value, "transport": s.transport, "tools": s.tool_count,
+                       "error": s.error} for s in statuses])
         failed = [s for s in statuses if s.state not in (UpstreamState.CONNECTED, UpstreamState.DISABLED)]
         return EXIT_FAILURE if failed else EXIT_OK
 
@@ -245,15 +257,22 @@ def router_config_path(args: argparse.Namespace) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     config = load_config(args.config, missing_ok=args.config is None, environ=EVERY_VARIABLE_SET)
+    out = Output(as_json=args.json)
     if not config.servers:
-        print(f"no servers configured in {config.path}")
+        out.line(f"no servers configured in {config.path}")
     raw_servers = _raw_servers(config)
+    rows, documents = [], []
     for name, server in config.servers.items():
         raw = raw_servers.get(name, {})
         target = raw.get("url") if server.transport != "stdio" else " ".join([raw.get("command", ""), *raw.get("args", [])])
-        extras = [f"{key}: {', '.join(sorted(raw[key]))}" for key in ("env", "headers") if raw.get(key)]
-        state = "" if server.enabled else "  (disabled)"
-        print(f"{name}  {server.transport}  {target}{state}" + "".join(f"\n    {e}" for e in extras))
+        secret_keys = {key: sorted(raw.get(key) or {}) for key in ("env", "headers")}  # names only, never values
+        rows.append([name, server.transport, target, "yes" if server.enabled else "no",
+                     ", ".join(f"{key}: {', '.join(names)}" for key, names in secret_keys.items() if names)])
+        documents.append({"server": name, "transport": server.transport, "target": target,
+                          "enabled": server.enabled, **{k: v for k, v in secret_keys.items() if v}})
+    out.table(Table(f"servers in {config.path}", ["server", "transport", "command / url", "enabled", "keys"], rows,
+                    status_column=None))
+    out.document(documents)
     return EXIT_OK
 
 

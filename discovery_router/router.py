@@ -215,6 +215,10 @@ class Router:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def redact(self, text: str) -> str:
+        """Mask this config's secrets in ``text``."""
+        return self._redactor(text)
+
     def status(self) -> list[UpstreamStatus]:
         return [u.status for u in self.upstreams.values()]
 

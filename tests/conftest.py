@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from fastmcp import Client
 
+from benchmarks.suites.common import free_port, wait_for_port
 from discovery_router.config import RouterSettings, parse_config
 from discovery_router.router import Router
 from discovery_router.server import build_server
@@ -48,24 +47,6 @@ async def client(weather) -> AsyncIterator[Client]:
     router = Router({"weather": weather, "notes": build_notes()}, FAST)
     async with Client(build_server(router)) as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"port {port} did not open")
 
 
 class RemoteUpstream:

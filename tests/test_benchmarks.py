@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.suites.common import DEFAULT_CORPUS
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path("/work/shared/data/etom")
+CORPUS = DEFAULT_CORPUS  # ../shared/data/etom beside the repository (or $ETOM_DIR)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 EXPECTED_KEYS = {
@@ -21,6 +23,7 @@ EXPECTED_KEYS = {
     "retrieval": {"suite", "retrievers", "checks", "plots", "queries", "tools"},
     "latency": {"suite", "forwarding", "search", "checks", "plots"},
     "scale": {"suite", "rows", "checks", "plots", "sizes"},
+    "soak": {"suite", "calls", "mismatches", "errors", "samples", "checks", "plots"},
 }
 
 
@@ -77,6 +80,12 @@ def test_summary_and_plots(quick_run: Path) -> None:
     summary = (quick_run / "summary.md").read_text()
     assert "PASS/MISS" in summary and "## Machine" in summary
     pngs = sorted(quick_run.glob("*.png"))
-    assert {p.name for p in pngs} >= {"tokens.png", "retrieval.png", "latency.png", "scale.png"}
+    assert {p.name for p in pngs} >= {"tokens.png", "retrieval.png", "latency.png", "scale.png", "soak.png"}
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_soak_lost_nothing(quick_run: Path) -> None:
+    data = json.loads((quick_run / "soak.json").read_text())
+    assert data["calls"] > 0 and data["mismatches"] == 0 and data["errors"] == 0
+    assert all(s["rss_mb"] for s in data["samples"])

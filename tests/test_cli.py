@@ -45,8 +45,11 @@ def test_add_list_remove_edit_in_place(config: Path, capsys):
     capsys.readouterr()
     assert main(["--config", str(config), "list"]) == 0
     listing = capsys.readouterr().out
-    assert "remote  http  https://h.example/mcp" in listing and "headers: Authorization" in listing
-    assert "(disabled)" in listing
+    assert "remote\thttp\thttps://h.example/mcp\tyes\theaders: Authorization" in listing
+    assert "keep\thttp\thttp://127.0.0.1:9/mcp\tno" in listing
+    assert main(["--config", str(config), "list", "--json"]) == 0
+    listed = {s["server"]: s for s in json.loads(capsys.readouterr().out)}
+    assert listed["remote"]["headers"] == ["Authorization"] and listed["keep"]["enabled"] is False
 
     assert main(["--config", str(config), "remove", "remote"]) == 0
     assert "remote" not in json.loads(config.read_text())["mcpServers"]
@@ -82,8 +85,11 @@ def test_search_describe_call_status(config: Path):
     assert rejected.returncode == 1 and "5 is not of type 'string'" in rejected.stderr
     status = run("--config", str(config), "status")
     assert status.returncode == 0
-    assert "notes" in status.stdout and "connected" in status.stdout and "3 tools" in status.stdout
-    assert "disabled" in status.stdout
+    assert "connected\tnotes\tstdio\t3\t" in status.stdout and "disabled\tkeep\thttp" in status.stdout
+    as_json = json.loads(run("--config", str(config), "status", "--json").stdout)
+    assert {s["server"]: s["state"] for s in as_json} == {"notes": "connected", "keep": "disabled"}
+    hits = json.loads(run("--config", str(config), "search", "write a new note", "--json").stdout)
+    assert hits[0]["id"] == "notes/create_note" and hits[0]["available"] is True
 
 
 def test_status_fails_when_a_server_is_down(tmp_path: Path):

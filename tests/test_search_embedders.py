@@ -12,7 +12,6 @@ import pytest
 
 from discovery_router.search.embedders import (
     EmbedderUnavailable,
-    load_embedder,
     locate_model,
     resolve_embedder,
 )

@@ -207,3 +207,17 @@ async def test_remote_upstream_goes_away_and_comes_back(remote_upstream):
         else:
             raise AssertionError("never reconnected")
         assert after != before
+
+
+async def test_real_server_broken_at_start_is_retried_while_the_rest_serve(tmp_path):
+    """mcp-server-sqlite (PyPI) crashes at start with the current mcp library."""
+    router = config_router({"sqlite": {"command": "mcp-server-sqlite", "args": ["--db-path", str(tmp_path / "db")]},
+                            "time": {"command": "mcp-server-time"}})
+    async with router:
+        await router.wait_ready()
+        states = {s.name: s for s in router.status()}
+        assert states["sqlite"].state is UpstreamState.FAILED and states["sqlite"].error
+        assert states["time"].state is UpstreamState.CONNECTED
+        assert (await router.call("time/get_current_time", {"timezone": "UTC"})).is_error is False
+        with pytest.raises(UpstreamUnavailableError, match="Server 'sqlite' is unreachable"):
+            await router.call("sqlite/read_query", {"query": "select 1"})

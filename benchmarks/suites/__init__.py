@@ -6,4 +6,4 @@ code (``discovery_router``, ``index_cache``) and real FastMCP servers; they
 never re-implement its search or forwarding.
 """
 
-SUITES = ("tokens", "retrieval", "latency", "scale")
+SUITES = ("tokens", "retrieval", "latency", "scale", "soak")

@@ -547,27 +547,38 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def rss_mb(pid: int | None = None) -> float | None:
-    """Resident set size from /proc (no psutil needed); None where /proc is missing."""
+def _proc_status_mb(field: str, pid: int | None) -> float | None:
+    """A memory field of /proc/<pid>/status in MiB (no psutil needed); None where /proc is missing."""
     try:
         with open(f"/proc/{pid or 'self'}/status", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def rss_mb(pid: int | None = None) -> float | None:
+    """Resident set size now."""
+    return _proc_status_mb("VmRSS", pid)
 
 
 def peak_rss_mb(pid: int | None = None) -> float | None:
-    try:
-        with open(f"/proc/{pid or 'self'}/status", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    """Highest resident set size so far."""
+    return _proc_status_mb("VmHWM", pid)
+
+
+def save_figure(fig: Any, ctx: Any, name: str) -> str:
+    """Lay out, write ``<out>/<name>`` and close a matplotlib figure; returns the file name."""
+    fig.tight_layout()
+    path = ctx.out / name
+    fig.savefig(path, dpi=110)
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path.name
 
 
 def free_port() -> int:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suites.common import (
+    save_figure,
     SUITES_DIR,
     Context,
     bench_settings,
@@ -323,11 +324,7 @@ def _plot(ctx: Context, forwarding: list[dict[str, Any]], search: dict[str, Any]
     axes[1].set_xlabel("concurrent MCP clients (in memory)")
     axes[1].set_ylabel("search_tools calls / s")
     axes[1].set_title(f"search_tools at {search['tools']:,} tools")
-    fig.tight_layout()
-    path = ctx.out / "latency.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, ctx, "latency.png")
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.suites.common import Context, Corpus, check, flat_server, md_table, pct, pyplot
+from benchmarks.suites.common import Context, Corpus, check, flat_server, md_table, pct, pyplot, save_figure
 
 NAME = "retrieval"
 KS = (1, 3, 5, 10)
@@ -245,11 +245,7 @@ def _plot(ctx: Context, retrievers: list[dict[str, Any]]) -> str:
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = ctx.out / "retrieval.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, ctx, "retrieval.png")
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.suites.common import (
+    save_figure,
     ROOT,
     Context,
     check,
@@ -257,11 +258,7 @@ def _plot(ctx: Context, rows: list[dict[str, Any]]) -> str:
         ax.set_xlabel("tools in catalog")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = ctx.out / "scale.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, ctx, "scale.png")
 
 
 def summary(result: dict[str, Any]) -> str:

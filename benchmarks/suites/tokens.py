@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from benchmarks.suites.common import (
+    save_figure,
     ROOT,
     Context,
     TokenCounter,
@@ -35,7 +36,6 @@ from benchmarks.suites.common import (
     pct,
     pyplot,
     settle_router,
-    verdict,
     wire_json,
 )
 
@@ -268,11 +268,7 @@ def _plot(ctx: Context, catalogs: list[dict[str, Any]]) -> str:
         ax.set_ylabel("o200k tokens received")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = ctx.out / "tokens.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, ctx, "tokens.png")
 
 
 def summary(result: dict[str, Any]) -> str:

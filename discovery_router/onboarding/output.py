@@ -18,6 +18,7 @@ STYLES = {
     "warn": "yellow", "rename": "yellow", "merged": "yellow",
     "fail": "bold red", "error": "bold red",
     "skip": "dim", "ignore": "dim",
+    "connected": "green", "connecting": "yellow", "failed": "bold red", "disabled": "dim",
 }
 
 

@@ -25,16 +25,18 @@ class Embedder(ABC):
     """
 
     source: str = "path"
+    _model_id: str
+    _dimension: int
 
     @property
-    @abstractmethod
     def model_id(self) -> str:
-        """A stable identifier of the vectors this embedder produces."""
+        """A stable identifier of the vectors this embedder produces (set by each variant)."""
+        return self._model_id
 
     @property
-    @abstractmethod
     def dimension(self) -> int:
-        """Length of each vector."""
+        """Length of each vector (set by each variant from its model)."""
+        return self._dimension
 
     @abstractmethod
     def _encode(self, texts: Sequence[str]) -> np.ndarray:

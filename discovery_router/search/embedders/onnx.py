@@ -70,14 +70,6 @@ class OnnxEmbedder(Embedder):
         self.batch_size = batch_size
         self.source = source
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(list(texts))
         # Batches of similar length waste little work on padding; small batches keep memory low.

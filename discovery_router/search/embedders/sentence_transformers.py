@@ -45,14 +45,6 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self.source = source
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(
             self._model.encode(
