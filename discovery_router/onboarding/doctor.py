@@ -146,7 +146,7 @@ async def _check_servers(report: DoctorReport, servers: dict[str, ServerConfig],
         return {}
     quiet = dataclasses.replace(settings, health_interval=0, refresh_interval=0,
                                 retry_initial=max(settings.retry_initial, 3600), retry_max=max(settings.retry_max, 3600))
-    router = Router(servers, quiet, redactor=redactor)
+    router = Router(servers, quiet, redactor=redactor, semantic=False)
     started = time.monotonic()
     seconds: dict[str, float] = {}
     tools: dict[str, list[Any]] = {}
@@ -331,7 +331,7 @@ async def router_tools() -> list[Any]:
     from discovery_router.router import Router
     from discovery_router.server import build_server
 
-    async with Client(build_server(Router({}))) as client:
+    async with Client(build_server(Router({}, semantic=False))) as client:
         return list((await client.list_tools_mcp()).tools)
 
 
