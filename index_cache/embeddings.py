@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from index_cache.files import atomic_write, safe_name
+from index_cache.files import atomic_write, check_header, safe_name
 
 log = logging.getLogger("index_cache")
 
@@ -63,13 +63,7 @@ class EmbeddingStore:
         path = self.path(model_id)
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                if not isinstance(meta, dict) or meta.get("kind") != self.KIND:
-                    raise ValueError("not a discovery-router embedding file")
-                if meta.get("format") != self.format_version:
-                    raise ValueError(f"format {meta.get('format')!r}, expected {self.format_version}")
-                if meta.get("model_id") != model_id:
-                    raise ValueError(f"holds model {meta.get('model_id')!r}")
+                check_header(json.loads(str(data["meta"])), self.KIND, self.format_version, "model_id", model_id)
                 keys = data["keys"]
                 vectors = data["vectors"]
             if vectors.dtype != np.float32 or vectors.ndim != 2 or keys.shape != (vectors.shape[0],):

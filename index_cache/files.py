@@ -33,3 +33,13 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         except OSError:
             pass
         raise
+
+
+def check_header(header: object, kind: str, format_version: int, field: str, expected: str) -> None:
+    """Raise ValueError unless ``header`` is ours: right kind, format version, and owner field."""
+    if not isinstance(header, dict) or header.get("kind") != kind:
+        raise ValueError(f"not a {kind} file")
+    if header.get("format") != format_version:
+        raise ValueError(f"format {header.get('format')!r}, expected {format_version}")
+    if header.get(field) != expected:
+        raise ValueError(f"holds {field} {header.get(field)!r}")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from index_cache.files import atomic_write, safe_name
+from index_cache.files import atomic_write, check_header, safe_name
 
 log = logging.getLogger("index_cache")
 
@@ -60,12 +60,7 @@ class ToolStore:
             return None
         try:
             payload = json.loads(raw)
-            if not isinstance(payload, dict) or payload.get("kind") != self.KIND:
-                raise ValueError("not a discovery-router tool cache file")
-            if payload.get("format") != self.format_version:
-                raise ValueError(f"format {payload.get('format')!r}, expected {self.format_version}")
-            if payload.get("server") != server:
-                raise ValueError(f"holds server {payload.get('server')!r}")
+            check_header(payload, self.KIND, self.format_version, "server", server)
             tools = payload["tools"]
             if not isinstance(tools, list):
                 raise ValueError("tools is not a list")
