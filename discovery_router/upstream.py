@@ -201,7 +201,15 @@ class Upstream:
                 self._refresh.clear()
                 await self._relist(self._client)
             elif not done:
-                await asyncio.wait_for(self._client.ping(), timeout=self._settings.connect_timeout)
+                await self._check_alive(self._client)
+
+    async def _check_alive(self, client: Client[Any]) -> None:
+        """Ping; any JSON-RPC answer, even an error (the 2026 protocol has no ``ping``), proves it is alive."""
+        try:
+            await asyncio.wait_for(client.ping(), timeout=self._settings.connect_timeout)
+        except MCPError as exc:
+            if exc.code in (mcp_types.CONNECTION_CLOSED, mcp_types.REQUEST_TIMEOUT):
+                raise
 
     async def _relist(self, client: Client[Any]) -> None:
         """Fetch the tool list again; rebuild the index only if it really changed."""

@@ -221,3 +221,15 @@ async def test_real_server_broken_at_start_is_retried_while_the_rest_serve(tmp_p
         assert (await router.call("time/get_current_time", {"timezone": "UTC"})).is_error is False
         with pytest.raises(UpstreamUnavailableError, match="Server 'sqlite' is unreachable"):
             await router.call("sqlite/read_query", {"query": "select 1"})
+
+
+async def test_health_checks_keep_live_servers_connected():
+    """Pings must not take down a healthy server, whatever protocol era it speaks."""
+    router = config_router({"notes": stdio_entry("notes"), "time": {"command": "mcp-server-time"}},
+                           settings=replace(FAST, health_interval=0.2))
+    async with router:
+        await router.wait_ready()
+        await asyncio.sleep(1.5)  # several health intervals
+        assert {s.name: s.state for s in router.status()} == {
+            "notes": UpstreamState.CONNECTED, "time": UpstreamState.CONNECTED}
+        assert (await router.call("notes/create_note", {"title": "alive"})).content[0].text == "created alive"

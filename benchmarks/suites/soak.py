@@ -60,7 +60,7 @@ def _children(pid: int) -> int | None:
 async def run(ctx: Context) -> dict[str, Any]:
     from fastmcp import Client
 
-    duration = 15.0 if ctx.quick else 180.0
+    duration = float(os.environ.get("SOAK_SECONDS") or (15.0 if ctx.quick else 180.0))
     config = ctx.out / "soak-config.json"
     upstream = {"command": sys.executable, "args": [ECHO, "stdio"]}
     config.write_text(json.dumps({"mcpServers": {"a": upstream, "b": upstream},
@@ -72,6 +72,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/mcp"
     samples: list[dict[str, Any]] = []
     calls = mismatches = errors = 0
+    error_samples: list[str] = []
     try:
         wait_for_port(port, router)
         async with Client(url) as warm:  # both upstreams connected before the clock starts
@@ -91,6 +92,8 @@ async def run(ctx: Context) -> dict[str, Any]:
                     calls += 1
                     if result.is_error:
                         errors += 1
+                        if len(error_samples) < 5:
+                            error_samples.append(" ".join(getattr(b, "text", "") for b in result.content)[:300])
                     elif result.content[0].text != token:
                         mismatches += 1
                     i += 1
@@ -118,6 +121,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     ]
     result = {"suite": NAME, "duration_s": duration, "clients": CLIENTS, "calls": calls,
               "calls_per_s": calls / duration, "mismatches": mismatches, "errors": errors,
+              "error_samples": error_samples,
               "samples": samples, "checks": checks}
     result["plots"] = [_plot(ctx, samples)]
     return result
