@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/config.json
 
-.PHONY: setup run status test bench bench-quick clean
+.PHONY: setup run test bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(BIN)/discovery-router --config $(EXAMPLE) status
+	-$(BIN)/discovery-router --config $(EXAMPLE) status
 	@echo "Serving the example config at http://127.0.0.1:8765/mcp (Ctrl-C to stop)" >&2
 	$(BIN)/discovery-router --config $(EXAMPLE) serve --transport http --port 8765
 

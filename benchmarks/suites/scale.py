@@ -216,11 +216,10 @@ async def run(ctx: Context) -> dict[str, Any]:
     for r in good:
         hyb = r.get("hybrid_search_ms")
         p50 = (hyb or r["search_ms"])["p50"]
-        if r["size"] >= 10000:
+        if r["size"] >= 100_000:  # the scale target; the 5 ms one is checked at 2,375 by latency
             checks.append(check(f"search p50 at {r['size']:,} tools ({'hybrid' if hyb else 'bm25'})",
-                                "<= 5 ms (informational)", round(p50, 3), p50 <= 5.0,
-                                "issue's 5 ms target is for 2,375 tools; hybrid = the dense side the product "
-                                "is adding, with its real query embedder" if hyb else ""))
+                                "<= 30 ms", round(p50, 3), p50 <= 30.0,
+                                "hybrid includes encoding the query with the real embedder" if hyb else ""))
     plots = [_plot(ctx, good)] if good else []
     return {"suite": NAME, "quick": ctx.quick, "sizes": sizes, "rows": rows, "checks": checks, "plots": plots,
             "elapsed_s": time.perf_counter() - t_start, "method": __doc__}
