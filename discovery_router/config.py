@@ -221,6 +221,7 @@ def parse_config(
     servers: dict[str, ServerConfig] = {}
     for name, entry in servers_raw.items():
         servers[name] = _parse_server(name, entry, path, base_dir, environ, redactor)
+    redactor.discard(*servers)
     settings = _parse_settings(raw.get("router", {}), path)
     return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
 

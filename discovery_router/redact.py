@@ -7,7 +7,7 @@ import weakref
 from typing import Any
 
 MASK = "***"
-_MIN_SECRET_LENGTH = 4
+_MIN_SECRET_LENGTH = 6
 
 
 class Redactor:
@@ -23,6 +23,10 @@ class Redactor:
 
     def add(self, *values: str) -> None:
         self._secrets.update(v for v in values if len(v) >= _MIN_SECRET_LENGTH)
+
+    def discard(self, *values: str) -> None:
+        """Never mask these (server names are public, even when an env value repeats one)."""
+        self._secrets.difference_update(values)
 
     def __call__(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):

@@ -166,7 +166,8 @@ class Upstream:
                 delay = min(delay * 2, self._settings.retry_max)
 
     async def _connect(self) -> None:
-        self.state = UpstreamState.CONNECTING
+        if self.state is not UpstreamState.FAILED:  # a failed server stays "failed" while it is retried
+            self.state = UpstreamState.CONNECTING
         self._lost.clear()
         client = self._make_client(
             message_handler=_Notifications(self),
