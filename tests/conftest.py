@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from benchmarks.suites.common import free_port, wait_for_port
+from benchmarks.suites.system import free_port, wait_for_port
 from discovery_router.config import RouterSettings, parse_config
 from discovery_router.router import Router
 from discovery_router.server import build_server
