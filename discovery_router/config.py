@@ -236,13 +236,14 @@ def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
         if key not in known:
             hint = ", ".join(sorted(known))
             raise ConfigError(path, None, f"router.{key}", f"unknown setting (known: {hint})")
-        expected = type(getattr(defaults, key)) if getattr(defaults, key) is not None else str
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        default = getattr(defaults, key)
+        expected = type(default) if default is not None else str  # optional settings are strings
+        if expected is float and type(value) is int:
             value = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-            if not (value is None and getattr(defaults, key) is None):
-                raise ConfigError(path, None, f"router.{key}", f"must be {_type_word(expected)}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        nullable_and_null = value is None and default is None
+        if not nullable_and_null and type(value) is not expected:  # exact type: True is not an int
+            raise ConfigError(path, None, f"router.{key}", f"must be {_type_word(expected)}")
+        if isinstance(value, (int, float)) and value < 0:
             raise ConfigError(path, None, f"router.{key}", "must not be negative")
         values[key] = value
     return RouterSettings(**values)
