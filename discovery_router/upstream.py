@@ -24,10 +24,12 @@ from fastmcp.client.logging import LogMessage
 from fastmcp.client.messages import MessageHandler
 from fastmcp.client.progress import ProgressHandler
 from mcp import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from discovery_router.config import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.redact import Redactor
+from discovery_router.relay import FrontRelay, RelayUnavailableError, current_relay
 
 logger = logging.getLogger("discovery_router.upstream")
 
@@ -56,6 +58,17 @@ class _Restart(Exception):
     """Raised inside the supervisor to reconnect without counting a failure."""
 
 
+@dataclass(frozen=True)
+class Components:
+    """An upstream's resources, resource templates and prompts: passed through, never indexed."""
+
+    resources: tuple[mcp_types.Resource, ...] = ()
+    templates: tuple[mcp_types.ResourceTemplate, ...] = ()
+    prompts: tuple[mcp_types.Prompt, ...] = ()
+    subscribe: bool = False
+    """The upstream accepts ``resources/subscribe``."""
+
+
 class _Notifications(MessageHandler):
     """Routes an upstream's notifications back to its :class:`Upstream`."""
 
@@ -64,6 +77,15 @@ class _Notifications(MessageHandler):
 
     async def on_tool_list_changed(self, message: mcp_types.ToolListChangedNotification) -> None:
         self._upstream.request_refresh()
+
+    async def on_resource_list_changed(self, message: mcp_types.ResourceListChangedNotification) -> None:
+        self._upstream.request_refresh()
+
+    async def on_prompt_list_changed(self, message: mcp_types.PromptListChangedNotification) -> None:
+        self._upstream.request_refresh()
+
+    async def on_resource_updated(self, message: mcp_types.ResourceUpdatedNotification) -> None:
+        self._upstream.on_resource_updated(self._upstream, str(message.params.uri))
 
 
 class Upstream:
@@ -78,6 +100,8 @@ class Upstream:
         call_timeout: float | None = None,
         redact: Redactor | None = None,
         on_tools_changed: Callable[[Upstream], None] = lambda _u: None,
+        on_components_changed: Callable[[Upstream], None] = lambda _u: None,
+        on_resource_updated: Callable[[Upstream, str], None] = lambda _u, _uri: None,
         transport: str = "",
         enabled: bool = True,
     ) -> None:
@@ -88,6 +112,13 @@ class Upstream:
         self.call_timeout = call_timeout or settings.call_timeout
         self._redact = redact or Redactor()
         self._on_tools_changed = on_tools_changed
+        self._on_components_changed = on_components_changed
+        self.on_resource_updated = on_resource_updated
+        self.components = Components()
+        self.subscriptions: set[str] = set()
+        """Resource URIs (this server's own) some client subscribed to; renewed on every reconnect."""
+        self._inflight: list[FrontRelay] = []
+        """Relays of the calls now running here, oldest first (see :meth:`relay_for_ask`)."""
         self.state = UpstreamState.CONNECTING if enabled else UpstreamState.DISABLED
         self.error: str | None = None
         self.tools: list[mcp_types.Tool] = []
@@ -172,15 +203,71 @@ class Upstream:
         client = self._make_client(
             message_handler=_Notifications(self),
             log_handler=self._log_upstream,
+            sampling_handler=self._relay_sampling,
+            elicitation_handler=self._relay_elicitation,
+            roots=self._relay_roots,
             init_timeout=self._settings.connect_timeout,
         )
         self._client = client
         await asyncio.wait_for(client.__aenter__(), timeout=self._settings.connect_timeout)
         tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
+        components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
         self._listed_at = time.monotonic()
         logger.info("connected to %s: %d tools", self.name, len(tools))
         self._on_tools_changed(self)
+        self._set_components(components)
+        for uri in sorted(self.subscriptions):
+            await self._send_subscription(client, uri, subscribe=True)
+
+    async def subscribe(self, uri: str) -> None:
+        """Ask for ``notifications/resources/updated`` about ``uri``, if the server offers subscriptions."""
+        if uri not in self.subscriptions:
+            self.subscriptions.add(uri)
+            if self.state is UpstreamState.CONNECTED and self._client is not None:
+                await self._send_subscription(self._client, uri, subscribe=True)
+
+    async def unsubscribe(self, uri: str) -> None:
+        if uri in self.subscriptions:
+            self.subscriptions.discard(uri)
+            if self.state is UpstreamState.CONNECTED and self._client is not None:
+                await self._send_subscription(self._client, uri, subscribe=False)
+
+    async def _send_subscription(self, client: Client[Any], uri: str, *, subscribe: bool) -> None:
+        if not self.components.subscribe or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # 2026-era servers deliver updates on a listen stream (see _listen)
+        send = client.session.subscribe_resource if subscribe else client.session.unsubscribe_resource
+        try:
+            await asyncio.wait_for(send(uri), timeout=self._settings.connect_timeout)
+        except Exception as exc:  # noqa: BLE001 - a refused subscription must not break the connection
+            logger.warning("%s refused a subscription change for a resource: %s", self.name, describe_exception(exc))
+
+    async def _list_components(self, client: Client[Any]) -> Components:
+        """Resources, templates and prompts, for the capabilities the server declared."""
+        capabilities = client.server_capabilities or mcp_types.ServerCapabilities()
+        resources: list[mcp_types.Resource] = []
+        templates: list[mcp_types.ResourceTemplate] = []
+        prompts: list[mcp_types.Prompt] = []
+        if capabilities.resources is not None:
+            resources = await client.list_resources()
+            templates = await client.list_resource_templates()
+        if capabilities.prompts is not None:
+            prompts = await client.list_prompts()
+        subscribe = bool(capabilities.resources and capabilities.resources.subscribe)
+        return Components(tuple(resources), tuple(templates), tuple(prompts), subscribe)
+
+    def _set_components(self, components: Components) -> None:
+        if components != self.components:
+            self.components = components
+            self._on_components_changed(self)
+
+    @property
+    def client(self) -> Client[Any]:
+        """The live connection, for passthrough requests; raises when the server is down."""
+        if self.state is not UpstreamState.CONNECTED or self._client is None:
+            self.retry_now()
+            raise self.unavailable_error()
+        return self._client
 
     async def _watch(self) -> None:
         """Return (by raising) when the connection is lost; refresh tools on request."""
@@ -220,6 +307,7 @@ class Upstream:
             self.tools = tools
             logger.info("%s changed its tools: now %d", self.name, len(tools))
             self._on_tools_changed(self)
+        self._set_components(await asyncio.wait_for(self._list_components(client), self._settings.connect_timeout))
 
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
@@ -228,6 +316,7 @@ class Upstream:
         logger.warning("server %s is unreachable: %s (retrying)", self.name, self.error)
         await self._disconnect()
         self._on_tools_changed(self)
+        self._set_components(Components())
 
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
@@ -236,8 +325,58 @@ class Upstream:
                 await asyncio.wait_for(client.close(), timeout=5)
 
     async def _log_upstream(self, message: LogMessage) -> None:
+        """Log locally, and pass the message on to the client whose call it belongs to, if that is certain."""
         level = logging.getLevelNamesMapping().get(str(message.level).upper(), logging.INFO)
         logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
+        try:
+            relay = self.relay_for_ask()
+        except RelayUnavailableError:
+            return
+        with contextlib.suppress(Exception):
+            await relay.log(str(message.level), message.data, message.logger)
+
+    # -- requests from the upstream to the client --------------------------
+
+    def relay_for_ask(self) -> FrontRelay:
+        """The client a server-to-client request (or log line) made now belongs to.
+
+        Known for certain inside a call's task (2026-era asks are driven there).
+        Otherwise (a handshake-era server asking on its connection) it is the
+        client of the calls in flight here, but only when they all come from
+        one client connection: guessing could show one user's data to another.
+        """
+        relay = current_relay.get()
+        if relay is not None:
+            return relay
+        if not self._inflight:
+            raise RelayUnavailableError(f"no call to {self.name!r} is in progress, so there is no client to ask")
+        if len({id(r.session_key) for r in self._inflight}) > 1:
+            raise RelayUnavailableError(
+                f"calls from several clients are running on {self.name!r}; the router cannot tell which one asked"
+            )
+        return self._inflight[-1]
+
+    async def _relay_sampling(
+        self, messages: Any, params: mcp_types.CreateMessageRequestParams, context: Any
+    ) -> mcp_types.CreateMessageResult | mcp_types.CreateMessageResultWithTools:
+        result_type = mcp_types.CreateMessageResultWithTools if params.tools else mcp_types.CreateMessageResult
+        return await self._ask(mcp_types.CreateMessageRequest(params=params), result_type)
+
+    async def _relay_elicitation(
+        self, message: str, response_type: Any, params: mcp_types.ElicitRequestParams, context: Any
+    ) -> mcp_types.ElicitResult:
+        return await self._ask(mcp_types.ElicitRequest(params=params), mcp_types.ElicitResult)
+
+    async def _relay_roots(self, context: Any) -> list[mcp_types.Root]:
+        result = await self._ask(mcp_types.ListRootsRequest(), mcp_types.ListRootsResult)
+        return list(result.roots)
+
+    async def _ask(self, request: Any, result_type: type[Any]) -> Any:
+        try:
+            return await self.relay_for_ask().ask(request, result_type)
+        except RelayUnavailableError as exc:
+            logger.info("refused %s from %s: %s", request.method, self.name, exc)
+            raise RelayUnavailableError(f"{request.method} cannot be relayed by discovery-router: {exc}") from None
 
     # -- calls -----------------------------------------------------------
 
@@ -250,13 +389,30 @@ class Upstream:
         tool: str,
         arguments: dict[str, Any],
         progress_handler: ProgressHandler | None = None,
-    ) -> mcp_types.CallToolResult:
-        """Forward one call; protocol errors and lost connections become router errors."""
-        client = self._client
-        if self.state is not UpstreamState.CONNECTED or client is None:
-            self.retry_now()
-            raise self.unavailable_error()
+        relay: FrontRelay | None = None,
+        input_responses: mcp_types.InputResponses | None = None,
+        request_state: str | None = None,
+    ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
+        """Forward one call; protocol errors and lost connections become router errors.
+
+        A 2026-era upstream's ``InputRequiredResult`` goes back unresolved when
+        the client can answer it itself (``relay.passes_input_requests``); the
+        client's retry brings ``input_responses`` and ``request_state`` down
+        again. Otherwise fastmcp drives it here, asking the client through the relay.
+        """
+        client = self.client
+        if relay is not None:
+            self._inflight.append(relay)
+        token = current_relay.set(relay)
         try:
+            if relay is not None and relay.passes_input_requests and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                return await client._await_with_session_monitoring(  # fastmcp's ProxyTool does the same
+                    client.session.call_tool(
+                        name=tool, arguments=arguments, read_timeout_seconds=self.call_timeout,
+                        progress_callback=progress_handler, input_responses=input_responses,
+                        request_state=request_state, allow_input_required=True,
+                    )
+                )
             return await client.call_tool_mcp(
                 tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
             )
@@ -272,6 +428,10 @@ class Upstream:
             raise
         except BaseException as exc:  # noqa: BLE001 - transport failure: mark lost and reconnect
             raise self._connection_lost(exc) from None
+        finally:
+            current_relay.reset(token)
+            if relay is not None:
+                self._inflight.remove(relay)
 
     def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError:
         """Hand the failure to the supervisor (which reconnects) and describe it to the caller."""

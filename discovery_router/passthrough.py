@@ -1,0 +1,112 @@
+"""Resources, resource templates and prompts of every upstream, served as they are.
+
+Tools go behind search because that is where the tokens are; everything else
+passes through. Reading and rendering reuse fastmcp's proxy components
+(``ProxyResource``, ``ProxyTemplate``, ``ProxyPrompt``) over each upstream's
+live connection, so 2026-era ``InputRequiredResult`` round trips and content
+conversion behave exactly as in a fastmcp proxy. Names come from
+:mod:`discovery_router.namespace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastmcp.prompts.base import Prompt
+from fastmcp.resources.base import Resource
+from fastmcp.resources.template import ResourceTemplate
+from fastmcp.server.providers.base import Provider
+from fastmcp.server.providers.proxy import ProxyPrompt, ProxyResource, ProxyTemplate
+from fastmcp.utilities.versions import VersionSpec
+
+from discovery_router.namespace import Namespace
+from discovery_router.router import Router
+
+
+class UpstreamComponents(Provider):
+    """A fastmcp provider of the upstreams' resources, templates and prompts (never their tools)."""
+
+    def __init__(self, router: Router) -> None:
+        super().__init__()
+        self._router = router
+        self._snapshot: tuple[tuple[str, Any], ...] = ()
+        self._namespace = Namespace({}, {}, {})
+
+    async def _ready_namespace(self) -> Namespace:
+        """Lists wait (bounded) for every server's first connection attempt, as search does."""
+        await self._router.wait_ready()
+        return self.namespace()
+
+    def namespace(self) -> Namespace:
+        """Names for the current components; rebuilt only when an upstream's components changed."""
+        snapshot = tuple((name, u.components) for name, u in self._router.upstreams.items())
+        if snapshot != self._snapshot:
+            self._snapshot = snapshot
+            self._namespace = Namespace(
+                {name: c.resources for name, c in snapshot},
+                {name: c.templates for name, c in snapshot},
+                {name: c.prompts for name, c in snapshot},
+            )
+        return self._namespace
+
+    def locate(self, uri: str) -> tuple[str, str] | None:
+        """(server, upstream uri) for a client-facing URI, or None when no server can be told apart."""
+        return self.namespace().locate_resource(uri) or self._sole_resource_server(uri)
+
+    def front_uri(self, server: str, uri: str) -> str:
+        """The client-facing form of ``server``'s own ``uri`` (inverse of :meth:`locate`)."""
+        for named in self.namespace().resources:
+            if named.server == server and str(named.item.uri) == uri:  # type: ignore[union-attr]
+                return named.front
+        return uri
+
+    def _client_factory(self, server: str) -> Any:
+        return lambda: self._router.connection(server)
+
+    async def _list_resources(self) -> Sequence[Resource]:
+        return [self._resource(n.server, n.item, n.front) for n in (await self._ready_namespace()).resources]
+
+    async def _get_resource(self, uri: str, version: VersionSpec | None = None) -> Resource | None:
+        """Listed URIs, rewritten ones, and unlisted URIs when only one server has resources at all."""
+        await self._router.wait_ready()
+        located = self.locate(uri)
+        if located is None or located[0] not in self._router.upstreams:
+            return None
+        server, upstream_uri = located
+        listed = next((r for r in self._router.upstreams[server].components.resources if str(r.uri) == upstream_uri),
+                      None)
+        if listed is None:
+            if await self._get_resource_template(uri) is not None:
+                return None  # let the template read it, with its parameters
+            listed = _unlisted_resource(upstream_uri)
+        return self._resource(server, listed, uri)
+
+    def _sole_resource_server(self, uri: str) -> tuple[str, str] | None:
+        having = [n for n, u in self._router.upstreams.items() if u.components.resources or u.components.templates]
+        return (having[0], uri) if len(having) == 1 else None
+
+    def _resource(self, server: str, item: Any, front_uri: str) -> Resource:
+        resource = ProxyResource.from_mcp_resource(self._client_factory(server), item)
+        return resource if front_uri == str(item.uri) else resource.model_copy(update={"uri": front_uri})
+
+    async def _list_resource_templates(self) -> Sequence[ResourceTemplate]:
+        templates = []
+        for named in (await self._ready_namespace()).templates:
+            template = ProxyTemplate.from_mcp_template(self._client_factory(named.server), named.item)
+            if named.front != named.item.uri_template:  # type: ignore[union-attr]
+                template = template.model_copy(update={"uri_template": named.front})
+            templates.append(template)
+        return templates
+
+    async def _list_prompts(self) -> Sequence[Prompt]:
+        return [
+            ProxyPrompt.from_mcp_prompt(self._client_factory(n.server), n.item).model_copy(update={"name": n.front})
+            for n in (await self._ready_namespace()).prompts
+        ]
+
+
+def _unlisted_resource(uri: str) -> Any:
+    import mcp_types
+
+    return mcp_types.Resource(uri=uri, name=uri)

@@ -1,0 +1,113 @@
+"""The client side of one forwarded request, as the upstream sees it.
+
+While a call runs, an upstream may log, or ask the client something
+(``sampling/createMessage``, ``elicitation/create``, ``roots/list``). A
+:class:`FrontRelay` carries those to the client that made the call and brings
+the answer back. The MCP server builds one per request from its fastmcp
+``Context``; the CLI passes none, and upstream asks are then refused with a
+reason.
+
+Which call an upstream's ask belongs to is known directly when the upstream
+speaks the 2026-07-28 protocol (the ask is driven inside the call's own task,
+where :data:`current_relay` is set). A handshake-era upstream sends the ask on
+its connection with nothing linking it to a request, so :class:`Upstream`
+keeps the relays of its in-flight calls and picks one only when that choice
+cannot reach the wrong client (see ``Upstream.relay_for_ask``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any, Protocol
+
+import mcp_types
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+current_relay: contextvars.ContextVar[FrontRelay | None] = contextvars.ContextVar("current_relay", default=None)
+"""The relay of the call running in this task (set by :meth:`Router.call`)."""
+
+
+class RelayUnavailableError(RuntimeError):
+    """The upstream asked for something the calling client cannot be asked; the message says why."""
+
+
+class FrontRelay(Protocol):
+    """What an upstream can reach of the client while one of its requests runs."""
+
+    session_key: object
+    """Identifies the client connection, so asks are never relayed across clients."""
+
+    @property
+    def passes_input_requests(self) -> bool:
+        """True when the client answers 2026-era ``InputRequiredResult``s itself (so they go to it unresolved)."""
+        ...
+
+    async def log(self, level: str, data: Any, logger_name: str | None) -> None: ...
+
+    async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
+        """Send one server-to-client request (sampling, elicitation, roots) and return the client's answer."""
+        ...
+
+
+_CAPABILITY_OF = {
+    "sampling/createMessage": ("sampling", mcp_types.ClientCapabilities(sampling=mcp_types.SamplingCapability())),
+    "elicitation/create": ("elicitation", mcp_types.ClientCapabilities(elicitation=mcp_types.ElicitationCapability())),
+    "roots/list": ("roots", mcp_types.ClientCapabilities(roots=mcp_types.RootsCapability())),
+}
+
+
+class ContextRelay:
+    """A :class:`FrontRelay` over the fastmcp ``Context`` of the client's request."""
+
+    def __init__(self, ctx: Any, run_in_request: Any) -> None:
+        """``run_in_request`` schedules a coroutine in the request's own contextvars context.
+
+        Upstream asks arrive on the upstream client's reader task, whose
+        context is not this request's; fastmcp's ``Context`` reads the request
+        from contextvars, so its methods must run in a copy of ours.
+        """
+        self._ctx = ctx
+        self._run = run_in_request
+        request_context = ctx.request_context
+        self._protocol = getattr(request_context, "protocol_version", None)
+        self._request_id = getattr(request_context, "request_id", None)
+        self._session = _session_of(ctx)  # read now: the ask arrives outside this request's context
+        self.session_key = getattr(self._session, "_connection", self._session) or ctx
+
+    @property
+    def passes_input_requests(self) -> bool:
+        return self._protocol in MODERN_PROTOCOL_VERSIONS
+
+    async def log(self, level: str, data: Any, logger_name: str | None) -> None:
+        if isinstance(data, dict) and isinstance(data.get("msg"), str):
+            message, extra = data["msg"], data.get("extra")
+        else:
+            message, extra = (data if isinstance(data, str) else _json(data)), None
+        await self._run(self._ctx.log(message, level=level, logger_name=logger_name, extra=extra))
+
+    async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
+        feature, capability = _CAPABILITY_OF[request.method]
+        if self.passes_input_requests:
+            raise RelayUnavailableError(
+                f"the client connected with the 2026-07-28 protocol, which cannot be asked for {feature} in the "
+                "middle of a call by a server that speaks an older protocol"
+            )
+        session = self._session
+        if session is None or not session.check_client_capability(capability):
+            raise RelayUnavailableError(f"the client did not declare the {feature} capability")
+        metadata = ServerMessageMetadata(related_request_id=self._request_id)
+        return await self._run(session.send_request(request=request, result_type=result_type, metadata=metadata))
+
+
+def _session_of(ctx: Any) -> Any:
+    try:
+        return ctx.session
+    except RuntimeError:
+        return None
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False, default=str)
