@@ -24,6 +24,7 @@ from fastmcp.client.logging import LogMessage
 from fastmcp.client.messages import MessageHandler
 from fastmcp.client.progress import ProgressHandler
 from mcp import MCPError
+from mcp.client.subscriptions import ResourceUpdated, listen
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from discovery_router.config import RouterSettings
@@ -131,6 +132,7 @@ class Upstream:
         self._restart = asyncio.Event()
         self._retry_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self._listed_at = 0.0
         self._stopping = False
 
@@ -219,6 +221,35 @@ class Upstream:
         self._set_components(components)
         for uri in sorted(self.subscriptions):
             await self._send_subscription(client, uri, subscribe=True)
+        self._start_listening(client)
+
+    def _start_listening(self, client: Client[Any]) -> None:
+        """2026-era servers announce changes only on a ``subscriptions/listen`` stream: keep one open."""
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            self._listen_task = None
+        capabilities = client.server_capabilities
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or capabilities is None:
+            return
+        announces = [capabilities.tools and capabilities.tools.list_changed,
+                     capabilities.prompts and capabilities.prompts.list_changed,
+                     capabilities.resources and (capabilities.resources.list_changed or capabilities.resources.subscribe)]
+        if any(announces):
+            self._listen_task = asyncio.create_task(self._listen(client), name=f"listen:{self.name}")
+
+    async def _listen(self, client: Client[Any]) -> None:
+        try:
+            async with listen(client.session, tools_list_changed=True, prompts_list_changed=True,
+                              resources_list_changed=True, resource_subscriptions=sorted(self.subscriptions)) as events:
+                async for event in events:
+                    if isinstance(event, ResourceUpdated):
+                        self.on_resource_updated(self, event.uri)
+                    else:
+                        self.request_refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the periodic re-list still catches changes
+            logger.info("%s ended its change stream: %s", self.name, describe_exception(exc))
 
     async def subscribe(self, uri: str) -> None:
         """Ask for ``notifications/resources/updated`` about ``uri``, if the server offers subscriptions."""
@@ -234,8 +265,11 @@ class Upstream:
                 await self._send_subscription(self._client, uri, subscribe=False)
 
     async def _send_subscription(self, client: Client[Any], uri: str, *, subscribe: bool) -> None:
-        if not self.components.subscribe or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return  # 2026-era servers deliver updates on a listen stream (see _listen)
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            self._start_listening(client)  # 2026-era: the listen stream carries the subscriptions
+            return
+        if not self.components.subscribe:
+            return
         send = client.session.subscribe_resource if subscribe else client.session.unsubscribe_resource
         try:
             await asyncio.wait_for(send(uri), timeout=self._settings.connect_timeout)
@@ -319,6 +353,9 @@ class Upstream:
         self._set_components(Components())
 
     async def _disconnect(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            self._listen_task = None
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(BaseException):

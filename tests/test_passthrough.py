@@ -245,3 +245,21 @@ async def test_resource_updates_reach_subscribed_clients():
         await asyncio.wait_for(recorder.arrived.wait(), 10)
         updated = [m for m in recorder.seen if m.method == "notifications/resources/updated"]
         assert [str(m.params.uri) for m in updated] == ["docs://readme"]
+
+
+async def test_changes_of_a_2026_era_upstream_arrive_on_its_listen_stream():
+    """A router behind a router: the inner one announces changes only on subscriptions/listen."""
+    library = build_library()
+    inner = Router({"library": library}, FAST)
+    outer = Router({"inner": build_server(inner)}, FAST)
+    async with outer:
+        await outer.wait_ready()
+        upstream = outer.upstreams["inner"]
+        assert {str(r.uri) for r in upstream.components.resources} == {"docs://readme", "docs://logo"}
+        library.resource("docs://changelog")(lambda: "v2")
+        inner.upstreams["library"].request_refresh()  # the inner router notices; the outer must hear of it
+        for _ in range(100):
+            if "docs://changelog" in {str(r.uri) for r in upstream.components.resources}:
+                break
+            await asyncio.sleep(0.1)
+        assert "docs://changelog" in {str(r.uri) for r in upstream.components.resources}
