@@ -27,6 +27,7 @@ from mcp import MCPError
 from mcp.client.subscriptions import ResourceUpdated, listen
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from discovery_router.bridge import AskBridge
 from discovery_router.config import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.redact import Redactor
@@ -118,6 +119,7 @@ class Upstream:
         self.components = Components()
         self.subscriptions: set[str] = set()
         """Resource URIs (this server's own) some client subscribed to; renewed on every reconnect."""
+        self._bridge = AskBridge()
         self._inflight: list[FrontRelay] = []
         """Relays of the calls now running here, oldest first (see :meth:`relay_for_ask`)."""
         self.state = UpstreamState.CONNECTING if enabled else UpstreamState.DISABLED
@@ -432,12 +434,31 @@ class Upstream:
     ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
         """Forward one call; protocol errors and lost connections become router errors.
 
-        A 2026-era upstream's ``InputRequiredResult`` goes back unresolved when
-        the client can answer it itself (``relay.passes_input_requests``); the
+        When the client answers asks itself (``relay.passes_input_requests``, a
+        2026-era client): a 2026-era upstream's ``InputRequiredResult`` goes
+        back unresolved, and a handshake-era upstream's mid-call asks are turned
+        into ``InputRequiredResult``s by the :class:`AskBridge`; either way the
         client's retry brings ``input_responses`` and ``request_state`` down
-        again. Otherwise fastmcp drives it here, asking the client through the relay.
+        again. Otherwise asks are put to the client through the relay.
         """
         client = self.client
+        if relay is not None and relay.passes_input_requests and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return await self._bridge.run(
+                relay, lambda bridged: self._forward(client, tool, arguments, progress_handler, bridged, None, None),
+                input_responses, request_state,
+            )
+        return await self._forward(client, tool, arguments, progress_handler, relay, input_responses, request_state)
+
+    async def _forward(
+        self,
+        client: Client[Any],
+        tool: str,
+        arguments: dict[str, Any],
+        progress_handler: ProgressHandler | None,
+        relay: FrontRelay | None,
+        input_responses: mcp_types.InputResponses | None,
+        request_state: str | None,
+    ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
         if relay is not None:
             self._inflight.append(relay)
         token = current_relay.set(relay)

@@ -10,6 +10,7 @@ Run as a script (``python library_upstream.py``) to serve it on stdio.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -69,6 +70,12 @@ def build_library(name: str = "library") -> FastMCP:
             await ctx.info(f"step {step} of {steps}")
             await ctx.report_progress(step + 1, steps, f"step {step + 1}")
         return f"done {steps}"
+
+    @mcp.tool
+    async def nap(seconds: float) -> str:
+        """Sleep, to keep a call in flight."""
+        await asyncio.sleep(seconds)
+        return f"slept {seconds:g}"
 
     @mcp.tool
     async def confirm_order(item: str, ctx: Context) -> str:

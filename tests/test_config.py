@@ -56,6 +56,7 @@ def test_variables_expand_with_defaults_and_are_redacted():
         ({"command": "x", "timeout": -1}, "timeout", "positive"),
         ({"command": "x", "enabled": "yes"}, "enabled", "true or false"),
         ({"url": "http://h", "env": {"A": "b"}}, "env", "only stdio"),
+        ({"command": "x", "protocol": "2019"}, "protocol", '"legacy"'),
     ],
 )
 def test_bad_entries_name_file_server_and_field(entry, field, words):

@@ -1,0 +1,109 @@
+"""Asks from a handshake-era server, answered by a 2026-era client.
+
+A handshake-era server asks (sampling, elicitation, roots) in the middle of a
+call and waits for the answer. A 2026-era client cannot be sent a request;
+it answers ``InputRequiredResult``s and retries the call. The bridge keeps the
+upstream call running, hands the ask to the client as an
+``InputRequiredResult`` whose ``requestState`` names the waiting call, and
+when the client retries with the answer, delivers it and goes on waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types
+
+from discovery_router.relay import FrontRelay
+
+STATE_PREFIX = "discovery-router-bridge:"
+_ANSWER_KEY = "upstream-ask"
+
+
+@dataclass
+class _Waiting:
+    """One upstream call that is waiting for the client's answer to an ask."""
+
+    task: asyncio.Task[Any]
+    asks: asyncio.Queue[tuple[mcp_types.ServerRequest, asyncio.Future[Any]]] = field(default_factory=asyncio.Queue)
+    answer: asyncio.Future[Any] | None = None
+    created: float = field(default_factory=time.monotonic)
+
+
+class BridgedRelay:
+    """A relay whose asks are queued for the client's next round instead of being sent."""
+
+    def __init__(self, front: FrontRelay, waiting: _Waiting) -> None:
+        self._front, self._waiting = front, waiting
+        self.session_key = front.session_key
+
+    @property
+    def passes_input_requests(self) -> bool:
+        return False  # the upstream speaks the handshake era; asks come through ask()
+
+    async def log(self, level: str, data: Any, logger_name: str | None) -> None:
+        await self._front.log(level, data, logger_name)
+
+    async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._waiting.asks.put((request, answer))
+        raw = await answer
+        return result_type.model_validate(raw.model_dump(by_alias=True, exclude_none=True))
+
+
+class AskBridge:
+    """Upstream calls waiting on a 2026-era client's answers, keyed by the ``requestState`` it echoes."""
+
+    def __init__(self, expiry: float = 600.0) -> None:
+        self._waiting: dict[str, _Waiting] = {}
+        self._expiry = expiry
+
+    async def run(
+        self,
+        front: FrontRelay,
+        start: Callable[[FrontRelay], Awaitable[Any]],
+        input_responses: mcp_types.InputResponses | None,
+        request_state: str | None,
+    ) -> Any:
+        """Start (or resume, from ``request_state``) a call; return its result or the client's next ask."""
+        self._forget_expired()
+        key = request_state[len(STATE_PREFIX):] if request_state and request_state.startswith(STATE_PREFIX) else None
+        waiting = self._waiting.pop(key, None) if key else None
+        if waiting is None:
+            loop = asyncio.get_running_loop()
+            waiting = _Waiting(task=loop.create_future())  # placeholder until the task exists
+            waiting.task = asyncio.ensure_future(start(BridgedRelay(front, waiting)))
+        elif waiting.answer is not None and not waiting.answer.done():
+            answer = (input_responses or {}).get(_ANSWER_KEY)
+            if answer is None:
+                waiting.answer.set_exception(RuntimeError("the client retried without answering"))
+            else:
+                waiting.answer.set_result(answer)
+        next_ask = asyncio.ensure_future(waiting.asks.get())
+        try:
+            await asyncio.wait([waiting.task, next_ask], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            waiting.task.cancel()
+            raise
+        finally:
+            if not next_ask.done():
+                next_ask.cancel()
+        if waiting.task.done():
+            return waiting.task.result()
+        request, waiting.answer = next_ask.result()
+        key = secrets.token_urlsafe(16)
+        self._waiting[key] = waiting
+        return mcp_types.InputRequiredResult(input_requests={_ANSWER_KEY: request}, request_state=STATE_PREFIX + key)
+
+    def _forget_expired(self) -> None:
+        """A client that never retries must not keep an upstream call waiting forever."""
+        now = time.monotonic()
+        for key, waiting in list(self._waiting.items()):
+            if now - waiting.created > self._expiry:
+                del self._waiting[key]
+                waiting.task.cancel()
