@@ -19,7 +19,9 @@ from typing import Any
 
 import mcp_types
 
-from discovery_router.relay import FrontRelay
+from fastmcp.client.progress import ProgressHandler
+
+from discovery_router.relay import FrontRelay, RelayUnavailableError
 
 STATE_PREFIX = "discovery-router-bridge:"
 _ANSWER_KEY = "upstream-ask"
@@ -30,6 +32,10 @@ class _Waiting:
     """One upstream call that is waiting for the client's answer to an ask."""
 
     task: asyncio.Task[Any]
+    front: FrontRelay
+    """The client request of the current round: logs go there."""
+    progress: ProgressHandler | None = None
+    """The current round's progress handler: progress of a later round must not go to a finished request."""
     asks: asyncio.Queue[tuple[mcp_types.ServerRequest, asyncio.Future[Any]]] = field(default_factory=asyncio.Queue)
     answer: asyncio.Future[Any] | None = None
     created: float = field(default_factory=time.monotonic)
@@ -38,18 +44,28 @@ class _Waiting:
 class BridgedRelay:
     """A relay whose asks are queued for the client's next round instead of being sent."""
 
-    def __init__(self, front: FrontRelay, waiting: _Waiting) -> None:
-        self._front, self._waiting = front, waiting
-        self.session_key = front.session_key
+    def __init__(self, waiting: _Waiting) -> None:
+        self._waiting = waiting
+        self.session_key = waiting.front.session_key
 
     @property
     def passes_input_requests(self) -> bool:
         return False  # the upstream speaks the handshake era; asks come through ask()
 
     async def log(self, level: str, data: Any, logger_name: str | None) -> None:
-        await self._front.log(level, data, logger_name)
+        await self._waiting.front.log(level, data, logger_name)
+
+    def refusal(self, method: str) -> str | None:
+        return self._waiting.front.refusal(method)
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        if self._waiting.progress is not None:
+            await self._waiting.progress(progress, total, message)
 
     async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
+        reason = self.refusal(request.method)
+        if reason:  # an ask the client would fail on must not end the client's call
+            raise RelayUnavailableError(reason)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self._waiting.asks.put((request, answer))
         raw = await answer
@@ -66,19 +82,20 @@ class AskBridge:
     async def run(
         self,
         front: FrontRelay,
-        start: Callable[[FrontRelay], Awaitable[Any]],
+        start: Callable[[BridgedRelay], Awaitable[Any]],
         input_responses: mcp_types.InputResponses | None,
         request_state: str | None,
+        progress_handler: ProgressHandler | None = None,
     ) -> Any:
         """Start (or resume, from ``request_state``) a call; return its result or the client's next ask."""
         self._forget_expired()
         key = request_state[len(STATE_PREFIX):] if request_state and request_state.startswith(STATE_PREFIX) else None
         waiting = self._waiting.pop(key, None) if key else None
         if waiting is None:
-            loop = asyncio.get_running_loop()
-            waiting = _Waiting(task=loop.create_future())  # placeholder until the task exists
-            waiting.task = asyncio.ensure_future(start(BridgedRelay(front, waiting)))
-        elif waiting.answer is not None and not waiting.answer.done():
+            waiting = _Waiting(task=asyncio.get_running_loop().create_future(), front=front)  # task set below
+            waiting.task = asyncio.ensure_future(start(BridgedRelay(waiting)))
+        waiting.front, waiting.progress = front, progress_handler
+        if waiting.answer is not None and not waiting.answer.done():
             answer = (input_responses or {}).get(_ANSWER_KEY)
             if answer is None:
                 waiting.answer.set_exception(RuntimeError("the client retried without answering"))

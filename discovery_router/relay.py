@@ -45,6 +45,10 @@ class FrontRelay(Protocol):
 
     async def log(self, level: str, data: Any, logger_name: str | None) -> None: ...
 
+    def refusal(self, method: str) -> str | None:
+        """Why the client cannot be asked ``method`` (it did not declare the capability), or None."""
+        ...
+
     async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
         """Send one server-to-client request (sampling, elicitation, roots) and return the client's answer."""
         ...
@@ -86,16 +90,22 @@ class ContextRelay:
             message, extra = (data if isinstance(data, str) else _json(data)), None
         await self._run(self._ctx.log(message, level=level, logger_name=logger_name, extra=extra))
 
+    def refusal(self, method: str) -> str | None:
+        feature, capability = _CAPABILITY_OF[method]
+        if self._session is None or not self._session.check_client_capability(capability):
+            return f"the client did not declare the {feature} capability"
+        return None
+
     async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
-        feature, capability = _CAPABILITY_OF[request.method]
         if self.passes_input_requests:
             raise RelayUnavailableError(
-                f"the client connected with the 2026-07-28 protocol, which cannot be asked for {feature} in the "
-                "middle of a call by a server that speaks an older protocol"
+                "the client connected with the 2026-07-28 protocol, which cannot be sent requests in the "
+                "middle of a call (the router bridges this for handshake-era servers)"
             )
+        reason = self.refusal(request.method)
+        if reason:
+            raise RelayUnavailableError(reason)
         session = self._session
-        if session is None or not session.check_client_capability(capability):
-            raise RelayUnavailableError(f"the client did not declare the {feature} capability")
         metadata = ServerMessageMetadata(related_request_id=self._request_id)
         return await self._run(session.send_request(request=request, result_type=result_type, metadata=metadata))
 

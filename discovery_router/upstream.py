@@ -444,8 +444,8 @@ class Upstream:
         client = self.client
         if relay is not None and relay.passes_input_requests and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return await self._bridge.run(
-                relay, lambda bridged: self._forward(client, tool, arguments, progress_handler, bridged, None, None),
-                input_responses, request_state,
+                relay, lambda bridged: self._forward(client, tool, arguments, bridged.progress, bridged, None, None),
+                input_responses, request_state, progress_handler,
             )
         return await self._forward(client, tool, arguments, progress_handler, relay, input_responses, request_state)
 
