@@ -95,23 +95,11 @@ NOT_APPLICABLE: dict[str, str] = {
 }
 """Scenarios that cannot apply to a router that exposes three meta-tools, with the reason."""
 
-_PROMPT_NAMES = ("the router names upstream prompts `<server>/<prompt>` (discovery_router/namespace.py), so "
-                 "`{name}` is `conformance/{name}` through it and the bare name the suite asks for is unknown; "
-                 "it would pass if prompts kept their own name while unique, as resource URIs do")
-
-KNOWN_FAILURES: dict[str, str] = {
-    "completion-complete": "completion/complete is not served (-32601 Method not found); the router must declare "
-                           "`completions` and forward to the upstream owning the prompt/template (the suite asks "
-                           "for the bare prompt name test_prompt_with_arguments, see the prompts-get-* rows)",
-    "prompts-get-simple": _PROMPT_NAMES.format(name="test_simple_prompt"),
-    "prompts-get-with-args": _PROMPT_NAMES.format(name="test_prompt_with_arguments"),
-    "prompts-get-embedded-resource": _PROMPT_NAMES.format(name="test_prompt_with_embedded_resource"),
-    "prompts-get-with-image": _PROMPT_NAMES.format(name="test_prompt_with_image"),
-}
-"""Scenarios that apply but fail on the router today: a missing feature (completion-complete) and a naming
-choice (prompts-get-*). Drop an entry once its scenario passes. (dns-rebinding-protection failed at commit
-070ee1b, where `serve --transport http` ran FastMCP with host_origin_protection off; the Origin check in
-discovery_router/access.py makes it pass.)"""
+KNOWN_FAILURES: dict[str, str] = {}
+"""Scenarios that apply but fail on the router today (none). History: completion-complete (not served)
+and prompts-get-* (bare prompt names) failed until the router forwarded completion/complete and
+resolved a bare prompt name that only one server has; dns-rebinding-protection failed until
+discovery_router/access.py checked Origin."""
 
 # Probe tools that prove each default upstream is connected (called through call_tool).
 PROBES = {"conformance": ("test_simple_text", {}), "everything": ("echo", {"message": "ready"})}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import mcp_types
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource
 from fastmcp.resources.template import ResourceTemplate
@@ -106,7 +107,37 @@ class UpstreamComponents(Provider):
         ]
 
 
-def _unlisted_resource(uri: str) -> Any:
-    import mcp_types
+    async def _get_prompt(self, name: str, version: VersionSpec | None = None) -> Prompt | None:
+        """``<server>/<prompt>``, or a bare prompt name that exactly one server has (as with tool ids)."""
+        named = self._find_prompt((await self._ready_namespace()).prompts, name)
+        if named is None:
+            return None
+        prompt = ProxyPrompt.from_mcp_prompt(self._client_factory(named.server), named.item)
+        return prompt.model_copy(update={"name": name})
 
+    @staticmethod
+    def _find_prompt(prompts: list[Any], name: str) -> Any:
+        exact = [n for n in prompts if n.front == name] or [n for n in prompts if n.item.name == name]
+        return exact[0] if len(exact) == 1 else None
+
+    async def complete(self, _ctx: Any, params: mcp_types.CompleteRequestParams) -> mcp_types.CompleteResult:
+        """``completion/complete`` for an upstream prompt or resource template, forwarded to its server."""
+        await self._router.wait_ready()
+        ref = params.ref
+        if isinstance(ref, mcp_types.PromptReference):
+            named = self._find_prompt(self.namespace().prompts, ref.name)
+            upstream_ref: Any = ref.model_copy(update={"name": named.item.name}) if named else None
+        else:
+            named = next((n for n in self.namespace().templates if n.front == ref.uri), None)
+            upstream_ref = ref.model_copy(update={"uri": named.item.uri_template}) if named else None  # type: ignore[union-attr]
+        if named is None:
+            return mcp_types.CompleteResult(completion=mcp_types.Completion(values=[]))
+        client = await self._router.connection(named.server)
+        if client.server_capabilities is None or client.server_capabilities.completions is None:
+            return mcp_types.CompleteResult(completion=mcp_types.Completion(values=[]))  # it offers none
+        context = params.context.arguments if params.context else None
+        return await client.session.complete(upstream_ref, params.argument.model_dump(), context)
+
+
+def _unlisted_resource(uri: str) -> Any:
     return mcp_types.Resource(uri=uri, name=uri)

@@ -280,3 +280,21 @@ async def test_changes_of_a_2026_era_upstream_arrive_on_its_listen_stream():
                 break
             await asyncio.sleep(0.1)
         assert "docs://changelog" in {str(r.uri) for r in upstream.components.resources}
+
+
+async def test_bare_prompt_names_resolve_only_when_unique_and_completions_are_forwarded():
+    async with front(Router({"library": build_library(), "other": build_library("other")}, FAST), "auto") as client:
+        with pytest.raises(Exception, match="(?i)unknown prompt|not found"):
+            await client.get_prompt("summarize", {"topic": "x"})  # two servers have it
+    upstream = build_library()
+
+    @upstream.prompt
+    def greet(name: str) -> str:
+        """Greet someone."""
+        return f"Hello {name}"
+
+    async with front(Router({"library": upstream}, FAST), "auto") as client:
+        assert (await client.get_prompt("greet", {"name": "Ada"})).messages[0].content.text == "Hello Ada"
+        completion = await client.complete(t.PromptReference(type="ref/prompt", name="library/greet"),
+                                           {"name": "name", "value": "A"})
+        assert completion.values == []  # FastMCP upstreams declare no completions (server-everything's are tested)

@@ -198,3 +198,11 @@ async def test_its_sampling_and_elicitation_reach_the_client(mode):
                                           raise_on_error=False)
         assert not elicited.is_error and "Ada Lovelace" in json.dumps([c.model_dump() for c in elicited.content])
     assert asked == ["sample", "elicit"]
+
+
+async def test_its_completions_are_forwarded(everything_client):
+    import mcp_types as t
+
+    completion = await everything_client.complete(
+        t.PromptReference(type="ref/prompt", name="everything/completable-prompt"), {"name": "department", "value": "E"})
+    assert completion.values and all(v.lower().startswith("e") for v in completion.values)
