@@ -5,11 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mcp_types
 
 from discovery_router.errors import AmbiguousToolError, UnknownToolError
 from discovery_router.search.base import ToolDoc
+
+if TYPE_CHECKING:
+    from discovery_router.policy import ToolPolicy
 
 ID_SEPARATOR = "/"
 
@@ -22,6 +26,8 @@ class ToolEntry:
     tool: mcp_types.Tool
     available: bool = True
     """False when the tool comes from a server that is currently unreachable."""
+    policy: ToolPolicy | None = None
+    """What the config's governance says about calling it (None: no policy was applied)."""
 
     @property
     def name(self) -> str:

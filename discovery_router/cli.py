@@ -17,6 +17,8 @@ from discovery_router import render
 from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw
 from discovery_router.config_edit import add_server, remove_server
 from discovery_router.errors import RouterError
+from discovery_router.confirmers import TerminalConfirmer
+from discovery_router.governance_cli import register as register_governance
 from discovery_router.onboarding.commands import register as register_onboarding
 from discovery_router.onboarding.output import Output, Table
 from discovery_router.router import Router
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.set_defaults(handler=cmd_reindex)
 
     register_onboarding(sub)
+    register_governance(sub)
     return parser
 
 
@@ -150,6 +153,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from discovery_router.server import build_server
 
     config = _load(args)
+    if args.transport != "stdio":  # bearer token + Origin check; refuses an unsafe bind before anything starts
+        from discovery_router.access import serving_middleware
+
+        guard = serving_middleware(args.host, config.settings, redactor=config.redactor)
     if not config.servers:
         logging.getLogger("discovery_router").warning(
             "no servers configured in %s; add one with `discovery-router add`", config.path
@@ -162,8 +169,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
         access_to_stderr = {"log_config": {"version": 1, "disable_existing_loggers": False,
                                            "loggers": {"uvicorn": {"level": "INFO"}}}}
+        origins = list(config.settings.http_allowed_origins)  # fastmcp's own Host/Origin guard must agree
         app.run(transport=args.transport, host=args.host, port=args.port, show_banner=False,
-                uvicorn_config=access_to_stderr)
+                uvicorn_config=access_to_stderr, middleware=guard, **({"allowed_origins": origins} if origins else {}))
     return EXIT_OK
 
 
@@ -224,7 +232,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_call(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
-        result = await router.call(args.id, args.args)
+        result = await router.call(args.id, args.args, confirmer=TerminalConfirmer())  # y/N at a terminal
         if args.json:
             print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         else:

@@ -24,6 +24,8 @@ import platformdirs
 
 from discovery_router.errors import ConfigError
 from discovery_router.expand import MissingVariable, expand
+from discovery_router.keyring_refs import KeyringError, expand_keyring, has_reference, placeholder_lookup
+from discovery_router.policy import SERVER_POLICY_KEYS, ServerPolicy, parse_server_policy
 from discovery_router.redact import Redactor
 
 APP_NAME = "discovery-router"
@@ -33,7 +35,7 @@ Transport = Literal["stdio", "http", "sse"]
 
 _STDIO_KEYS = {"command", "args", "env", "cwd"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
-_COMMON_KEYS = {"enabled", "timeout", "type", "description"}
+_COMMON_KEYS = {"enabled", "timeout", "type", "description", "protocol"}
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORT_ALIASES: dict[str, Transport] = {
     "stdio": "stdio",
@@ -80,6 +82,23 @@ class RouterSettings:
     embedding_model: str | None = None
     """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
     log_level: str = "INFO"
+    # -- governance (README "Governance") --
+    read_only: bool = False
+    """Only tools annotated readOnlyHint: true (or listed in a server's tools.safe) are callable; per server: readOnly."""
+    confirm_destructive: bool = False
+    """Destructive tools need the user's confirmation through MCP elicitation; per server: confirmDestructive."""
+    audit_log: str | None = None
+    """The audit JSON Lines file (default: audit.jsonl in the user log dir; "none" disables)."""
+    audit_max_bytes: int = 5_000_000
+    """Rotate the audit log when it would grow past this size (0: never rotate)."""
+    audit_backups: int = 3
+    """Rotated audit files to keep (audit.jsonl.1 is the newest)."""
+    pinned: tuple[str, ...] = ()
+    """Tool ids or globs over ids listed directly in tools/list, beside the three meta-tools."""
+    http_allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed besides loopback ones when serving over HTTP (e.g. "https://app.example.com")."""
+    http_require_token: bool = False
+    """Refuse to serve over HTTP without a bearer token even on a loopback address."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -100,6 +119,10 @@ class ServerConfig:
     enabled: bool = True
     timeout: float | None = None
     description: str | None = None
+    protocol: str = "auto"
+    """Protocol era towards this server: "auto" (negotiate) or "legacy" (force the initialize handshake)."""
+    policy: ServerPolicy = ServerPolicy()
+    """Governance: tools allow/deny/safe, readOnly, confirmDestructive, auditArguments."""
 
     def __repr__(self) -> str:
         return f"ServerConfig(name={self.name!r}, transport={self.transport!r})"
@@ -237,6 +260,11 @@ def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
             hint = ", ".join(sorted(known))
             raise ConfigError(path, None, f"router.{key}", f"unknown setting (known: {hint})")
         default = getattr(defaults, key)
+        if isinstance(default, tuple):  # list settings: strings only
+            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+                raise ConfigError(path, None, f"router.{key}", "must be a list of non-empty strings")
+            values[key] = tuple(value)
+            continue
         expected = type(default) if default is not None else str  # optional settings are strings
         if expected is float and type(value) is int:
             value = float(value)
@@ -264,10 +292,11 @@ def _parse_server(
         raise fail(None, "server names may use letters, digits, '_', '-' and '.', and must not contain '/'")
     if not isinstance(entry, dict):
         raise fail(None, "entry must be a JSON object")
-    unknown = set(entry) - _STDIO_KEYS - _REMOTE_KEYS - _COMMON_KEYS
+    unknown = set(entry) - _STDIO_KEYS - _REMOTE_KEYS - _COMMON_KEYS - SERVER_POLICY_KEYS
     if unknown:
         raise fail(sorted(unknown)[0], "unknown field (stdio servers take command/args/env/cwd, "
-                   "remote ones url/headers/transport; both take enabled/timeout)")
+                   "remote ones url/headers/transport; both take enabled/timeout/description/protocol "
+                   "and tools/readOnly/confirmDestructive/auditArguments)")
     has_command, has_url = "command" in entry, "url" in entry
     if has_command and has_url:
         raise fail("url", "an entry has either `url` (remote) or `command` (stdio), not both")
@@ -278,6 +307,10 @@ def _parse_server(
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise fail("timeout", "must be a positive number of seconds")
     description = _typed(entry, "description", str, None, fail)
+    policy = parse_server_policy(entry, fail)
+    protocol = _typed(entry, "protocol", str, "auto", fail)
+    if protocol not in ("auto", "legacy"):
+        raise fail("protocol", 'must be "auto" (negotiate) or "legacy" (force the initialize handshake)')
 
     def expanded(value: str, field_name: str, secret: bool) -> str:
         try:
@@ -285,6 +318,15 @@ def _parse_server(
         except MissingVariable as exc:
             raise fail(field_name, f"environment variable {exc.name} is not set "
                        f"(export it, or write ${{{exc.name}:-default}})") from None
+        if has_reference(result):  # ${keyring:SERVICE/NAME}
+            if not secret:
+                raise fail(field_name, "${keyring:...} references work only in env and headers values")
+            lookup = placeholder_lookup if isinstance(environ, _EveryVariableSet) else None
+            try:
+                result, from_keyring = expand_keyring(result, lookup)
+            except KeyringError as exc:
+                raise fail(field_name, str(exc)) from None
+            substituted = [*substituted, *from_keyring]
         if secret:
             redactor.add(result)
         redactor.add(*substituted)
@@ -316,6 +358,8 @@ def _parse_server(
             enabled=enabled,
             timeout=float(timeout) if timeout is not None else None,
             description=description,
+            protocol=protocol,
+            policy=policy,
         )
 
     if set(entry) & {"args", "env", "cwd"}:
@@ -339,6 +383,8 @@ def _parse_server(
         enabled=enabled,
         timeout=float(timeout) if timeout is not None else None,
         description=description,
+        protocol=protocol,
+        policy=policy,
     )
 
 

@@ -44,3 +44,7 @@ class UpstreamUnavailableError(RouterError):
 
 class UpstreamCallError(RouterError):
     """The upstream answered the call with a protocol error or did not answer in time."""
+
+
+class PolicyRefusedError(RouterError):
+    """The config's governance refuses this call (read-only mode, a declined or impossible confirmation)."""

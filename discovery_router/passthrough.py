@@ -34,6 +34,10 @@ class UpstreamComponents(Provider):
         self._snapshot: tuple[tuple[str, Any], ...] = ()
         self._namespace = Namespace({}, {}, {})
 
+    async def get_tasks(self) -> Sequence[Any]:
+        """None: proxied components never run as tasks, and listing here would wait on upstreams per request."""
+        return []
+
     async def _ready_namespace(self) -> Namespace:
         """Lists wait (bounded) for every server's first connection attempt, as search does."""
         await self._router.wait_ready()

@@ -29,6 +29,8 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int) -> str:
     lines = []
     for entry in entries:
         flag = " [server unreachable]" if not entry.available else ""
+        if entry.policy is not None and entry.policy.label:  # governance: read-only / asks to confirm / refused
+            flag += f" [{entry.policy.label}]"
         summary = summarize(entry.tool.description, max_chars)
         lines.append(f"{entry.id}{flag}: {summary}" if summary else f"{entry.id}{flag}")
     return "\n".join(lines)
@@ -48,6 +50,8 @@ def tool_description(entry: ToolEntry) -> dict[str, Any]:
         described["annotations"] = tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
     if not entry.available:
         described["available"] = False
+    if entry.policy is not None and entry.policy.governed:
+        described["policy"] = entry.policy.summary
     return described
 
 
@@ -105,6 +109,8 @@ def describe_text(entry: ToolEntry) -> str:
     for key in ("inputSchema", "outputSchema", "annotations"):
         if key in described:
             lines.append(f"{key}: {compact_json(described[key])}")
+    if "policy" in described:
+        lines.append(f"policy: {described['policy']}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,11 @@ from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry
 from discovery_router.config import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.errors import UnknownServerError, UnknownToolError
+from discovery_router.governance import Confirmer, governance_for
 from discovery_router.indexer import NO_EMBEDDINGS, Indexer
+from discovery_router.policy import ServerPolicy
 from discovery_router.redact import Redactor, redact_logs
+from discovery_router.relay import FrontRelay
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
 from index_cache import IndexCache, clean_tool
@@ -37,8 +40,9 @@ ServerTarget = ServerConfig | Any
 
 def _client_factory(target: ServerTarget):
     def make(**kwargs: Any) -> Client[Any]:
-        transport = target.to_transport() if isinstance(target, ServerConfig) else target
-        return Client(transport, **kwargs)
+        if isinstance(target, ServerConfig):
+            return Client(target.to_transport(), mode=target.protocol, **kwargs)
+        return Client(target, **kwargs)
 
     return make
 
@@ -74,11 +78,20 @@ class Router:
         *,
         redactor: Redactor | None = None,
         semantic: bool = True,
+        policies: Mapping[str, ServerPolicy] | None = None,
     ) -> None:
-        """``semantic=False`` skips loading the embedding model (one-shot commands that never search)."""
+        """``semantic=False`` skips loading the embedding model (one-shot commands that never search).
+
+        ``policies`` sets per-server governance for servers given as objects (config entries carry their own).
+        """
         self.settings = settings or RouterSettings()
         self._redactor = redactor or Redactor()
         redact_logs(self._redactor)
+        self.governance = governance_for(servers, self.settings, self._redactor, policies)
+        self.component_listeners: list[Callable[[], None]] = []
+        """Called when any upstream's resources, templates or prompts change (the MCP server notifies clients)."""
+        self.resource_listeners: list[Callable[[str, str], None]] = []
+        """Called with (server, uri) when an upstream says a subscribed resource was updated."""
         self._descriptions = {
             name: target.description or "" for name, target in servers.items() if isinstance(target, ServerConfig)
         }
@@ -90,6 +103,8 @@ class Router:
                 call_timeout=target.timeout if isinstance(target, ServerConfig) else None,
                 redact=self._redactor,
                 on_tools_changed=self._tools_changed,
+                on_components_changed=self._components_changed,
+                on_resource_updated=self._resource_updated,
                 transport=target.transport if isinstance(target, ServerConfig) else "in-memory",
                 enabled=target.enabled if isinstance(target, ServerConfig) else True,
             )
@@ -215,6 +230,12 @@ class Router:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    async def connection(self, server: str) -> Client[Any]:
+        """``server``'s live client, for passthrough requests (waits for its first connection attempt)."""
+        upstream = self.upstreams[server]
+        await self._settled([upstream])
+        return upstream.client
+
     def redact(self, text: str) -> str:
         """Mask this config's secrets in ``text``."""
         return self._redactor(text)
@@ -223,10 +244,13 @@ class Router:
         return [u.status for u in self.upstreams.values()]
 
     def _entries(self) -> list[ToolEntry]:
+        """Every tool the policy exposes: a denied tool is never indexed, shown or callable."""
         return [
-            ToolEntry(name, tool, available=upstream.state is not UpstreamState.FAILED)
+            ToolEntry(name, tool, available=upstream.state is not UpstreamState.FAILED,
+                      policy=self.governance.decide(name, tool))
             for name, upstream in self.upstreams.items()
             for tool in upstream.tools
+            if self.governance.exposes(name, tool.name)
         ]
 
     def _tools_changed(self, upstream: Upstream) -> None:
@@ -236,6 +260,14 @@ class Router:
             except OSError as exc:
                 logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
         self.indexer.request_rebuild()
+
+    def _components_changed(self, _upstream: Upstream) -> None:
+        for listener in self.component_listeners:
+            listener()
+
+    def _resource_updated(self, upstream: Upstream, uri: str) -> None:
+        for listener in self.resource_listeners:
+            listener(upstream.name, uri)
 
     # -- the three operations --------------------------------------------
 
@@ -280,11 +312,28 @@ class Router:
         arguments: Mapping[str, Any] | str | None = None,
         *,
         progress_handler: ProgressHandler | None = None,
-    ) -> mcp_types.CallToolResult:
-        """Validate and forward one call; the upstream's result comes back as it was."""
-        await self._catalog_ready()
-        entry = self.resolve(name)
-        prepared = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
-        upstream = self.upstreams[entry.server]
-        await self._settled([upstream])
-        return await upstream.call(entry.name, prepared, progress_handler=progress_handler)
+        relay: FrontRelay | None = None,
+        input_responses: mcp_types.InputResponses | None = None,
+        request_state: str | None = None,
+        confirmer: Confirmer | None = None,
+    ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
+        """Validate and forward one call; the upstream's result comes back as it was.
+
+        ``relay`` lets the upstream log to and ask the calling client; an
+        ``InputRequiredResult`` comes back only when the relay's client can
+        answer it (then its retry passes ``input_responses``/``request_state``).
+        Governance (policy, confirmation through ``confirmer``, the audit line)
+        wraps the whole call; see :mod:`discovery_router.governance`.
+        """
+        async with self.governance.audited(name, arguments) as audit:
+            await self._catalog_ready()
+            entry = audit.entry = self.resolve(name)
+            prepared = audit.arguments = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
+            leg = await self.governance.authorize(entry, audit, confirmer, input_responses, request_state)
+            if leg.ask is not None:
+                return leg.ask  # the client asks its user, then repeats the call with the answer
+            upstream = self.upstreams[entry.server]
+            await self._settled([upstream])
+            result = await upstream.call(entry.name, prepared, progress_handler=progress_handler, relay=relay,
+                                         input_responses=leg.input_responses, request_state=leg.request_state)
+            return audit.done(leg.wrap(result))

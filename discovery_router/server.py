@@ -1,4 +1,9 @@
-"""The MCP face of the router: exactly three tools, each a thin wrapper over :class:`Router`."""
+"""The MCP face of the router: three tools over :class:`Router`, plus the upstreams' resources and prompts.
+
+Tools stay behind search; resources, resource templates and prompts pass
+through (:mod:`discovery_router.passthrough`), and clients hear when they
+change (:mod:`discovery_router.notify`).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import mcp_types
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
-from fastmcp.tools.base import ToolResult
+from fastmcp.tools.base import InputRequiredToolResult, ToolResult
 from pydantic import Field
 
 from discovery_router import render
+from discovery_router.confirmers import ElicitationConfirmer
 from discovery_router.errors import RouterError
+from discovery_router.notify import ClientNotifier
+from discovery_router.passthrough import UpstreamComponents
+from discovery_router.pinned import PinnedTools
+from discovery_router.relay import ContextRelay
 from discovery_router.router import Router
 
 INSTRUCTIONS = (
@@ -49,7 +60,25 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
         finally:
             await router.stop()
 
-    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan)
+    components = UpstreamComponents(router)
+
+    async def subscribe(uri: str) -> None:
+        located = components.locate(uri)
+        if located is not None:
+            await router.upstreams[located[0]].subscribe(located[1])
+
+    async def unsubscribe(uri: str) -> None:
+        located = components.locate(uri)
+        if located is not None:
+            await router.upstreams[located[0]].unsubscribe(located[1])
+
+    notifier = ClientNotifier(subscribe, unsubscribe)
+    router.component_listeners.append(notifier.components_changed)
+    router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
+    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components], middleware=[notifier])
+    notifier.install(mcp._mcp_server)
+    mcp._mcp_server.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
+    mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
 
     @mcp.tool(name="search_tools", description=SEARCH_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)
     async def search_tools(
@@ -81,18 +110,29 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
         ] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> ToolResult:
-        # Upstream progress arrives on the upstream client's reader task, whose
-        # context is not this request's; report it from a copy of ours.
+        # Upstream progress, logs and asks arrive on the upstream client's reader
+        # task, whose context is not this request's; act on them from a copy of ours.
         request_context = contextvars.copy_context()
+
+        async def in_request(work: Any) -> Any:
+            return await asyncio.create_task(work, context=request_context)
 
         async def forward_progress(progress: float, total: float | None, message: str | None) -> None:
             if ctx is not None:
-                await asyncio.create_task(ctx.report_progress(progress, total, message), context=request_context)
+                await in_request(ctx.report_progress(progress, total, message))
 
+        relay = ContextRelay(ctx, in_request) if ctx is not None and ctx.request_context is not None else None
         try:
-            result = await router.call(name, arguments, progress_handler=forward_progress)
+            result = await router.call(
+                name, arguments, progress_handler=forward_progress, relay=relay,
+                input_responses=ctx.input_responses if relay else None,
+                request_state=ctx.request_state if relay else None,
+                confirmer=ElicitationConfirmer(ctx),  # governance: asks the user before a destructive call
+            )
         except RouterError as exc:
             raise ToolError(str(exc)) from None
+        if isinstance(result, mcp_types.InputRequiredResult):
+            return InputRequiredToolResult(result)  # the client answers, then retries this call
         return ToolResult.from_mcp_result(result)
 
     return mcp

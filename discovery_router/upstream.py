@@ -125,14 +125,10 @@ class Upstream:
         self.state = UpstreamState.CONNECTING if enabled else UpstreamState.DISABLED
         self.error: str | None = None
         self.tools: list[mcp_types.Tool] = []
-        self.first_attempt_done = asyncio.Event()
+        self._new_events()
         if not enabled:
             self.first_attempt_done.set()
         self._client: Client[Any] | None = None
-        self._lost = asyncio.Event()
-        self._refresh = asyncio.Event()
-        self._restart = asyncio.Event()
-        self._retry_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._listed_at = 0.0
@@ -143,6 +139,7 @@ class Upstream:
     def start(self) -> None:
         if self.state is not UpstreamState.DISABLED and self._task is None:
             self._stopping = False
+            self._new_events()  # a router may be started again in another event loop
             self._task = asyncio.create_task(self._supervise(), name=f"upstream:{self.name}")
 
     async def stop(self) -> None:
@@ -160,6 +157,13 @@ class Upstream:
         if self.state is not UpstreamState.DISABLED:
             self.state = UpstreamState.CONNECTING
             self.first_attempt_done.clear()
+
+    def _new_events(self) -> None:
+        self.first_attempt_done = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._refresh = asyncio.Event()
+        self._restart = asyncio.Event()
+        self._retry_now = asyncio.Event()
 
     def request_refresh(self) -> None:
         """Re-list tools soon (the upstream said its list changed, or reindex asked)."""

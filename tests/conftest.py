@@ -27,6 +27,8 @@ FAST = RouterSettings(connect_timeout=15, retry_initial=0.2, retry_max=1, health
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Every router a test starts, in process or as a subprocess, caches under a throwaway folder.
 os.environ["DISCOVERY_ROUTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="discovery-router-test-cache-")
+# ... and writes its audit log there too, never to the user's log dir.
+os.environ["DISCOVERY_ROUTER_AUDIT_LOG"] = str(Path(os.environ["DISCOVERY_ROUTER_CACHE_DIR"]) / "audit.jsonl")
 
 
 @pytest.fixture

@@ -378,6 +378,8 @@ def bench_settings(ctx: Context, **overrides: Any):
     values: dict[str, Any] = {"connect_timeout": 120.0, "health_interval": 0}
     if "cache_dir" in names:
         values["cache_dir"] = str(ctx.cache_dir)
+    if "audit_log" in names:  # the product path, audit line included, without touching the user's own log
+        values["audit_log"] = str(ctx.cache_dir / "audit.jsonl")
     values.update(overrides)
     return RouterSettings(**{k: v for k, v in values.items() if k in names})
 

@@ -153,7 +153,8 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             cfg = Path(tmp) / "config.json"
             cfg.write_text(json.dumps({"mcpServers": {"up": _router_config(transport, url)},
-                                       "router": {"health_interval": 0}}))
+                                       "router": {"health_interval": 0,  # audited as in production, not in ~
+                                                  "audit_log": str(Path(tmp) / "audit.jsonl")}}))
             router_cmd = [sys.executable, "-m", "discovery_router", "--config", str(cfg), "serve"]
             proxy_cmd = [sys.executable, PROXY, transport]
             upstream_flag = ["--upstream-url", url] if transport == "http" else ["--upstream-stdio"]

@@ -64,7 +64,8 @@ async def run(ctx: Context) -> dict[str, Any]:
     config = ctx.out / "soak-config.json"
     upstream = {"command": sys.executable, "args": [ECHO, "stdio"]}
     config.write_text(json.dumps({"mcpServers": {"a": upstream, "b": upstream},
-                                  "router": {"cache_dir": "none", "embedding_model": "none"}}))
+                                  "router": {"cache_dir": "none", "embedding_model": "none",
+                                             "audit_log": str(ctx.out / "soak-audit.jsonl")}}))
     port = free_port()
     router = subprocess.Popen(
         [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",

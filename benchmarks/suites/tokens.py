@@ -4,7 +4,7 @@ For each catalog:
 - Merged: the ``tools/list`` result a merging proxy sends, served by fastmcp's
   ``create_proxy`` per backend mounted under its name (what fastmcp's MCPConfig
   proxy does), fetched by a real MCP client.
-- Router upfront: the router's own ``tools/list`` (``build_server(router)``).
+- Router upfront: the router's own ``tools/list`` (``build_server(router)``), pinned tools included.
 - Per resolved lookup: one ``search_tools`` result at the default limit plus one
   ``describe_tool`` of the chosen (top gold) tool; median and p90 over the queries.
 - Peer per lookup: FastMCP's ``BM25SearchTransform`` ``search_tools`` result at its
@@ -167,7 +167,9 @@ async def _example_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[s
                                  "env": dict(s.env) or None, "cwd": s.cwd}.items() if v is not None}
         for name, s in servers.items()
     }}
-    router = Router(servers, bench_settings(ctx, search_limit=config.settings.search_limit),
+    # pinned tools are listed in the router's real tools/list, so they count in the upfront figure
+    router = Router(servers, bench_settings(ctx, search_limit=config.settings.search_limit,
+                                            pinned=config.settings.pinned),
                     redactor=config.redactor)
     merged = create_proxy(mcp_config)
     peer = create_proxy(mcp_config, name="peer")

@@ -1,0 +1,120 @@
+"""``discovery-router secret set|delete NAME`` and ``discovery-router audit``: the governance commands."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from discovery_router import audit, keyring_refs
+from discovery_router.config import EVERY_VARIABLE_SET, load_config
+from discovery_router.errors import RouterError
+from discovery_router.onboarding.output import Output, Table
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+def register(sub: Any) -> None:
+    secret = sub.add_parser("secret", help="store or delete a secret in the OS keyring (for ${keyring:...})")
+    secret_sub = secret.add_subparsers(dest="secret_command", metavar="SUBCOMMAND", required=True)
+    set_ = secret_sub.add_parser("set", help="store a secret: typed without echo, or read from stdin when piped")
+    set_.add_argument("name", help="NAME (service discovery-router) or SERVICE/NAME")
+    set_.set_defaults(handler=cmd_secret_set)
+    delete = secret_sub.add_parser("delete", help="delete a stored secret")
+    delete.add_argument("name", help="NAME or SERVICE/NAME")
+    delete.set_defaults(handler=cmd_secret_delete)
+
+    log = sub.add_parser("audit", help="show recent tool calls from the audit log")
+    log.add_argument("--since", default=None, metavar="WHEN", help="30m, 2h, 7d, or an ISO date/time")
+    log.add_argument("--server", default=None, help="only this server's calls")
+    log.add_argument("--limit", type=int, default=50, help="newest N calls (0: all; default 50)")
+    log.add_argument("--json", action="store_true", help="machine-readable output")
+    log.set_defaults(handler=cmd_audit)
+
+
+def _reference(name: str) -> tuple[str, str]:
+    try:
+        return keyring_refs.split_reference(name)
+    except keyring_refs.KeyringError as exc:
+        raise RouterError(str(exc)) from None
+
+
+def _read_secret(label: str) -> str:
+    """From the terminal without echo, or the whole of stdin (one trailing newline dropped) when piped."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"value for {label} (not echoed): ")
+    else:
+        value = sys.stdin.read()
+        value = value.removesuffix("\n")
+        value = value.removesuffix("\r")
+    if not value:
+        raise RouterError("no value given: nothing stored")
+    return value
+
+
+def cmd_secret_set(args: argparse.Namespace) -> int:
+    service, name = _reference(args.name)
+    label = f"{service}/{name}"
+    try:
+        backend = keyring_refs.backend_name()
+        if backend is None:
+            raise keyring_refs.KeyringUnavailable()
+        keyring_refs.set_secret(service, name, _read_secret(label))
+    except keyring_refs.KeyringError as exc:
+        raise RouterError(f"cannot store {label}: {exc}") from None
+    reference = name if service == keyring_refs.DEFAULT_SERVICE else label
+    print(f"stored {label} in the OS keyring ({backend}); refer to it as ${{keyring:{reference}}}")
+    return EXIT_OK
+
+
+def cmd_secret_delete(args: argparse.Namespace) -> int:
+    service, name = _reference(args.name)
+    label = f"{service}/{name}"
+    try:
+        deleted = keyring_refs.delete_secret(service, name)
+    except keyring_refs.KeyringError as exc:
+        raise RouterError(f"cannot delete {label}: {exc}") from None
+    print(f"deleted {label}" if deleted else f"no secret {label} in the OS keyring",
+          file=sys.stdout if deleted else sys.stderr)
+    return EXIT_OK if deleted else EXIT_FAILURE
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    config = load_config(args.config, missing_ok=args.config is None, environ=EVERY_VARIABLE_SET)
+    path = audit.audit_path(config.settings.audit_log)
+    out = Output(as_json=args.json)
+    if path is None:
+        out.line('the audit log is disabled (router.audit_log is "none")')
+        out.document([])
+        return EXIT_OK
+    try:
+        since = audit.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise RouterError(str(exc)) from None
+    records = audit.read_entries(path, audit.AuditQuery(since=since, server=args.server, limit=args.limit or None))
+    if not records:
+        out.line(f"no calls recorded in {path}" + (" matching the filters" if args.since or args.server else ""))
+    rows = [[_short_time(r.get("time")), r.get("server") or "", r.get("tool") or "", r.get("outcome") or "",
+             _ms(r.get("duration_ms")), ", ".join(r.get("argument_keys") or []), _note(r)] for r in records]
+    if records:
+        out.table(Table(f"tool calls in {path}", ["time (UTC)", "server", "tool", "outcome", "ms", "argument keys",
+                                                  "note"], rows, status_column=3))
+    out.document(records)
+    return EXIT_OK
+
+
+def _short_time(value: Any) -> str:
+    text = str(value or "")
+    return text.replace("T", " ")[:19]
+
+
+def _ms(value: Any) -> str:
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else ""
+
+
+def _note(record: dict[str, Any]) -> str:
+    if record.get("confirmed"):
+        return "confirmed by the user"
+    reason = str(record.get("reason") or "")
+    return reason if len(reason) <= 100 else reason[:99] + "…"
