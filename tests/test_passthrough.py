@@ -41,14 +41,19 @@ class Recorder(MessageHandler):
 
     def __init__(self) -> None:
         self.seen: list[Any] = []
-        self.arrived = asyncio.Event()
 
     async def on_notification(self, message: Any) -> None:
         self.seen.append(message)
-        self.arrived.set()
 
     def methods(self) -> list[str]:
         return [m.method for m in self.seen]
+
+    async def wait_for(self, method: str, timeout: float = 10) -> None:
+        async def arrived() -> None:
+            while method not in self.methods():
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(arrived(), timeout)
 
 
 class Answers:
@@ -234,8 +239,7 @@ async def test_resource_list_changes_reach_handshake_era_clients():
         recorder.seen.clear()
         upstream.resource("docs://changelog")(lambda: "v2")
         router.upstreams["library"].request_refresh()  # what the upstream's list_changed triggers
-        await asyncio.wait_for(recorder.arrived.wait(), 10)
-        assert "notifications/resources/list_changed" in recorder.methods()
+        await recorder.wait_for("notifications/resources/list_changed")
         assert "docs://changelog" in {str(r.uri) for r in await client.list_resources()}
 
 
@@ -257,9 +261,8 @@ async def test_resource_updates_reach_subscribed_clients():
     async with front(config_router({"library": library_stdio()}), "legacy", message_handler=recorder) as client:
         await client.session.subscribe_resource("docs://readme")
         recorder.seen.clear()
-        recorder.arrived.clear()
         await call(client, "library/touch_readme")
-        await asyncio.wait_for(recorder.arrived.wait(), 10)
+        await recorder.wait_for("notifications/resources/updated")
         updated = [m for m in recorder.seen if m.method == "notifications/resources/updated"]
         assert [str(m.params.uri) for m in updated] == ["docs://readme"]
 
