@@ -21,6 +21,7 @@ from discovery_router.confirmers import TerminalConfirmer
 from discovery_router.governance_cli import register as register_governance
 from discovery_router.onboarding.commands import register as register_onboarding
 from discovery_router.onboarding.output import Output, Table
+from discovery_router.onboarding.secrets import redactor_for
 from discovery_router.router import Router
 from discovery_router.upstream import UpstreamState
 
@@ -169,9 +170,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
         access_to_stderr = {"log_config": {"version": 1, "disable_existing_loggers": False,
                                            "loggers": {"uvicorn": {"level": "INFO"}}}}
-        origins = list(config.settings.http_allowed_origins)  # fastmcp's own Host/Origin guard must agree
+        # fastmcp's guard checks Host on a loopback bind (DNS rebinding); ours checks Origin and the token.
+        origins = list(config.settings.http_allowed_origins)
         app.run(transport=args.transport, host=args.host, port=args.port, show_banner=False,
-                uvicorn_config=access_to_stderr, middleware=guard, **({"allowed_origins": origins} if origins else {}))
+                uvicorn_config=access_to_stderr, middleware=guard, host_origin_protection="auto",
+                **({"allowed_origins": origins} if origins else {}))
     return EXIT_OK
 
 
@@ -265,10 +268,10 @@ def router_config_path(args: argparse.Namespace) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     config = load_config(args.config, missing_ok=args.config is None, environ=EVERY_VARIABLE_SET)
-    out = Output(as_json=args.json)
+    raw_servers = _raw_servers(config)
+    out = Output(as_json=args.json, redact=redactor_for(raw_servers))  # tokens in args or URLs stay hidden
     if not config.servers:
         out.line(f"no servers configured in {config.path}")
-    raw_servers = _raw_servers(config)
     rows, documents = [], []
     for name, server in config.servers.items():
         raw = raw_servers.get(name, {})
@@ -326,7 +329,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def _split_pair(text: str, separator: str, flag: str) -> tuple[str, str]:
     key, found, value = text.partition(separator)
     if not found or not key.strip():
-        raise RouterError(f"{flag} takes KEY{separator}VALUE, got {key.strip() or text[:1]!r}...")
+        raise RouterError(f"{flag} takes KEY{separator}VALUE")  # never echo it: the value may be a secret
     return key.strip(), value.strip()
 
 

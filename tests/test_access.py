@@ -96,6 +96,7 @@ def test_loopback_without_a_token_serves_but_still_checks_origin(tmp_path: Path)
         assert post(url, Origin="http://127.0.0.1:8080") == 200
         assert post(url, Origin="https://attacker.example") == 403  # DNS rebinding from a web page
         assert post(url, Origin="null") == 403
+        assert post(url, Host="evil.example.com") == 421  # a rebound name, even without an Origin header
 
 
 def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

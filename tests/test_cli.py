@@ -113,3 +113,17 @@ def test_help_everywhere():
     for args in ([], ["serve"], ["search"], ["add"], ["call"], ["config"]):
         result = run(*args, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_list_and_add_never_print_inline_secrets(tmp_path: Path, capsys):
+    token, key = "ghp_abcdefghijklmnopqrstuvwx123456", "sk-live-0123456789abcdef"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "gh": {"command": "gh-mcp", "args": [f"--token={token}"]},
+        "api": {"url": f"https://api.example.com/mcp?api_key={key}"}}}))
+    assert main(["--config", str(path), "list"]) == 0
+    assert main(["--config", str(path), "list", "--json"]) == 0
+    assert main(["--config", str(path), "add", "bad", "--url", "https://h/mcp", "--header", f"Authorization {key}"]) == 1
+    captured = capsys.readouterr()
+    assert "gh-mcp" in captured.out and "api.example.com" in captured.out
+    assert token not in captured.out + captured.err and key not in captured.out + captured.err
