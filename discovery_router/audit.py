@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,20 +50,24 @@ class AuditLog:
     def __init__(self, path: Path, *, max_bytes: int = 5_000_000, backups: int = 3,
                  redact: Callable[[str], str] = lambda text: text) -> None:
         self.path, self.max_bytes, self.backups, self._redact = path, max_bytes, backups, redact
-        self._lock = threading.Lock()
+        self._folder_made = False
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record; every string in it (keys too) goes through the redactor first."""
-        line = self._redact(json.dumps(_redacted(record, self._redact), ensure_ascii=False)) + "\n"
-        data = line.encode("utf-8")
-        with self._lock:
+        """Append one record; every string in it (keys too) goes through the redactor before JSON encoding."""
+        data = (json.dumps(_redacted(record, self._redact), ensure_ascii=False) + "\n").encode("utf-8")
+        if not self._folder_made:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._rotate_if_full(len(data))
+            self._folder_made = True
+        self._rotate_if_full(len(data))
+        try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+        except FileNotFoundError:  # the folder was removed meanwhile
+            self._folder_made = False
+            raise
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
 
     def _rotate_if_full(self, incoming: int) -> None:
         try:

@@ -151,7 +151,7 @@ class Governance:
         (MCP 2026-07-28); the router's own answer and state are taken out of
         them before anything goes upstream.
         """
-        decision = self.decide(entry.server, entry.tool)
+        decision = entry.policy or self.decide(entry.server, entry.tool)  # decided when the catalog was built
         if decision.verdict is Verdict.ALLOW:
             return Leg(input_responses, request_state)
         if decision.verdict is Verdict.REFUSE:

@@ -2,9 +2,11 @@
 
 Rebuilds run one at a time in a worker thread (tokenizing thousands of tools
 must not stall the event loop) and coalesce: a burst of servers connecting at
-start costs one or two builds, not one per server. The catalog and the index
-are swapped together, so a search never ranks a tool the catalog cannot
-resolve. The dense side comes from :class:`HybridLoader`: BM25 answers until
+start costs one or two builds, not one per server. Search uses
+:attr:`Indexer.served`, a catalog and index swapped together, so it never
+ranks a tool its catalog cannot resolve. Describe and call need no index:
+:attr:`Indexer.catalog` is rebuilt on demand from the newest tool lists, so a
+call never waits for an index rebuild (or for embedding). The dense side comes from :class:`HybridLoader`: BM25 answers until
 the embedding model is loaded, then every new index is made hybrid before it
 is swapped in (only tools never embedded before are encoded).
 """
@@ -45,8 +47,10 @@ class Indexer:
     ) -> None:
         self._snapshot = snapshot
         self._descriptions = dict(server_descriptions or {})
-        self.catalog = Catalog()
-        self.index = SearchIndex([])
+        self.served: tuple[Catalog, SearchIndex] = (Catalog(), SearchIndex([]))
+        """What search ranks with: a catalog and its index, always replaced together."""
+        self._catalog = Catalog()
+        self._catalog_at = 0
         self.last_upgrade: UpgradeReport | None = None
         self._encoded_total = 0
         self.hybrid: HybridLoader | None = None
@@ -57,6 +61,17 @@ class Indexer:
         self._wake: asyncio.Event | None = None
         self._done: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def index(self) -> SearchIndex:
+        return self.served[1]
+
+    @property
+    def catalog(self) -> Catalog:
+        """Every tool known now (rebuilt here when a change is pending; cheap next to an index build)."""
+        if self._catalog_at != self._requested:
+            self._catalog, self._catalog_at = Catalog(self._snapshot()), self._requested
+        return self._catalog
 
     def start(self) -> None:
         if self._task is None:
@@ -112,13 +127,16 @@ class Indexer:
             except Exception:  # noqa: BLE001 - keep serving the previous index
                 logger.exception("rebuilding the search index failed; keeping the previous one")
             else:
-                self.catalog, self.index = catalog, index
+                self.served = (catalog, index)
             async with self._done:
                 self._built = target
                 self._done.notify_all()
 
     def _build(self, entries: Sequence[ToolEntry]) -> tuple[Catalog, SearchIndex]:
-        index = SearchIndex([e.to_doc(self._descriptions.get(e.server, "")) for e in entries])
+        docs = [e.to_doc(self._descriptions.get(e.server, "")) for e in entries]
+        if tuple(docs) == self.index.docs:  # e.g. a server reconnecting with the tools it had: keep the index
+            return Catalog(entries), self.index
+        index = SearchIndex(docs)
         if self.hybrid is not None:
             self.hybrid.upgrade(index)  # hybrid now if the model is loaded; else attached when it is
         return Catalog(entries), index

@@ -87,6 +87,6 @@ class PinnedTools(Provider):
         patterns = self._router.settings.pinned
         if not patterns:
             return []
-        await self._router._catalog_ready()  # every server's tools, live or cached (bounded wait)
-        named = pinned_names(pinned_entries(self._router.catalog.entries, patterns))
+        catalog = await self._router.ready_catalog()
+        named = pinned_names(pinned_entries(catalog.entries, patterns))
         return [PinnedTool.of(front, entry, self._server) for front, entry in named.items()]

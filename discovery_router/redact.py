@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import weakref
 from typing import Any
 
@@ -20,19 +21,24 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
 
     def add(self, *values: str) -> None:
         self._secrets.update(v for v in values if len(v) >= _MIN_SECRET_LENGTH)
+        self._compile()
 
     def discard(self, *values: str) -> None:
         """Never mask these (server names are public, even when an env value repeats one)."""
         self._secrets.difference_update(values)
+        self._compile()
+
+    def _compile(self) -> None:
+        """One alternation, longest secret first, so masking costs one scan (it runs on every log record)."""
+        ordered = sorted(self._secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
     def __len__(self) -> int:
         return len(self._secrets)

@@ -112,6 +112,8 @@ class Router:
         }
         self.cache = open_cache(self.settings)
         self._cache_keys = {name: cache_key(name, target) for name, target in servers.items()}
+        self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
+        """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
         self.indexer = Indexer(
             self._entries,
             server_descriptions=self._descriptions,
@@ -147,7 +149,7 @@ class Router:
         for name, upstream in self.upstreams.items():
             if upstream.state is UpstreamState.DISABLED or upstream.tools:
                 continue
-            cached = self.cache.load_tools(self._cache_keys[name])
+            cached = self._saved_tools[name] = self.cache.load_tools(self._cache_keys[name])
             if cached:
                 upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in cached]
         self.indexer.request_rebuild()
@@ -170,7 +172,7 @@ class Router:
         for name, upstream in self.upstreams.items():
             if upstream.state is UpstreamState.DISABLED:
                 continue
-            cached = self.cache.load_tools(self._cache_keys[name])
+            cached = self._saved_tools[name] = self.cache.load_tools(self._cache_keys[name])
             if upstream.state is not UpstreamState.CONNECTED:
                 if cached is not None:
                     upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in cached]
@@ -210,9 +212,14 @@ class Router:
         except asyncio.TimeoutError:
             return False
 
-    async def _catalog_ready(self) -> None:
-        """Searching needs every server's tool list, from a live connection or the cache."""
+    async def ready_catalog(self) -> Catalog:
+        """Every server's tools, live or cached (waiting, bounded, only for servers never seen before)."""
         await self._settled(u for u in self.upstreams.values() if not u.tools)
+        return self.catalog
+
+    async def _index_ready(self) -> None:
+        """Searching also needs the index to include every change so far."""
+        await self.ready_catalog()
         await self.indexer.up_to_date()
 
     async def stop(self) -> None:
@@ -255,8 +262,11 @@ class Router:
 
     def _tools_changed(self, upstream: Upstream) -> None:
         if self.cache is not None and upstream.state is UpstreamState.CONNECTED:
+            cleaned = [clean_tool(t) for t in upstream.tools]
             try:
-                self.cache.save_tools(self._cache_keys[upstream.name], upstream.tools)
+                if cleaned != self._saved_tools.get(upstream.name):
+                    self.cache.save_tools(self._cache_keys[upstream.name], cleaned)
+                    self._saved_tools[upstream.name] = cleaned
             except OSError as exc:
                 logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
         self.indexer.request_rebuild()
@@ -273,23 +283,23 @@ class Router:
 
     async def search(self, query: str, limit: int | None = None, server: str | None = None) -> list[ToolEntry]:
         """The best-matching tools for a plain-language query."""
-        await self._catalog_ready()
+        await self._index_ready()
         if server is not None and server not in self.upstreams:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
         limit = self.settings.search_limit if limit is None else limit
         limit = max(1, min(limit, self.settings.max_search_limit))
-        catalog, index = self.catalog, self.index
+        catalog, index = self.indexer.served
         return [catalog.resolve(hit.doc.id) for hit in index.search(query, limit, server)]
 
     async def wait_hybrid(self, timeout: float = 60.0) -> bool:
         """Wait until search uses embeddings too (the MCP server never waits; the CLI does)."""
-        await self._catalog_ready()
+        await self._index_ready()
         return await self.indexer.wait_hybrid(timeout)
 
     async def describe(self, name: str) -> ToolEntry:
         """One tool by id (or unambiguous bare name)."""
-        await self._catalog_ready()
+        await self.ready_catalog()
         return self.resolve(name)
 
     def resolve(self, name: str) -> ToolEntry:
@@ -326,7 +336,7 @@ class Router:
         wraps the whole call; see :mod:`discovery_router.governance`.
         """
         async with self.governance.audited(name, arguments) as audit:
-            await self._catalog_ready()
+            await self.ready_catalog()
             entry = audit.entry = self.resolve(name)
             prepared = audit.arguments = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
             leg = await self.governance.authorize(entry, audit, confirmer, input_responses, request_state)

@@ -343,7 +343,7 @@ class Upstream:
         """Fetch the tool list again; rebuild the index only if it really changed."""
         tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
         self._listed_at = time.monotonic()
-        if [t.model_dump() for t in tools] != [t.model_dump() for t in self.tools]:
+        if tools != self.tools:
             self.tools = tools
             logger.info("%s changed its tools: now %d", self.name, len(tools))
             self._on_tools_changed(self)
