@@ -154,6 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from discovery_router.server import build_server
 
     config = _load(args)
+    if not args.verbose:
+        logging.getLogger().setLevel(config.settings.log_level.upper())
     if args.transport != "stdio":  # bearer token + Origin check; refuses an unsafe bind before anything starts
         from discovery_router.access import serving_middleware
 

@@ -36,6 +36,7 @@ Transport = Literal["stdio", "http", "sse"]
 _STDIO_KEYS = {"command", "args", "env", "cwd"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
 _COMMON_KEYS = {"enabled", "timeout", "type", "description", "protocol"}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORT_ALIASES: dict[str, Transport] = {
     "stdio": "stdio",
@@ -82,6 +83,7 @@ class RouterSettings:
     embedding_model: str | None = None
     """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
     log_level: str = "INFO"
+    """How much the router logs to stderr while serving (``--verbose`` means DEBUG)."""
     # -- governance (README "Governance") --
     read_only: bool = False
     """Only tools annotated readOnlyHint: true (or listed in a server's tools.safe) are callable; per server: readOnly."""
@@ -273,6 +275,8 @@ def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
             raise ConfigError(path, None, f"router.{key}", f"must be {_type_word(expected)}")
         if isinstance(value, (int, float)) and value < 0:
             raise ConfigError(path, None, f"router.{key}", "must not be negative")
+        if key == "log_level" and value.upper() not in _LOG_LEVELS:
+            raise ConfigError(path, None, "router.log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
         values[key] = value
     return RouterSettings(**values)
 

@@ -40,9 +40,9 @@ class ServerPolicy:
 
     def exposes(self, tool_name: str) -> bool:
         """Whether a tool of this name is indexed, shown and callable at all."""
-        if any(fnmatchcase(tool_name, pattern) for pattern in self.deny):
+        if matches_any(tool_name, self.deny):
             return False
-        return not self.allow or any(fnmatchcase(tool_name, pattern) for pattern in self.allow)
+        return not self.allow or matches_any(tool_name, self.allow)
 
 
 class Verdict(str, Enum):
@@ -114,7 +114,7 @@ class Policy:
         """Allow, confirm or refuse a call of ``tool`` on ``server``."""
         policy = self.server(server)
         annotations = tool.annotations
-        listed_safe = any(fnmatchcase(tool.name, pattern) for pattern in policy.safe)
+        listed_safe = matches_any(tool.name, policy.safe)
         read_only = listed_safe or bool(annotations and annotations.read_only_hint is True)
         destructive = not read_only and not (annotations and annotations.destructive_hint is False)
         read_only_mode, read_only_setting = _effective(policy.read_only, self.read_only, server, "readOnly",
@@ -178,4 +178,5 @@ def _glob_list(value: Any, key: str, fail: Callable[[str | None, str], Exception
 
 
 def matches_any(text: str, patterns: Sequence[str]) -> bool:
+    """Case-sensitive glob match against any of ``patterns`` (tool names are case-sensitive)."""
     return any(fnmatchcase(text, pattern) for pattern in patterns)

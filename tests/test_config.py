@@ -84,6 +84,9 @@ def test_unknown_top_level_key_and_bad_router_setting():
         parse_config({"router": {"search_limit": "five"}}, environ={})
     with pytest.raises(ConfigError, match=r"router.colour.*unknown setting"):
         parse_config({"router": {"colour": 1}}, environ={})
+    with pytest.raises(ConfigError, match=r"field 'router.log_level': must be one of DEBUG"):
+        parse_config({"router": {"log_level": "chatty"}}, environ={})
+    assert parse_config({"router": {"log_level": "debug"}}, environ={}).settings.log_level == "debug"
 
 
 def test_invalid_json_names_the_file_and_position(tmp_path: Path):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from discovery_router.search.base import Retriever, ToolDoc
 from discovery_router.search.embedders.base import Embedder
-from discovery_router.search.text import embedding_text
 
 
 class QueryVectorCache:
@@ -69,25 +67,3 @@ class DenseVectors:
     def scores(self, query: str) -> np.ndarray:
         """Cosine similarity of every document to ``query`` (in [-1, 1])."""
         return self.scores_many([query])[0]
-
-
-class DenseRetriever(Retriever):
-    """The :class:`Retriever` form, embedding the catalog itself in :meth:`build`.
-
-    The router usually does not use this directly: it builds vectors through
-    :class:`index_cache.IndexCache` and hands them to
-    :meth:`SearchIndex.attach_embeddings`, so unchanged tools are never re-embedded.
-    """
-
-    def __init__(self, embedder: Embedder, text_of: Callable[[ToolDoc], str] = embedding_text) -> None:
-        self.embedder = embedder
-        self._text_of = text_of
-        self.vectors: DenseVectors | None = None
-
-    def build(self, docs: Sequence[ToolDoc]) -> None:
-        self.vectors = DenseVectors(self.embedder, self.embedder.encode([self._text_of(d) for d in docs]))
-
-    def scores(self, query: str) -> np.ndarray:
-        if self.vectors is None:
-            raise RuntimeError("build() first")
-        return self.vectors.scores(query)

@@ -103,10 +103,6 @@ class HybridLoader:
         """True once loading finished (successfully or not)."""
         return self._ready.wait(timeout)
 
-    @property
-    def ready(self) -> bool:
-        return self.embedder is not None
-
     def upgrade(self, index: SearchIndex) -> UpgradeReport | None:
         """Attach vectors to ``index`` if the model is loaded; else remember it for later."""
         if self.embedder is None:

@@ -9,6 +9,7 @@ new state, never a mix.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -42,7 +43,9 @@ class SearchIndex:
         position = {s: i for i, s in enumerate(servers)}
         self._servers = servers
         self._server_ids = np.array([position[d.server] for d in self.docs], dtype=np.int64)
-        self._exact = {key.casefold(): i for i, d in enumerate(self.docs) for key in (d.id, d.name)}
+        keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
+        seen = Counter(key for key, _ in keys)
+        self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
 
     # -- the dense side -------------------------------------------------------------
 
@@ -58,9 +61,6 @@ class SearchIndex:
         if matrix.shape != (len(self.docs), embedder.dimension):
             raise ValueError(f"expected a {(len(self.docs), embedder.dimension)} matrix, got {matrix.shape}")
         self._dense = DenseVectors(embedder, matrix)
-
-    def detach_embeddings(self) -> None:
-        self._dense = None
 
     @property
     def hybrid(self) -> bool:

