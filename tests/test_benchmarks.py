@@ -88,4 +88,4 @@ def test_summary_and_plots(quick_run: Path) -> None:
 def test_soak_lost_nothing(quick_run: Path) -> None:
     data = json.loads((quick_run / "soak.json").read_text())
     assert data["calls"] > 0 and data["mismatches"] == 0 and data["errors"] == 0
-    assert all(s["rss_mb"] for s in data["samples"])
+    assert data["samples"] and all(s["rss_mb"] for s in data["samples"])

@@ -33,7 +33,6 @@ from discovery_router.server import build_server
 from tests.conftest import config_router
 from tests.npm_packages import conformance
 
-SUITE_BUDGET_SECONDS = 180
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +56,8 @@ def test_pinned_suite_lists_the_scenarios_we_classified():
     assert set(NOT_APPLICABLE) | set(KNOWN_FAILURES) <= set(SERVER_SCENARIOS)
 
 
-def test_every_scenario_ran_within_budget(results: dict):
-    assert set(by_name(results)) == set(SERVER_SCENARIOS)
-    assert results["test_seconds"] < SUITE_BUDGET_SECONDS
+def test_every_scenario_ran(results: dict):
+    assert set(by_name(results)) == set(SERVER_SCENARIOS)  # its time is in conformance.json, not asserted
 
 
 def test_fixture_passes_the_suite_directly(results: dict):

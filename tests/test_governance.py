@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import mcp_types
+import platformdirs
 import pytest
 from fastmcp import Client, Context, FastMCP
 
@@ -425,4 +426,6 @@ def test_governance_config_parses():
     assert (policy.read_only, policy.confirm_destructive, policy.audit_arguments) == (True, False, True)
     assert config.settings.pinned == ("inv/get_*",) and config.settings.confirm_destructive
     assert audit.audit_path(config.settings.audit_log) is None
-    assert os.environ.get("DISCOVERY_ROUTER_AUDIT_LOG")  # tests never write to the user's log dir
+    # the environment variable moves the default log (the tests use it to stay out of the user's log dir)
+    user_log = Path(platformdirs.user_log_dir(audit.APP_NAME)) / audit.FILE_NAME
+    assert audit.audit_path(None) == Path(os.environ["DISCOVERY_ROUTER_AUDIT_LOG"]) != user_log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from fastmcp import Client
@@ -135,7 +136,8 @@ async def test_progress_is_forwarded(client: Client):
 async def test_meta_tool_descriptions_guide_the_model(client: Client, tool: str):
     described = {t.name: t.description for t in await client.list_tools()}[tool]
     assert "search_tools" in described or tool == "search_tools"
-    assert "id" in described
+    assert re.search(r"\bid\b", described)
+    assert tool != "search_tools" or "<server>/<tool>" in described  # it says what an id looks like
 
 
 async def test_client_cancellation_reaches_the_upstream(client: Client, weather):

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import importlib.util
 
 from discovery_router.onboarding.doctor import router_tools, tools_list_json
 from tests.conftest import stdio_entry
 from tests.test_onboarding import PLANTED, fake_home, run_cli
 
 
-HAS_TOKENIZER = importlib.util.find_spec("quicktok") is not None  # quicktok-v1 is in the bench extra
 # capfd, not capsys: stdio servers inherit the real stderr file descriptor.
 
 
@@ -45,9 +43,8 @@ def test_doctor_reports_each_problem_on_one_line(config: Path, capfd):
     assert problems[0].startswith("problem: needs-var: environment variable DOCTOR_TEST_MISSING is not set")
     assert problems[1].startswith("problem: broken: unreachable:") and "fix: install `no-such-server`" in problems[1]
     assert any(line.startswith("ok\tcache\t") for line in lines)
-    if HAS_TOKENIZER:
-        assert any(line.startswith("ok\ttokenizer\to200k_base") for line in lines)
-        assert "through the router's 3 tools" in out
+    assert any(line.startswith("ok\ttokenizer\to200k_base") for line in lines)  # quicktok is a dependency
+    assert "through the router's 3 tools" in out
     assert PLANTED not in out + err
 
 
@@ -61,8 +58,6 @@ def test_doctor_json_and_token_figures(config: Path, capfd):
     assert servers["notes"]["seconds"] > 0
     assert servers["broken"]["state"] == "failed" and servers["off"]["state"] == "disabled"
     assert {c["area"] for c in report["checks"]} >= {"config", "server", "cache", "model", "tokenizer"}
-    if not HAS_TOKENIZER:
-        return
     assert servers["notes"]["tokens"] > 0
     tokens = report["tokens"]
     assert tokens["tokenizer"] == "o200k_base" and tokens["before"] == servers["notes"]["tokens"]

@@ -62,4 +62,5 @@ def test_cli_status_list_and_verbose_logs_hide_the_secret(tmp_path: Path):
     for args in (["-v", "status"], ["list"], ["-v", "call", "remote/x"]):
         done = subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(config), *args],
                               capture_output=True, text=True, env=env, timeout=120)
+        assert "remote" in done.stdout + done.stderr, args  # it got as far as naming the server
         assert SECRET not in done.stdout + done.stderr, args
