@@ -19,7 +19,8 @@ from typing import Any
 
 import platformdirs
 
-APP_NAME = "discovery-router"
+from discovery_router.config import APP_NAME
+
 AUDIT_ENV_VAR = "DISCOVERY_ROUTER_AUDIT_LOG"
 NO_AUDIT = "none"
 FILE_NAME = "audit.jsonl"

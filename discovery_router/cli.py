@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from discovery_router import render
-from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw
+from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
 from discovery_router.config_edit import add_server, remove_server
 from discovery_router.errors import RouterError
 from discovery_router.confirmers import TerminalConfirmer
@@ -293,7 +293,7 @@ def _raw_servers(config: RouterConfig) -> dict[str, Any]:
     if config.path is None or not config.path.exists():
         return {}
     raw = read_raw(config.path)
-    return raw.get("mcpServers", raw.get("servers", {}))
+    return servers_of(raw)
 
 
 def cmd_add(args: argparse.Namespace) -> int:

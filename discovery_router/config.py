@@ -37,7 +37,7 @@ _STDIO_KEYS = {"command", "args", "env", "cwd"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
 _COMMON_KEYS = {"enabled", "timeout", "type", "description", "protocol"}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORT_ALIASES: dict[str, Transport] = {
     "stdio": "stdio",
     "http": "http",
@@ -227,6 +227,16 @@ def load_config(
     return parse_config(read_raw(located), path=located, environ=environ)
 
 
+def servers_key(raw: Mapping[str, Any]) -> str:
+    """The key a file keeps its servers under: ``mcpServers``, or VS Code's ``servers`` when only that is used."""
+    return "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
+
+
+def servers_of(raw: Mapping[str, Any]) -> Any:
+    """The raw server entries of a config file's JSON (not validated)."""
+    return raw.get(servers_key(raw), {})
+
+
 def parse_config(
     raw: Mapping[str, Any],
     *,
@@ -239,7 +249,7 @@ def parse_config(
     unknown = set(raw) - {"mcpServers", "servers", "router", "$schema", "inputs"}
     if unknown:
         raise ConfigError(path, None, sorted(unknown)[0], "unknown top-level key (expected mcpServers and router)")
-    servers_raw = raw.get("mcpServers", raw.get("servers", {}))
+    servers_raw = servers_of(raw)
     if not isinstance(servers_raw, dict):
         raise ConfigError(path, None, "mcpServers", "must be an object mapping server names to entries")
     base_dir = path.parent if path else Path.cwd()
@@ -292,7 +302,7 @@ def _parse_server(
     def fail(field_name: str | None, message: str) -> ConfigError:
         return ConfigError(path, name, field_name, message)
 
-    if not _SERVER_NAME.match(name) or "/" in name:
+    if not SERVER_NAME.match(name) or "/" in name:
         raise fail(None, "server names may use letters, digits, '_', '-' and '.', and must not contain '/'")
     if not isinstance(entry, dict):
         raise fail(None, "entry must be a JSON object")

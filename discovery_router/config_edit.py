@@ -13,29 +13,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw
+from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw, servers_key, servers_of
 from discovery_router.errors import ConfigError
-
-
-def _servers_key(raw: Mapping[str, Any]) -> str:
-    return "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
 
 
 def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = False) -> None:
     """Add (or with ``replace``, overwrite) one server entry, validating the result first."""
+    add_servers(path, {name: entry}, replace=replace)
+
+
+def add_servers(path: Path, entries: Mapping[str, dict[str, Any]], *, replace: bool = False) -> None:
+    """Add server entries in one validated, atomic write (``add`` and ``import`` both use it)."""
     raw = read_raw(path) if path.exists() else {}
-    key = _servers_key(raw)
-    servers = raw.setdefault(key, {})
-    if name in servers and not replace:
-        raise ConfigError(path, name, None, "already exists (remove it first, or pass --replace)")
-    servers[name] = entry
+    servers = raw.setdefault(servers_key(raw), {})
+    for name, entry in entries.items():
+        if name in servers and not replace:
+            raise ConfigError(path, name, None, "already exists (remove it first, or pass --replace)")
+        servers[name] = entry
     parse_config(raw, path=path, environ=EVERY_VARIABLE_SET)
     write_raw(path, raw)
 
 
 def remove_server(path: Path, name: str) -> None:
     raw = read_raw(path)
-    servers = raw.get(_servers_key(raw), {})
+    servers = servers_of(raw)
     if name not in servers:
         known = ", ".join(servers) or "none"
         raise ConfigError(path, name, None, f"no such server (configured: {known})")

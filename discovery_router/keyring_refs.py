@@ -122,12 +122,12 @@ def delete_secret(service: str, name: str) -> bool:
     from keyring import errors
 
     keyring = _backend()
-    if keyring.get_password(service, name) is None:
-        return False
     try:
         keyring.delete_password(service, name)
-    except errors.PasswordDeleteError:
+    except errors.PasswordDeleteError:  # there was none
         return False
+    except errors.NoKeyringError:
+        raise KeyringUnavailable() from None
     except errors.KeyringError as exc:
         raise KeyringError(f"the OS keyring refused to delete {service}/{name}: {type(exc).__name__}") from None
     return True

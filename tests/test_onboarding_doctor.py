@@ -82,3 +82,12 @@ def test_doctor_on_a_broken_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     path.write_text('{"mcpServers": {"a": {"command": "x", "bogus": 1}}}')
     code, out, _ = run_cli(capfd, "--config", str(path), "doctor")
     assert code == 1 and "field 'bogus': unknown field" in out
+
+
+def test_doctor_says_a_disabled_cache_is_disabled(tmp_path: Path, capfd):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"mcpServers": {}, "router": {"cache_dir": "none"}}))
+    code, out, _ = run_cli(capfd, "--config", str(config), "doctor", "--json", "--timeout", "5")
+    cache = [c for c in json.loads(out)["checks"] if c["area"] == "cache"]
+    assert [c["status"] for c in cache] == ["skip"] and "disabled" in cache[0]["detail"]
+    assert not (Path.cwd() / "none").exists()

@@ -310,12 +310,6 @@ def server_maps(raw: Mapping[str, Any], source: Source) -> list[ServerMap]:
     return found
 
 
-def get_path(raw: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        raw = raw[key]
-    return raw
-
-
 def file_source(path: Path) -> Source:
     """A file named on the command line: any of the shapes above."""
     path = path.expanduser()

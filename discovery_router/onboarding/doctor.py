@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw
+from discovery_router.config import EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of
 from discovery_router.errors import ConfigError
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -120,7 +120,7 @@ def _check_config(report: DoctorReport, environ: Mapping[str, str]) -> tuple[dic
         report.checks.append(Check("config", str(path), FAIL, str(exc), "fix that line of the file"))
         return {}, settings, None
     settings = shape.settings
-    servers_raw = raw.get("mcpServers", raw.get("servers", {}))
+    servers_raw = servers_of(raw)
     report.checks.append(Check("config", str(path), OK, f"{len(servers_raw)} server(s) configured"))
     usable: dict[str, Any] = {}
     for name, entry in servers_raw.items():
@@ -215,10 +215,15 @@ def _server_fix(server: ServerConfig, error: str) -> str:
 
 
 def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
+    from discovery_router.router import NO_CACHE
+
     try:
         from index_cache import default_cache_dir
     except ImportError:
         report.checks.append(Check("cache", "index cache", SKIP, "not part of this installation"))
+        return
+    if (settings.cache_dir or "").strip().casefold() == NO_CACHE:
+        report.checks.append(Check("cache", "index cache", SKIP, "disabled (router.cache_dir is \"none\")"))
         return
     folder = Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir()
     if folder.exists():

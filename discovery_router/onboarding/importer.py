@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw
-from discovery_router.config_edit import write_raw
+from discovery_router.config import read_raw, servers_of
+from discovery_router.config_edit import add_servers
 from discovery_router.errors import ConfigError, RouterError
 from discovery_router.onboarding.clients import CLIENTS, Environment, Source, file_source, read_client_file, server_maps
 from discovery_router.onboarding.normalise import identity, is_router_entry, normalise
@@ -115,7 +115,7 @@ def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = 
     """What importing would do; reads files only."""
     plan = ImportPlan(config_path)
     router_raw = read_raw(config_path) if config_path.exists() else {}
-    existing = router_raw.get("mcpServers", router_raw.get("servers", {}))
+    existing = servers_of(router_raw)
     if not isinstance(existing, dict):
         raise ConfigError(config_path, None, "mcpServers", "must be an object mapping server names to entries")
     taken: dict[str, str] = {name: identity(e) for name, e in existing.items() if isinstance(e, dict)}
@@ -191,13 +191,6 @@ def apply_import(plan: ImportPlan) -> None:
     """Add the planned entries to the router's config (validated first, written atomically)."""
     if not plan.to_write:
         return
-    path = plan.config_path
-    raw = read_raw(path) if path.exists() else {}
-    key = "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
-    servers = raw.setdefault(key, {})
-    for item in plan.to_write:
-        assert item.entry is not None
-        servers[item.name] = item.entry
-    parse_config(raw, path=path, environ=EVERY_VARIABLE_SET)
-    write_raw(path, raw)
+    add_servers(plan.config_path, {item.name: item.entry for item in plan.to_write if item.entry is not None},
+                replace=True)  # the plan already renamed or skipped clashing names
     plan.written = True

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import read_raw
+from discovery_router.config import read_raw, servers_of
 from discovery_router.config_edit import write_raw
 from discovery_router.errors import ConfigError, RouterError
 from discovery_router.onboarding.clients import CLIENTS, ClientFormat, Environment, Source, read_client_file, server_maps
@@ -86,7 +86,7 @@ def _router_identities(router_config: Path) -> dict[str, str]:
     if not router_config.exists():
         return {}
     raw = read_raw(router_config)
-    servers = raw.get("mcpServers", raw.get("servers", {}))
+    servers = servers_of(raw)
     return {identity(e): n for n, e in servers.items() if isinstance(e, dict)} if isinstance(servers, dict) else {}
 
 

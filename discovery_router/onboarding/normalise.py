@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from discovery_router.config import EVERY_VARIABLE_SET, infer_transport, parse_config
+from discovery_router.config import SERVER_NAME, EVERY_VARIABLE_SET, infer_transport, parse_config
 from discovery_router.errors import ConfigError
 from discovery_router.onboarding.clients import Environment
 
 _KEPT = ("command", "args", "env", "cwd", "url", "headers", "description")
-_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORTS = {"http": "http", "streamable-http": "http", "streamableHttp": "http", "sse": "sse"}
 _WHY_DROPPED = {
     "envFile": "its variables are not read; set them in the environment and reference them as ${VAR}",
@@ -35,7 +34,7 @@ class Normalised:
 
 def safe_name(name: str) -> str:
     """A server name the router accepts: letters, digits, '_', '-', '.'; no '/'."""
-    if _SERVER_NAME.match(name):
+    if SERVER_NAME.match(name):
         return name
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")
     return cleaned or "server"
