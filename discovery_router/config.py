@@ -48,7 +48,13 @@ _TRANSPORT_ALIASES: dict[str, Transport] = {
 
 
 class _EveryVariableSet(dict):
-    """An environment where every variable is set, to check a file's shape without its secrets."""
+    """An environment where every variable is set, to check a file's shape without its secrets.
+
+    It answers ``${keyring:...}`` references too (``keyring_lookup``), so a
+    shape check never opens the OS keyring.
+    """
+
+    keyring_lookup = staticmethod(placeholder_lookup)
 
     def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
         return "set"
@@ -335,9 +341,8 @@ def _parse_server(
         if has_reference(result):  # ${keyring:SERVICE/NAME}
             if not secret:
                 raise fail(field_name, "${keyring:...} references work only in env and headers values")
-            lookup = placeholder_lookup if isinstance(environ, _EveryVariableSet) else None
-            try:
-                result, from_keyring = expand_keyring(result, lookup)
+            try:  # the real keyring, unless the environment supplies keyring values itself
+                result, from_keyring = expand_keyring(result, getattr(environ, "keyring_lookup", None))
             except KeyringError as exc:
                 raise fail(field_name, str(exc)) from None
             substituted = [*substituted, *from_keyring]

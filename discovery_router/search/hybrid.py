@@ -105,14 +105,12 @@ class HybridLoader:
 
     def upgrade(self, index: SearchIndex) -> UpgradeReport | None:
         """Attach vectors to ``index`` if the model is loaded; else remember it for later."""
-        if self.embedder is None:
-            if self.error is None:
-                with self._lock:
-                    if self.embedder is None:
-                        self._pending = index
-                        return None
-            else:
+        with self._lock:  # _run sets _ready before it takes the lock to pick up _pending
+            if not self._ready.is_set():
+                self._pending = index  # attached once the model has loaded
                 return None
+        if self.embedder is None:
+            return None  # the model failed to load: search stays BM25-only
         try:
             report = attach_from_cache(index, self.embedder, self.cache)
         except Exception:  # never take search down: stay lexical
