@@ -8,7 +8,6 @@ it, a changed description misses, and a tool moved between configs still hits.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import threading
@@ -79,9 +78,8 @@ class EmbeddingStore:
     def _write(self, model_id: str, index: dict[str, int], vectors: np.ndarray) -> None:
         keys = np.array(sorted(index, key=index.__getitem__), dtype="<U64")
         meta = json.dumps({"kind": self.KIND, "format": self.format_version, "model_id": model_id})
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(meta), keys=keys, vectors=np.ascontiguousarray(vectors, dtype=np.float32))
-        atomic_write(self.path(model_id), lambda handle: handle.write(buffer.getbuffer()))
+        atomic_write(self.path(model_id), lambda handle: np.savez(
+            handle, meta=np.array(meta), keys=keys, vectors=np.ascontiguousarray(vectors, dtype=np.float32)))
 
     # -- API ------------------------------------------------------------------------
 
@@ -131,9 +129,10 @@ class EmbeddingStore:
         self, model_id: str, new_keys: list[str], new_vectors: np.ndarray, keep: set[str]
     ) -> tuple[dict[str, int], np.ndarray]:
         with self._lock:
-            # Merge with what is on disk now: another router may have written meanwhile.
+            # Merge with what is on disk now, if another router wrote it since we last read or wrote it.
             index, vectors = self._memory.get(model_id) or ({}, np.zeros((0, 0), dtype=np.float32))
-            on_disk = self._read(model_id)
+            changed = self._stamp(model_id) != self._stamps.get(model_id)
+            on_disk = self._read(model_id) if changed else None
             if on_disk is not None and on_disk[1].shape[1:] == new_vectors.shape[1:]:
                 extra = [k for k in on_disk[0] if k not in index]
                 if extra:

@@ -212,3 +212,13 @@ def test_end_to_end_index_from_cache(tmp_path, embedder):
 def test_cache_dir_environment_variable_wins(monkeypatch, tmp_path):
     monkeypatch.setenv("DISCOVERY_ROUTER_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert IndexCache().root == tmp_path / "elsewhere"
+
+
+def test_two_live_routers_merge_each_others_vectors(tmp_path, embedder, model):
+    """Each writer merges what the other wrote since it last looked, so neither erases the other's work."""
+    first, second = IndexCache(tmp_path), IndexCache(tmp_path)
+    first.get_or_embed(embedder, TEXTS[:1])
+    second.get_or_embed(CountingEmbedder(model), TEXTS[1:2])  # written after first's last write
+    first.get_or_embed(embedder, TEXTS[2:3])
+    fresh = CountingEmbedder(model)
+    assert IndexCache(tmp_path).get_or_embed(fresh, TEXTS[:3]).encoded == 0
