@@ -215,7 +215,8 @@ def test_cache_dir_environment_variable_wins(monkeypatch, tmp_path):
 
 
 def test_two_live_routers_merge_each_others_vectors(tmp_path, embedder, model):
-    """Each writer merges what the other wrote since it last looked, so neither erases the other's work."""
+    """Neither erases the other's work: a writer picks up what the other wrote since it last looked (on lookup,
+    or when merging just before its own write)."""
     first, second = IndexCache(tmp_path), IndexCache(tmp_path)
     first.get_or_embed(embedder, TEXTS[:1])
     second.get_or_embed(CountingEmbedder(model), TEXTS[1:2])  # written after first's last write
