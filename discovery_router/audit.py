@@ -19,10 +19,9 @@ from typing import Any
 
 import platformdirs
 
-from discovery_router.config import APP_NAME
+from discovery_router.config import APP_NAME, turned_off
 
 AUDIT_ENV_VAR = "DISCOVERY_ROUTER_AUDIT_LOG"
-NO_AUDIT = "none"
 FILE_NAME = "audit.jsonl"
 
 OK, TOOL_ERROR, REFUSED, UPSTREAM_FAILURE = "ok", "tool error", "refused", "upstream failure"
@@ -40,7 +39,7 @@ def default_audit_path() -> Path:
 def audit_path(setting: str | None) -> Path | None:
     """The file ``router.audit_log`` names; None when it (or the environment variable) says ``"none"``."""
     chosen = setting or os.environ.get(AUDIT_ENV_VAR) or ""
-    if chosen.strip().casefold() == NO_AUDIT:
+    if turned_off(chosen):
         return None
     return Path(chosen).expanduser() if chosen else default_audit_path()
 

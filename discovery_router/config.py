@@ -233,6 +233,15 @@ def load_config(
     return parse_config(read_raw(located), path=located, environ=environ)
 
 
+OFF = "none"
+"""The value that turns a path or model setting off: ``cache_dir``, ``embedding_model``, ``audit_log``."""
+
+
+def turned_off(setting: str | None) -> bool:
+    """Whether a path or model setting says ``"none"`` (any case, surrounding spaces ignored)."""
+    return (setting or "").strip().casefold() == OFF
+
+
 def servers_key(raw: Mapping[str, Any]) -> str:
     """The key a file keeps its servers under: ``mcpServers``, or VS Code's ``servers`` when only that is used."""
     return "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"

@@ -20,13 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from discovery_router.catalog import Catalog, ToolEntry
+from discovery_router.config import turned_off
 from discovery_router.search import SearchIndex
 from discovery_router.search.hybrid import HybridLoader, UpgradeReport
 
 logger = logging.getLogger("discovery_router.indexer")
 
-NO_EMBEDDINGS = "none"
-"""The ``embedding_model`` setting that turns the dense side off (BM25 only)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Indexer:
         self.last_upgrade: UpgradeReport | None = None
         self._encoded_total = 0
         self.hybrid: HybridLoader | None = None
-        if (embedding_model or "").strip().casefold() != NO_EMBEDDINGS:
+        if not turned_off(embedding_model):  # "none": BM25 only
             self.hybrid = HybridLoader(embedding_model, cache, on_ready=self._upgraded)  # type: ignore[arg-type]
         self._requested = 0
         self._built = 0

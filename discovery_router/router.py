@@ -19,10 +19,10 @@ from fastmcp.client.progress import ProgressHandler
 
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry
-from discovery_router.config import RouterConfig, RouterSettings, ServerConfig
+from discovery_router.config import OFF, RouterConfig, RouterSettings, ServerConfig, turned_off
 from discovery_router.errors import UnknownServerError, UnknownToolError
 from discovery_router.governance import Confirmer, governance_for
-from discovery_router.indexer import NO_EMBEDDINGS, Indexer
+from discovery_router.indexer import Indexer
 from discovery_router.policy import ServerPolicy
 from discovery_router.redact import Redactor, redact_logs
 from discovery_router.relay import FrontRelay
@@ -32,7 +32,6 @@ from index_cache import IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
 
-NO_CACHE = "none"
 
 ServerTarget = ServerConfig | Any
 """A config entry, or anything ``fastmcp.Client`` accepts (a FastMCP server, a transport, a URL)."""
@@ -49,7 +48,7 @@ def _client_factory(target: ServerTarget):
 
 def open_cache(settings: RouterSettings) -> IndexCache | None:
     """The on-disk index store, unless ``cache_dir`` is ``"none"``."""
-    if (settings.cache_dir or "").strip().casefold() == NO_CACHE:
+    if turned_off(settings.cache_dir):
         return None
     return IndexCache(Path(settings.cache_dir).expanduser() if settings.cache_dir else None)
 
@@ -117,7 +116,7 @@ class Router:
         self.indexer = Indexer(
             self._entries,
             server_descriptions=self._descriptions,
-            embedding_model=self.settings.embedding_model if semantic else NO_EMBEDDINGS,
+            embedding_model=self.settings.embedding_model if semantic else OFF,
             cache=self.cache,
         )
         self._load_cached_tools()

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of
+from discovery_router.config import (
+    EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of, turned_off,
+)
 from discovery_router.errors import ConfigError
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -215,14 +217,12 @@ def _server_fix(server: ServerConfig, error: str) -> str:
 
 
 def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
-    from discovery_router.router import NO_CACHE
-
     try:
         from index_cache import default_cache_dir
     except ImportError:
         report.checks.append(Check("cache", "index cache", SKIP, "not part of this installation"))
         return
-    if (settings.cache_dir or "").strip().casefold() == NO_CACHE:
+    if turned_off(settings.cache_dir):
         report.checks.append(Check("cache", "index cache", SKIP, "disabled (router.cache_dir is \"none\")"))
         return
     folder = Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir()
