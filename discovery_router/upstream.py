@@ -315,9 +315,11 @@ class Upstream:
         interval = min(ticks) if ticks else None
         while True:
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._lost, self._refresh, self._restart)]
-            done, pending = await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in pending:
-                waiter.cancel()
+            try:
+                done, _ = await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the supervisor is cancelled: no waiter outlives this loop
+                for waiter in waiters:
+                    waiter.cancel()
             if self._lost.is_set():
                 raise ConnectionError(self.error or "connection lost")
             if self._restart.is_set():
