@@ -180,19 +180,9 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
                 client = await stack.enter_async_context(Client(target, timeout=60))
                 calls[label] = (lambda c, t, a: (lambda: c.call_tool_mcp(t, a)))(client, tool, args)
 
-        samples: dict[str, list[float]] = {k: [] for k in calls}
-        errors: dict[str, int] = {k: 0 for k in calls}
-        for _ in range(warmup):
-            for call in calls.values():
-                await call()
-        for _ in range(n):
-            for label, call in calls.items():
-                t0 = time.perf_counter_ns()
-                result = await call()
-                samples[label].append((time.perf_counter_ns() - t0) / 1e6)
-                if getattr(result, "is_error", False):
-                    errors[label] += 1
-    series = {k: stats(v) | {"errors": errors[k]} for k, v in samples.items()}
+        # The target pair alone first (nothing else running between its calls), then every series.
+        pair = await _interleave({k: calls[k] for k in ("router api", "direct (router's connection)")}, n, warmup)
+        series = await _interleave(calls, n, warmup)
     ctx.log(f"latency: {transport}: " + ", ".join(f"{k} {v['p50']:.2f}" for k, v in series.items()))
 
     d = series["direct"]["p50"]
@@ -200,10 +190,28 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
     for layer in ("api", "mcp-memory", "e2e"):
         mine, theirs = series.get(f"router {layer}"), series.get(f"create_proxy {layer}")
         if mine and theirs:
-            own = series["direct (router's connection)"]["p50"] if layer == "api" else d
-            r, p = mine["p50"] - own, theirs["p50"] - d
+            r, p = mine["p50"] - d, theirs["p50"] - d
+            if layer == "api":
+                r = pair["router api"]["p50"] - pair["direct (router's connection)"]["p50"]
             overheads[layer] = {"router_ms": r, "create_proxy_ms": p, "ratio": r / p if p > 0 else None}
-    return {"transport": transport, "series": series, "overhead_p50": overheads}
+    return {"transport": transport, "series": series, "api_pair": pair, "overhead_p50": overheads}
+
+
+async def _interleave(calls: dict[str, Any], n: int, warmup: int) -> dict[str, dict[str, Any]]:
+    """p50/p90/p99 per series over ``n`` rounds, the series called in turn so load hits all alike."""
+    samples: dict[str, list[float]] = {k: [] for k in calls}
+    errors: dict[str, int] = {k: 0 for k in calls}
+    for _ in range(warmup):
+        for call in calls.values():
+            await call()
+    for _ in range(n):
+        for label, call in calls.items():
+            t0 = time.perf_counter_ns()
+            result = await call()
+            samples[label].append((time.perf_counter_ns() - t0) / 1e6)
+            if getattr(result, "is_error", False):
+                errors[label] += 1
+    return {k: stats(v) | {"errors": errors[k]} for k, v in samples.items()}
 
 
 async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
@@ -281,7 +289,7 @@ def make_checks(forwarding: list[dict[str, Any]], search: dict[str, Any], quick:
     memory = next((f for f in forwarding if f["transport"] == "memory"), {}).get("overhead_p50", {}).get("api")
     own = f"; router's own code (in-memory api, no subprocess): {memory['router_ms']:+.3f} ms" if memory else ""
     noise = ("router.call vs the same call on the router's own upstream connection (one process, so no "
-             "between-process noise)" + own)
+             "between-process noise), the two measured alone in turn" + own)
     stdio = next((f for f in forwarding if f["transport"] == "stdio"), {})
     api = stdio.get("overhead_p50", {}).get("api")
     if api:
