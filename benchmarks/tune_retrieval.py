@@ -16,7 +16,6 @@ import functools
 import json
 import re
 import os
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -30,11 +29,11 @@ from discovery_router.search.dense import QUERY_VECTORS  # noqa: E402
 from discovery_router.search.embedders import resolve_embedder  # noqa: E402
 from discovery_router.search.fusion import FusionConfig  # noqa: E402
 from discovery_router.search.text import document_text, embedding_text  # noqa: E402
+from benchmarks.suites.retrieval import KS, aggregate, score_query  # noqa: E402
 from index_cache import IndexCache  # noqa: E402
 
 DATA = Path(os.environ.get("ETOM_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "etom")
 RESULTS = Path(__file__).resolve().parent / "results"
-KS = (1, 3, 5, 10)
 
 
 def load_corpus(folder: Path, queries_file: str) -> tuple[list[ToolDoc], list[dict]]:
@@ -58,26 +57,15 @@ def load_corpus(folder: Path, queries_file: str) -> tuple[list[ToolDoc], list[di
 
 
 def evaluate(index: SearchIndex, queries: list[dict], with_server_desc: bool = True) -> dict:
-    per_level: dict[str, dict[str, list[float]]] = {}
-    latencies = []
+    """Recall, MRR and all@10 per level, scored exactly as the retrieval suite scores the router."""
+    rows, latencies = [], []
     for q in queries:
         t0 = time.perf_counter()
         hits = index.search(q["query"], limit=max(KS))
         latencies.append(time.perf_counter() - t0)
-        ranked = [(h.doc.server, h.doc.name) for h in hits]
         groups = [{(m["server"], m["tool"]) for m in g} for g in q["gold"]]
-        gold_all = set().union(*groups)
-        row = {}
-        for k in KS:
-            top = set(ranked[:k])
-            row[f"R@{k}"] = sum(bool(g & top) for g in groups) / len(groups)
-        row["MRR"] = next((1 / (r + 1) for r, t in enumerate(ranked) if t in gold_all), 0.0)
-        row["all@10"] = float(all(g & set(ranked[:10]) for g in groups))
-        for level in ("all", f"L{q['level']}"):
-            bucket = per_level.setdefault(level, {})
-            for key, value in row.items():
-                bucket.setdefault(key, []).append(value)
-    out = {level: {k: statistics.fmean(v) for k, v in m.items()} for level, m in per_level.items()}
+        rows.append((q["level"], score_query([(h.doc.server, h.doc.name) for h in hits], groups)))
+    out = aggregate(rows)
     lat = sorted(latencies)
     out["latency_ms"] = {"p50": 1000 * lat[len(lat) // 2], "p90": 1000 * lat[int(len(lat) * 0.9)]}
     return out
