@@ -10,6 +10,7 @@ complaint names the file, the server and the field, and never echoes a value
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,7 +36,8 @@ Transport = Literal["stdio", "http", "sse"]
 
 _STDIO_KEYS = {"command", "args", "env", "cwd"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
-_COMMON_KEYS = {"enabled", "timeout", "type", "description", "protocol"}
+logger = logging.getLogger("discovery_router.config")
+_COMMON_KEYS = {"enabled", "disabled", "timeout", "type", "description", "protocol"}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORT_ALIASES: dict[str, Transport] = {
@@ -131,6 +133,9 @@ class ServerConfig:
     """Protocol era towards this server: "auto" (negotiate) or "legacy" (force the initialize handshake)."""
     policy: ServerPolicy = ServerPolicy()
     """Governance: tools allow/deny/safe, readOnly, confirmDestructive, auditArguments."""
+    error: str | None = None
+    """Why this entry could not be used (file, server and field named, never a value): the server is
+    shown as failed and never started, while every other server serves."""
 
     def __repr__(self) -> str:
         return f"ServerConfig(name={self.name!r}, transport={self.transport!r})"
@@ -230,7 +235,7 @@ def load_config(
     located = locate_config(path)
     if missing_ok and not located.exists():
         return RouterConfig(servers={}, path=located)
-    return parse_config(read_raw(located), path=located, environ=environ)
+    return parse_config(read_raw(located), path=located, environ=environ, strict=False)
 
 
 OFF = "none"
@@ -257,8 +262,13 @@ def parse_config(
     *,
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    strict: bool = True,
 ) -> RouterConfig:
-    """Validate an already-parsed config object (the testable core of ``load_config``)."""
+    """Validate an already-parsed config object (the testable core of ``load_config``).
+
+    ``strict`` raises on the first bad server entry (``add``, ``import`` and ``doctor`` validate
+    with it); otherwise a bad entry becomes a server carrying its ``error``, so it alone fails.
+    """
     environ = os.environ if environ is None else environ
     redactor = Redactor()
     unknown = set(raw) - {"mcpServers", "servers", "router", "$schema", "inputs"}
@@ -270,7 +280,14 @@ def parse_config(
     base_dir = path.parent if path else Path.cwd()
     servers: dict[str, ServerConfig] = {}
     for name, entry in servers_raw.items():
-        servers[name] = _parse_server(name, entry, path, base_dir, environ, redactor)
+        try:
+            servers[name] = _parse_server(name, entry, path, base_dir, environ, redactor)
+        except ConfigError as exc:
+            if strict or not SERVER_NAME.match(name) or "/" in name:
+                raise  # no id can be built for it: the file itself must be fixed
+            # One bad entry stops only its own server; the message goes to status and the log.
+            logger.error("%s", exc)
+            servers[name] = ServerConfig(name=name, transport="stdio", enabled=_entry_enabled(entry), error=str(exc))
     redactor.discard(*servers)
     settings = _parse_settings(raw.get("router", {}), path)
     return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
@@ -306,6 +323,13 @@ def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
     return RouterSettings(**values)
 
 
+def _entry_enabled(entry: Any) -> bool:
+    """Whether a raw entry is switched on: ``enabled: false`` and other clients' ``disabled: true`` both turn it off."""
+    if not isinstance(entry, dict):
+        return True
+    return entry.get("enabled", True) is not False and entry.get("disabled", False) is not True
+
+
 def _parse_server(
     name: str,
     entry: Any,
@@ -331,7 +355,7 @@ def _parse_server(
         raise fail("url", "an entry has either `url` (remote) or `command` (stdio), not both")
     if not has_command and not has_url:
         raise fail(None, "needs `command` (a local stdio server) or `url` (a remote one)")
-    enabled = _typed(entry, "enabled", bool, True, fail)
+    enabled = _typed(entry, "enabled", bool, True, fail) and not _typed(entry, "disabled", bool, False, fail)
     timeout = entry.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise fail("timeout", "must be a positive number of seconds")
@@ -342,6 +366,8 @@ def _parse_server(
         raise fail("protocol", 'must be "auto" (negotiate) or "legacy" (force the initialize handshake)')
 
     def expanded(value: str, field_name: str, secret: bool) -> str:
+        if not enabled:  # a switched-off server is never started: its ${VAR}s and keyring refs are not needed
+            return value
         try:
             result, substituted = expand(value, environ)
         except MissingVariable as exc:

@@ -106,6 +106,7 @@ class Router:
                 on_resource_updated=self._resource_updated,
                 transport=target.transport if isinstance(target, ServerConfig) else "in-memory",
                 enabled=target.enabled if isinstance(target, ServerConfig) else True,
+                config_error=target.error if isinstance(target, ServerConfig) else None,
             )
             for name, target in servers.items()
         }

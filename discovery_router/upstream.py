@@ -106,8 +106,11 @@ class Upstream:
         on_resource_updated: Callable[[Upstream, str], None] = lambda _u, _uri: None,
         transport: str = "",
         enabled: bool = True,
+        config_error: str | None = None,
     ) -> None:
+        """``config_error``: the entry could not be used; the upstream stays failed with that reason, never started."""
         self.name = name
+        self._config_error = config_error
         self.transport = transport
         self._make_client = make_client
         self._settings = settings
@@ -124,9 +127,11 @@ class Upstream:
         """Relays of the calls now running here, oldest first (see :meth:`relay_for_ask`)."""
         self.state = UpstreamState.CONNECTING if enabled else UpstreamState.DISABLED
         self.error: str | None = None
+        if config_error is not None and enabled:
+            self.state, self.error = UpstreamState.FAILED, config_error
         self.tools: list[mcp_types.Tool] = []
         self._new_events()
-        if not enabled:
+        if not enabled or config_error is not None:
             self.first_attempt_done.set()
         self._client: Client[Any] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +142,7 @@ class Upstream:
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        if self.state is not UpstreamState.DISABLED and self._task is None:
+        if self.state is not UpstreamState.DISABLED and self._config_error is None and self._task is None:
             self._stopping = False
             self._new_events()  # a router may be started again in another event loop
             self._task = asyncio.create_task(self._supervise(), name=f"upstream:{self.name}")

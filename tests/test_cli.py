@@ -100,13 +100,33 @@ def test_status_fails_when_a_server_is_down(tmp_path: Path):
     assert status.returncode == 1 and "failed" in status.stdout
 
 
-def test_bad_config_exits_non_zero_with_one_clear_message(tmp_path: Path):
+def test_one_broken_server_fails_alone_and_the_rest_serve(tmp_path: Path):
+    """An unset ${VAR} (what `import` leaves for VS Code inputs) fails only its own server, never the router."""
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"mcpServers": {"gh": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}}}}))
+    path.write_text(json.dumps({"mcpServers": {
+        "gh": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}},
+        "typo": {"comand": "x"},
+        "off": {"command": "x", "env": {"T": "${ALSO_NOT_SET}"}, "disabled": True},
+        "notes": stdio_entry("notes"),
+    }}))
+    status = run("--config", str(path), "status", "--json")
+    assert status.returncode == 1  # a server is down
+    states = {s["server"]: s for s in json.loads(status.stdout)}
+    assert states["notes"]["state"] == "connected" and states["off"]["state"] == "disabled"
+    assert states["gh"]["state"] == "failed"
+    assert states["gh"]["error"] == (f"{path}: server 'gh': field 'env.T': environment variable "
+                                     "NOT_SET_ANYWHERE is not set (export it, or write ${NOT_SET_ANYWHERE:-default})")
+    assert states["typo"]["state"] == "failed" and "field 'comand'" in states["typo"]["error"]
+    called = run("--config", str(path), "call", "notes/create_note", "--args", '{"title": "t", "body": "b"}')
+    assert called.returncode == 0, called.stderr
+
+
+def test_a_file_that_is_not_a_config_still_stops_everything(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"mcpServers": {"a": {"command": "x"}}, "router": {"search_limit": "five"}}))
     result = run("--config", str(path), "status")
     assert result.returncode == 1
-    assert result.stderr.strip() == (f"error: {path}: server 'gh': field 'env.T': environment variable "
-                                     "NOT_SET_ANYWHERE is not set (export it, or write ${NOT_SET_ANYWHERE:-default})")
+    assert result.stderr.strip() == f"error: {path}: field 'router.search_limit': must be an integer"
 
 
 def test_help_everywhere():
