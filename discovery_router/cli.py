@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from discovery_router import render
+from discovery_router import __version__, render
 from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
 from discovery_router.config_edit import add_server, remove_server
 from discovery_router.errors import RouterError
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="config file (default: $DISCOVERY_ROUTER_CONFIG, "
                         "else the user config dir; see `config path`)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the router as an MCP server (stdio by default)")
@@ -129,7 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_onboarding(sub)
     register_governance(sub)
+    _accept_global_options_after(sub)
     return parser
+
+
+def _accept_global_options_after(sub: Any) -> None:
+    """``--config`` and ``-v`` also after the subcommand (``serve --config FILE``, what ``install`` writes).
+
+    SUPPRESS keeps a value given before the subcommand when the subcommand's copy is not given.
+    """
+    for parser in sub.choices.values():
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="config file")
+        parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                            help="debug logging on stderr")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_global_options_after(action)
 
 
 # -- commands ---------------------------------------------------------------

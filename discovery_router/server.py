@@ -75,7 +75,7 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
     notifier = ClientNotifier(subscribe, unsubscribe)
     router.component_listeners.append(notifier.components_changed)
     router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
-    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components], middleware=[notifier])
+    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components], middleware=[notifier], version=__import__("discovery_router").__version__)
     notifier.install(mcp._mcp_server)
     mcp._mcp_server.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly

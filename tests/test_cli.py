@@ -147,3 +147,24 @@ def test_list_and_add_never_print_inline_secrets(tmp_path: Path, capsys):
     captured = capsys.readouterr()
     assert "gh-mcp" in captured.out and "api.example.com" in captured.out
     assert token not in captured.out + captured.err and key not in captured.out + captured.err
+
+
+def test_config_and_verbose_after_the_subcommand_issue_13(tmp_path):
+    from discovery_router.cli import build_parser
+
+    parser = build_parser()
+    after = parser.parse_args(["serve", "--config", "F", "-v"])
+    before = parser.parse_args(["--config", "F", "-v", "serve"])
+    neither = parser.parse_args(["serve"])
+    assert (after.config, after.verbose) == (before.config, before.verbose) == ("F", True)
+    assert (neither.config, neither.verbose) == (None, False)
+
+
+def test_version_flag_issue_13(capsys):
+    import pytest
+    from discovery_router import __version__
+    from discovery_router.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and __version__ in capsys.readouterr().out
