@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from discovery_router.policy import ToolPolicy
 
 ID_SEPARATOR = "/"
+_WRAPPERS = "`'\"“”‘’"
+
+
+def clean_id(name: str) -> str:
+    """``name`` without the spaces, backticks or quotes a model copies around an id (`time/get_current_time`)."""
+    return name.strip().strip(_WRAPPERS).strip()
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class Catalog:
         Ids win over bare names, so a tool literally named ``a/b`` on a
         server still resolves by its full id.
         """
-        name = name.strip()
+        name = clean_id(name)
         if name in self._by_id:
             return self._by_id[name]
         same_name = self._by_name.get(name, [])

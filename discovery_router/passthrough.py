@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import mcp_types
+from fastmcp.exceptions import PromptError
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource
 from fastmcp.resources.template import ResourceTemplate
@@ -21,6 +22,7 @@ from fastmcp.server.providers.base import Provider
 from fastmcp.server.providers.proxy import ProxyPrompt, ProxyResource, ProxyTemplate
 from fastmcp.utilities.versions import VersionSpec
 
+from discovery_router.catalog import clean_id
 from discovery_router.namespace import Namespace
 from discovery_router.router import Router
 
@@ -113,15 +115,20 @@ class UpstreamComponents(Provider):
 
     async def _get_prompt(self, name: str, version: VersionSpec | None = None) -> Prompt | None:
         """``<server>/<prompt>``, or a bare prompt name that exactly one server has (as with tool ids)."""
-        named = self._find_prompt((await self._ready_namespace()).prompts, name)
+        named = self._find_prompt((await self._ready_namespace()).prompts, name, strict=True)
         if named is None:
             return None
         prompt = ProxyPrompt.from_mcp_prompt(self._client_factory(named.server), named.item)
         return prompt.model_copy(update={"name": name})
 
     @staticmethod
-    def _find_prompt(prompts: list[Any], name: str) -> Any:
+    def _find_prompt(prompts: list[Any], name: str, *, strict: bool = False) -> Any:
+        """The prompt called ``name``; ``strict`` raises on a bare name several servers have (as tools do)."""
+        name = clean_id(name)
         exact = [n for n in prompts if n.front == name] or [n for n in prompts if n.item.name == name]
+        if len(exact) > 1 and strict:
+            ids = ", ".join(n.front for n in exact)
+            raise PromptError(f"Prompt name {name!r} is ambiguous: use one of {ids}.")
         return exact[0] if len(exact) == 1 else None
 
     async def complete(self, _ctx: Any, params: mcp_types.CompleteRequestParams) -> mcp_types.CompleteResult:

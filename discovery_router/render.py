@@ -9,7 +9,8 @@ from typing import Any
 
 from discovery_router.catalog import ToolEntry
 
-NO_MATCH = "No tools matched. Try other words, or drop the server filter."
+NO_MATCH = "No tools matched. Try other words."
+NO_MATCH_FILTERED = "No tools matched. Try other words, or drop the server filter."
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -22,10 +23,16 @@ def summarize(description: str | None, max_chars: int) -> str:
     return text
 
 
-def search_results(entries: Sequence[ToolEntry], max_chars: int) -> str:
-    """One line per hit: ``id: summary``, with unreachable servers flagged."""
+def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bool = False,
+                   down: Sequence[tuple[str, str]] = ()) -> str:
+    """One line per hit: ``id: summary``, with unreachable servers flagged.
+
+    ``filtered``: a server filter was given (the no-match hint then says to drop it).
+    ``down``: (server, reason) of servers the query names that are not connected, said after the hits.
+    """
+    notes = [f"Server {name!r} exists but is down: {reason}" for name, reason in down]
     if not entries:
-        return NO_MATCH
+        return "\n".join([NO_MATCH_FILTERED if filtered else NO_MATCH, *notes])
     lines = []
     for entry in entries:
         flag = " [server unreachable]" if not entry.available else ""
@@ -33,7 +40,21 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int) -> str:
             flag += f" [{entry.policy.label}]"
         summary = summarize(entry.tool.description, max_chars)
         lines.append(f"{entry.id}{flag}: {summary}" if summary else f"{entry.id}{flag}")
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
+
+
+def named_in(query: str, name: str) -> bool:
+    """``name`` appears in ``query`` as a whole word (``git`` in "git log", not in "digital")."""
+    return re.search(rf"(?<![\w-]){re.escape(name.casefold())}(?![\w-])", query.casefold()) is not None
+
+
+def lean_mcp_tool(tool: Any) -> Any:
+    """An MCP tool without fastmcp's ``_meta: {"fastmcp": {"tags": []}}``, which every session pays for."""
+    meta = dict(tool.meta or {})
+    if meta.get("fastmcp") == {"tags": []}:
+        del meta["fastmcp"]
+        return tool.model_copy(update={"meta": meta or None})
+    return tool
 
 
 def tool_description(entry: ToolEntry) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fastmcp import Client
 from fastmcp.client.progress import ProgressHandler
 
 from discovery_router.arguments import prepare_arguments
-from discovery_router.catalog import Catalog, ToolEntry
+from discovery_router.catalog import Catalog, ToolEntry, clean_id
 from discovery_router.config import OFF, RouterConfig, RouterSettings, ServerConfig, turned_off
 from discovery_router.errors import UnknownServerError, UnknownToolError
 from discovery_router.governance import Confirmer, governance_for
@@ -304,6 +304,7 @@ class Router:
 
     def resolve(self, name: str) -> ToolEntry:
         """Catalog lookup that explains a miss caused by a server being down."""
+        name = clean_id(name)
         try:
             return self.catalog.resolve(name)
         except UnknownToolError as exc:
