@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -427,3 +428,28 @@ def test_install_dry_run_and_json(env: Environment, router_config: Path, capsys)
 def test_install_refuses_unknown_client():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["install", "--client", "windsurf"])
+
+
+@pytest.mark.parametrize("client", list(CLIENT_FIXTURES))
+async def test_the_installed_entry_starts_and_routes_a_call(client: str, env: Environment, router_config: Path):
+    """Launch what `install` wrote exactly as the client would (its command, its args), then route a call.
+
+    Before issue 13 the entry's `serve --config FILE` exited 2: options were accepted only before `serve`.
+    """
+    from fastmcp import Client
+    from fastmcp.client.transports import StdioTransport
+
+    from tests.conftest import stdio_entry
+
+    router_config.parent.mkdir(parents=True)
+    router_config.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes")},
+                                         "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    result = install(client, env, router_config)  # the real command: this interpreter's discovery-router
+    raw, _ = read_client_file(result.path)
+    entry = raw[CLIENTS[client].servers_key]["discovery-router"]
+    transport = StdioTransport(entry["command"], entry["args"], env={**os.environ, **entry.get("env", {})})
+    async with Client(transport) as mcp_client:
+        tools = {tool.name for tool in await mcp_client.list_tools()}
+        assert {"search_tools", "describe_tool", "call_tool"} <= tools
+        called = await mcp_client.call_tool("call_tool", {"name": "notes/create_note", "arguments": {"title": "t"}})
+        assert "created t" in called.content[0].text
