@@ -27,6 +27,7 @@ from discovery_router.passthrough import UpstreamComponents
 from discovery_router.pinned import PinnedTools
 from discovery_router.relay import ContextRelay
 from discovery_router.router import Router
+from discovery_router.upstream import UpstreamState
 
 INSTRUCTIONS = (
     "This server routes to many tools on other MCP servers. Find one with search_tools, "
@@ -90,7 +91,9 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
             hits = await router.search(query, limit, server)
         except RouterError as exc:
             raise ToolError(str(exc)) from None
-        return render.search_results(hits, router.settings.summary_chars)
+        down = [(s.name, s.error or s.state.value) for s in router.status() if s.state is UpstreamState.FAILED
+                and (s.name == server or render.named_in(query, s.name))]
+        return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down)
 
     @mcp.tool(name="describe_tool", description=DESCRIBE_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)
     async def describe_tool(

@@ -164,3 +164,33 @@ async def test_router_can_be_stopped_and_started_again(weather):
         async with Client(build_server(router)) as client:
             result = await client.call_tool_mcp("call_tool", {"name": "create_note", "arguments": {"title": "again"}})
             assert result.content[0].text == "created again"
+
+
+async def test_ids_copied_with_backticks_or_quotes_resolve(client: Client):
+    """Models copy ids out of the descriptions' markdown, backticks included."""
+    for wrapped in ("`weather/get_forecast`", "'weather/get_forecast'", " \"weather/get_forecast\" "):
+        described = await client.call_tool_mcp("describe_tool", {"name": wrapped})
+        assert not described.is_error and described.content[0].text.startswith("weather/get_forecast\n")
+    called = await client.call_tool_mcp("call_tool", {"name": "`notes/echo`", "arguments": {"text": "hi"}})
+    assert not called.is_error
+
+
+async def test_no_match_mentions_the_server_filter_only_when_one_was_given(client: Client):
+    unfiltered = await client.call_tool_mcp("search_tools", {"query": "zzqx vvbn"})
+    assert unfiltered.content[0].text == "No tools matched. Try other words."
+    filtered = await client.call_tool_mcp("search_tools", {"query": "zzqx vvbn", "server": "notes"})
+    assert "drop the server filter" in filtered.content[0].text
+
+
+async def test_a_search_naming_a_failed_server_says_it_exists_but_is_down(weather):
+    from discovery_router.config import parse_config
+    from discovery_router.router import Router
+    from tests.conftest import FAST
+
+    config = parse_config({"mcpServers": {"jira": {"command": "x", "env": {"T": "${JIRA_TOKEN_UNSET}"}}}},
+                          environ={}, strict=False)
+    router = Router({"weather": weather, **config.servers}, FAST)
+    async with Client(build_server(router)) as c:
+        result = await c.call_tool_mcp("search_tools", {"query": "create a jira ticket"})
+    text = result.content[0].text
+    assert "Server 'jira' exists but is down:" in text and "JIRA_TOKEN_UNSET is not set" in text
