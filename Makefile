@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/config.json
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test lint typecheck bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ run: setup
 	-$(BIN)/discovery-router --config $(EXAMPLE) status
 	@echo "Serving the example config at http://127.0.0.1:8765/mcp (Ctrl-C to stop)" >&2
 	$(BIN)/discovery-router --config $(EXAMPLE) serve --transport http --port 8765
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
 
 test: setup
 	$(BIN)/python -m pytest -q

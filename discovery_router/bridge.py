@@ -31,7 +31,7 @@ _ANSWER_KEY = "upstream-ask"
 class _Waiting:
     """One upstream call that is waiting for the client's answer to an ask."""
 
-    task: asyncio.Task[Any]
+    task: asyncio.Future[Any]
     front: FrontRelay
     """The client request of the current round: logs go there."""
     progress: ProgressHandler | None = None
@@ -115,7 +115,8 @@ class AskBridge:
         request, waiting.answer = next_ask.result()
         key = secrets.token_urlsafe(16)
         self._waiting[key] = waiting
-        return mcp_types.InputRequiredResult(input_requests={_ANSWER_KEY: request}, request_state=STATE_PREFIX + key)
+        return mcp_types.InputRequiredResult(input_requests={_ANSWER_KEY: request},  # type: ignore[dict-item]
+                                             request_state=STATE_PREFIX + key)
 
     def _forget_expired(self) -> None:
         """A client that never retries must not keep an upstream call waiting forever."""

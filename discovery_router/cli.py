@@ -258,7 +258,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         else:
             print(render.readable_result(result))
-        return EXIT_FAILURE if result.is_error else EXIT_OK
+        return EXIT_FAILURE if getattr(result, "is_error", False) else EXIT_OK  # an InputRequiredResult is not an error
 
     return _run_with_router(args, work)
 

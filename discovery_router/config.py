@@ -209,13 +209,13 @@ def read_raw(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(path, None, None, "file not found (create it with `discovery-router add`)")
+        raise ConfigError(path, None, None, "file not found (create it with `discovery-router add`)") from None
     except OSError as exc:
-        raise ConfigError(path, None, None, f"cannot read: {exc.strerror}")
+        raise ConfigError(path, None, None, f"cannot read: {exc.strerror}") from None
     try:
         raw = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
-        raise ConfigError(path, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        raise ConfigError(path, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, None, None, "the top level must be a JSON object")
     return raw

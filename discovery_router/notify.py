@@ -124,7 +124,7 @@ class ClientNotifier(Middleware):
 
     def _spawn(self, work: Awaitable[None]) -> None:
         try:
-            task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
         except RuntimeError:  # no loop: nobody is connected to tell
             work.close()  # type: ignore[attr-defined]
             return

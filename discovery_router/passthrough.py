@@ -100,7 +100,7 @@ class UpstreamComponents(Provider):
     async def _list_resource_templates(self) -> Sequence[ResourceTemplate]:
         templates = []
         for named in (await self._ready_namespace()).templates:
-            template = ProxyTemplate.from_mcp_template(self._client_factory(named.server), named.item)
+            template = ProxyTemplate.from_mcp_template(self._client_factory(named.server), named.item)  # type: ignore[arg-type]
             if named.front != named.item.uri_template:  # type: ignore[union-attr]
                 template = template.model_copy(update={"uri_template": named.front})
             templates.append(template)
@@ -108,7 +108,8 @@ class UpstreamComponents(Provider):
 
     async def _list_prompts(self) -> Sequence[Prompt]:
         return [
-            ProxyPrompt.from_mcp_prompt(self._client_factory(n.server), n.item).model_copy(update={"name": n.front})
+            ProxyPrompt.from_mcp_prompt(self._client_factory(n.server), n.item).model_copy(  # type: ignore[arg-type]
+                update={"name": n.front})
             for n in (await self._ready_namespace()).prompts
         ]
 

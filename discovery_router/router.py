@@ -209,7 +209,7 @@ class Router:
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=limit)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def ready_catalog(self) -> Catalog:

@@ -17,7 +17,7 @@ def safe_name(key: str, suffix: str) -> str:
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:16]}{suffix}"
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write through a temporary file in the same folder, then ``os.replace`` it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -96,3 +96,14 @@ def stdio_entry(upstream: str = "weather") -> dict:
 def config_router(servers: dict, environ: dict | None = None, settings: RouterSettings = FAST) -> Router:
     config = parse_config({"mcpServers": servers}, environ=environ or dict(os.environ))
     return Router(config.servers, settings, redactor=config.redactor)
+
+
+_TIERS = {"test_conformance": "npm", "test_server_everything": "npm", "test_load": "slow", "test_benchmarks": "slow"}
+"""Which test modules belong to a tier (see CONTRIBUTING.md: `-m "not slow and not npm"` is the fast tier)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = _TIERS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))

@@ -247,7 +247,7 @@ async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
                 await stack.enter_async_context(s)
             latencies: list[float] = []
 
-            async def worker(client):
+            async def worker(client, per_client=per_client, latencies=latencies):
                 for _ in range(2):
                     await client.call_tool_mcp("search_tools", {"query": next_query()})
                 for _ in range(per_client):

@@ -174,7 +174,7 @@ async def _connect_all(report: DoctorReport, router: Any, servers: dict[str, Ser
         waits = [timed(name, u.first_attempt_done) for name, u in router.upstreams.items()]
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=settings.connect_timeout + 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         for status in router.status():
             upstream = router.upstreams[status.name]

@@ -185,6 +185,6 @@ def is_router_entry(entry: Any) -> bool:
     for i, token in enumerate(tokens):
         if _command_key(token) in ("discovery-router", "discovery_router"):
             return True
-        if token == "-m" and i + 1 < len(tokens) and tokens[i + 1].split(".")[0] == "discovery_router":
+        if token == "-m" and i + 1 < len(tokens) and str(tokens[i + 1]).split(".")[0] == "discovery_router":
             return True
     return False

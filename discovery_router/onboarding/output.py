@@ -26,7 +26,8 @@ STYLES = {
 class Table:
     title: str
     columns: Sequence[str]
-    rows: list[Sequence[Any]] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)
+    """Each a sequence of cells (``list[Any]``: callers build rows of their own cell types)."""
     status_column: int | None = 0  # the cell coloured by its value
 
 

@@ -45,9 +45,9 @@ class BM25Retriever(Retriever):
         self._postings = {}
         for term, (ids, tfs) in rows.items():
             idx = np.array(ids, dtype=np.int32)
-            tf = np.array(tfs, dtype=np.float32)
+            freqs = np.array(tfs, dtype=np.float32)
             idf = np.log1p((self._n - len(ids) + 0.5) / (len(ids) + 0.5))
-            self._postings[term] = (idx, (idf * tf * (self.k1 + 1) / (tf + norm[idx])).astype(np.float32))
+            self._postings[term] = (idx, (idf * freqs * (self.k1 + 1) / (freqs + norm[idx])).astype(np.float32))
 
     def scores(self, query: str) -> np.ndarray:
         out = np.zeros(self._n, dtype=np.float32)

@@ -38,7 +38,7 @@ class SentenceTransformerEmbedder(Embedder):
 
         self._model = SentenceTransformer(str(name_or_path), device="cpu", local_files_only=local_files_only)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self._dimension = int(dimension())
+        self._dimension = int(dimension() or 0)
         self._model_id = model_id or f"st:{Path(str(name_or_path)).name}"
         self.batch_size = batch_size
         self.source = source
