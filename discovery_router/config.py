@@ -9,13 +9,14 @@ complaint names the file, the server and the field, and never echoes a value
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ import platformdirs
 
 from discovery_router.errors import ConfigError
 from discovery_router.expand import MissingVariable, expand
+from discovery_router.jsonc import strip_jsonc
 from discovery_router.keyring_refs import KeyringError, expand_keyring, has_reference, placeholder_lookup
 from discovery_router.policy import SERVER_POLICY_KEYS, ServerPolicy, parse_server_policy
 from discovery_router.redact import Redactor
@@ -34,9 +36,11 @@ CONFIG_ENV_VAR = "DISCOVERY_ROUTER_CONFIG"
 
 Transport = Literal["stdio", "http", "sse"]
 
-_STDIO_KEYS = {"command", "args", "env", "cwd"}
-_REMOTE_KEYS = {"url", "headers", "transport"}
 logger = logging.getLogger("discovery_router.config")
+_STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"}
+_REMOTE_KEYS = {"url", "headers", "transport"}
+_OTHER_CLIENTS_KEYS = {"autoApprove", "alwaysAllow"}
+"""Approval lists other clients write; accepted and ignored (the router's ``tools`` policy decides instead)."""
 _COMMON_KEYS = {"enabled", "disabled", "timeout", "type", "description", "protocol"}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -46,6 +50,7 @@ _TRANSPORT_ALIASES: dict[str, Transport] = {
     "streamable-http": "http",
     "streamableHttp": "http",
     "sse": "sse",
+    "local": "stdio",
 }
 
 
@@ -215,7 +220,11 @@ def read_raw(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
-        raise ConfigError(path, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        try:  # pasted from VS Code or Cursor: comments and trailing commas are fine
+            raw = json.loads(strip_jsonc(text))
+        except json.JSONDecodeError:
+            raise ConfigError(path, None, None,
+                              f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, None, None, "the top level must be a JSON object")
     return raw
@@ -345,9 +354,17 @@ def _parse_server(
         raise fail(None, "server names may use letters, digits, '_', '-' and '.', and must not contain '/'")
     if not isinstance(entry, dict):
         raise fail(None, "entry must be a JSON object")
-    unknown = set(entry) - _STDIO_KEYS - _REMOTE_KEYS - _COMMON_KEYS - SERVER_POLICY_KEYS
+    known = _STDIO_KEYS | _REMOTE_KEYS | _COMMON_KEYS | SERVER_POLICY_KEYS
+    ignored = sorted(set(entry) & _OTHER_CLIENTS_KEYS)
+    if ignored:
+        logger.warning("%s: server %r: ignoring %s (another client's approval list; use the router's `tools` "
+                       "allow/deny/safe instead)", path or "config", name, ", ".join(ignored))
+    unknown = set(entry) - known - _OTHER_CLIENTS_KEYS
     if unknown:
-        raise fail(sorted(unknown)[0], "unknown field (stdio servers take command/args/env/cwd, "
+        key = sorted(unknown)[0]
+        near = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise fail(key, f"unknown field ({hint}stdio servers take command/args/env/envFile/cwd, "
                    "remote ones url/headers/transport; both take enabled/timeout/description/protocol "
                    "and tools/readOnly/confirmDestructive/auditArguments)")
     has_command, has_url = "command" in entry, "url" in entry
@@ -401,6 +418,10 @@ def _parse_server(
             raise fail("command", "must be a non-empty string")
         args = _string_list(entry.get("args", []), "args", fail)
         env = _string_map(entry.get("env", {}), "env", fail)
+        env_file = _typed(entry, "envFile", str, None, fail)
+        if env_file and enabled:
+            env = {**_read_env_file(base_dir / Path(expanded(env_file, "envFile", secret=False)).expanduser(),
+                                    fail), **env}  # an explicit env entry wins, as in VS Code
         cwd = _typed(entry, "cwd", str, None, fail)
         return ServerConfig(
             name=name,
@@ -440,6 +461,27 @@ def _parse_server(
         protocol=protocol,
         policy=policy,
     )
+
+
+def _read_env_file(path: Path, fail: Callable[[str | None, str], ConfigError]) -> dict[str, str]:
+    """VS Code's ``envFile``: ``KEY=VALUE`` lines, ``#`` comments, optional quotes. Values are never echoed."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise fail("envFile", f"cannot read {path}: {exc.strerror}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip():
+            raise fail("envFile", f"{path} line {number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
 
 
 def _type_word(expected: type) -> str:

@@ -91,7 +91,7 @@ def test_unknown_top_level_key_and_bad_router_setting():
 
 def test_invalid_json_names_the_file_and_position(tmp_path: Path):
     path = tmp_path / "broken.json"
-    path.write_text('{"mcpServers": {"a": {"command": "x",}}}')
+    path.write_text('{"mcpServers": {"a": {"command": "x" "args": []}}}')
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(path) in str(caught.value) and "line 1" in str(caught.value)
@@ -110,3 +110,29 @@ def test_relative_cwd_resolves_against_the_config_file(tmp_path: Path):
     path.parent.mkdir()
     path.write_text(json.dumps({"mcpServers": {"a": {"command": "x", "cwd": ".."}}}))
     assert load_config(path).servers["a"].cwd == str(tmp_path)
+
+
+def test_pasted_configs_from_other_clients_load(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """JSONC, other clients' keys and VS Code's envFile: what people paste from Cursor, Cline or VS Code."""
+    (tmp_path / ".env").write_text(f"# tokens\nAPI_TOKEN={SECRET}\nexport REGION='eu'\nMODE=file\n")
+    path = tmp_path / "c.json"
+    path.write_text("""{
+      // pasted from VS Code
+      "servers": {
+        "a": {"type": "local", "command": "x", "envFile": ".env", "env": {"MODE": "explicit"},
+              "autoApprove": ["read"], "alwaysAllow": []},
+        "b": {"url": "https://h.example/mcp", "disabled": true, /* off for now */},
+      },
+    }""")
+    config = load_config(path)
+    a = config.servers["a"]
+    assert a.error is None and a.transport == "stdio"
+    assert dict(a.env) == {"API_TOKEN": SECRET, "REGION": "eu", "MODE": "explicit"}
+    assert config.redactor(f"token {SECRET}") == "token ***"
+    assert config.servers["b"].enabled is False
+    assert "ignoring alwaysAllow, autoApprove" in caplog.text and SECRET not in caplog.text
+
+
+def test_a_near_miss_key_suggests_the_fix():
+    with pytest.raises(ConfigError, match=r"field 'comand': unknown field \(did you mean 'command'\?"):
+        parse_config({"mcpServers": {"srv": {"comand": "x"}}}, environ={})

@@ -18,7 +18,8 @@ import pytest
 
 from discovery_router.config import EVERY_VARIABLE_SET, parse_config
 from discovery_router.errors import RouterError
-from discovery_router.onboarding.clients import CLIENTS, Environment, read_client_file, strip_jsonc
+from discovery_router.jsonc import strip_jsonc
+from discovery_router.onboarding.clients import CLIENTS, Environment, read_client_file
 from discovery_router.onboarding.commands import register, render_import
 from discovery_router.onboarding.importer import apply_import, plan_import
 from discovery_router.onboarding.installer import BACKUP_SUFFIX, install, uninstall

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery_router.errors import ConfigError
+from discovery_router.jsonc import strip_jsonc
 
 
 @dataclass(frozen=True)
@@ -221,50 +222,6 @@ INSTALLABLE = [name for name, client in CLIENTS.items() if client.install_path i
 
 
 # -- reading ------------------------------------------------------------------
-
-
-def strip_jsonc(text: str) -> str:
-    """JSON with comments and trailing commas (VS Code's settings and mcp.json) to plain JSON."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    in_string = False
-    while i < n:
-        c = text[i]
-        if in_string:
-            out.append(c)
-            if c == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 2
-                continue
-            if c == '"':
-                in_string = False
-            i += 1
-        elif c == '"':
-            in_string = True
-            out.append(c)
-            i += 1
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        elif c == ",":
-            j = i + 1
-            while j < n and text[j] in " \t\r\n":
-                j += 1
-            if j < n and text[j] in "}]":
-                i += 1  # trailing comma
-            elif text.startswith(("//", "/*"), j):
-                out.append(c)  # decided after the comment; rare enough to keep simple
-                i += 1
-            else:
-                out.append(c)
-                i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def read_client_file(path: Path) -> tuple[dict[str, Any], bool]:
