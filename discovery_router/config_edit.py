@@ -6,10 +6,11 @@ secrets kept in the environment never get written into the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +25,61 @@ def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = 
 
 def add_servers(path: Path, entries: Mapping[str, dict[str, Any]], *, replace: bool = False) -> None:
     """Add server entries in one validated, atomic write (``add`` and ``import`` both use it)."""
-    raw = read_raw(path) if path.exists() else {}
-    servers = raw.setdefault(servers_key(raw), {})
-    for name, entry in entries.items():
-        if name in servers and not replace:
-            raise ConfigError(path, name, None, "already exists (remove it first, or pass --replace)")
-        servers[name] = entry
-    parse_config(raw, path=path, environ=EVERY_VARIABLE_SET)
-    write_raw(path, raw)
+    with locked(path):
+        raw = read_raw(path) if path.exists() else {}
+        servers = raw.setdefault(servers_key(raw), {})
+        for name, entry in entries.items():
+            if name in servers and not replace:
+                raise ConfigError(path, name, None, "already exists (remove it first, or pass --replace)")
+            servers[name] = entry
+        parse_config(raw, path=path, environ=EVERY_VARIABLE_SET)
+        write_raw(path, raw)
 
 
 def remove_server(path: Path, name: str) -> None:
-    raw = read_raw(path)
-    servers = servers_of(raw)
-    if name not in servers:
-        known = ", ".join(servers) or "none"
-        raise ConfigError(path, name, None, f"no such server (configured: {known})")
-    del servers[name]
-    write_raw(path, raw)
+    with locked(path):
+        raw = read_raw(path)
+        servers = servers_of(raw)
+        if name not in servers:
+            known = ", ".join(servers) or "none"
+            raise ConfigError(path, name, None, f"no such server (configured: {known})")
+        del servers[name]
+        write_raw(path, raw)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``.NAME.lock`` beside the config file for one read-modify-write.
+
+    Without it two concurrent ``add``s both read the old file and the second
+    rename drops the first one's entry. The lock file (not the config, which is
+    replaced by rename) is what every editor locks; it is left in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:  # LK_LOCK gives up after ~10 s; keep waiting
+                    continue
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def write_raw(path: Path, raw: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from discovery_router.config import RouterConfig
+from index_cache import clean_tool
 from discovery_router.errors import RouterError, UnknownServerError
 from discovery_router.router import Router, open_cache
 from discovery_router.search.embedders.resolve import EmbedderUnavailable, locate_model
@@ -65,10 +66,10 @@ async def reindex(
     assert cache is not None
     before = {name: cache.load_tools(router.cache_key_of(name)) for name in servers}
     if force:
-        for name in servers:
-            cache.forget_tools(router.cache_key_of(name))
+        # Tool lists are re-listed on every run anyway; --force only re-encodes embeddings. Nothing is
+        # deleted: new vectors replace the stored ones in one atomic write (a killed run loses nothing).
         try:
-            cache.embeddings.forget(locate_model(config.settings.embedding_model).model_id)
+            cache.embeddings.refresh(locate_model(config.settings.embedding_model).model_id)
         except EmbedderUnavailable:
             pass
 
@@ -86,7 +87,7 @@ async def reindex(
             if upstream.state is not UpstreamState.CONNECTED:
                 report.failed.append(name)
                 continue
-            after = cache.load_tools(router.cache_key_of(name)) or []
+            after = [clean_tool(t) for t in upstream.tools]  # what was just listed, not a file that may lag
             added, changed, removed = _diff(before[name], after)
             report.new, report.changed, report.removed = report.new + added, report.changed + changed, report.removed + removed
         report.total = len(router.catalog)

@@ -52,6 +52,8 @@ class EmbeddingStore:
         self._lock = threading.Lock()
         self._memory: dict[str, tuple[dict[str, int], np.ndarray]] = {}
         self._stamps: dict[str, int] = {}
+        self._refreshing: dict[str, set[str]] = {}
+        """Per model, the keys encoded since :meth:`refresh`: older stored vectors are ignored, not deleted."""
 
     def path(self, model_id: str) -> Path:
         return self.directory / safe_name(model_id, ".npz")
@@ -97,7 +99,19 @@ class EmbeddingStore:
             if state is None or self._stamps.get(model_id) != stamp:
                 state = self._read(model_id) or ({}, np.zeros((0, 0), dtype=np.float32))
                 self._memory[model_id], self._stamps[model_id] = state, stamp
+            fresh = self._refreshing.get(model_id)
+            if fresh is not None:
+                state = ({key: row for key, row in state[0].items() if key in fresh}, state[1])
             return state
+
+    def refresh(self, model_id: str) -> None:
+        """Re-encode every text of ``model_id`` from now on (``reindex --force``), without deleting anything.
+
+        The stored file stays in place until new vectors replace its rows in one
+        atomic write, so a run killed midway leaves the old vectors usable.
+        """
+        with self._lock:
+            self._refreshing[model_id] = set()
 
     def forget(self, model_id: str) -> None:
         """Drop every stored vector of ``model_id`` (``reindex --force``)."""
@@ -139,6 +153,14 @@ class EmbeddingStore:
                     index, vectors = self._append(index, vectors, extra, on_disk[1][[on_disk[0][k] for k in extra]])
             if vectors.size and vectors.shape[1] != new_vectors.shape[1]:
                 index, vectors = {}, np.zeros((0, 0), dtype=np.float32)  # the model changed shape
+            fresh = self._refreshing.get(model_id)
+            if fresh is not None:
+                stale = [i for i, k in enumerate(new_keys) if k in index]
+                if stale:  # replace re-encoded rows in place (a copy: callers may hold the old array)
+                    vectors = vectors.copy()
+                    for i in stale:
+                        vectors[index[new_keys[i]]] = new_vectors[i]
+                fresh.update(new_keys)
             index, vectors = self._append(index, vectors, new_keys, new_vectors)
             if len(index) > self.max_entries:
                 index, vectors = self._trim(index, vectors, keep)
