@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw, servers_key, servers_of
 from discovery_router.errors import ConfigError
 
@@ -56,30 +58,8 @@ def locked(path: Path) -> Iterator[None]:
     replaced by rename) is what every editor locks; it is left in place.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a+b") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:  # LK_LOCK gives up after ~10 s; keep waiting
-                    continue
-            try:
-                yield
-            finally:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with FileLock(path.with_name(f".{path.name}.lock")):  # flock on POSIX, msvcrt on Windows
+        yield
 
 
 def write_raw(path: Path, raw: Mapping[str, Any]) -> None:

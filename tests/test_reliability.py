@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import stdio_entry
 from tests.test_router_index import extra_tools_server, make_router, settings_with_cache
 
 REPO = Path(__file__).parent.parent
