@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from discovery_router.redact import Redactor, redact_logs
 from discovery_router.relay import FrontRelay
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
-from index_cache import IndexCache, clean_tool
+from index_cache import CACHE_ENV_VAR, IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
 
@@ -48,8 +49,8 @@ def _client_factory(target: ServerTarget):
 
 def open_cache(settings: RouterSettings) -> IndexCache | None:
     """The on-disk index store, unless ``cache_dir`` is ``"none"``."""
-    if turned_off(settings.cache_dir):
-        return None
+    if turned_off(settings.cache_dir if settings.cache_dir else os.environ.get(CACHE_ENV_VAR)):
+        return None  # the setting, else $DISCOVERY_ROUTER_CACHE_DIR, may be "none"
     return IndexCache(Path(settings.cache_dir).expanduser() if settings.cache_dir else None)
 
 

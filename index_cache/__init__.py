@@ -13,10 +13,11 @@ rebuilt, never raised.
 """
 
 from index_cache.embeddings import EmbedResult, EmbeddingStore
-from index_cache.store import FORMAT_VERSION, IndexCache, default_cache_dir
+from index_cache.store import CACHE_ENV_VAR, FORMAT_VERSION, IndexCache, default_cache_dir
 from index_cache.tools import TOOL_FIELDS, ToolStore, clean_tool
 
 __all__ = [
+    "CACHE_ENV_VAR",
     "FORMAT_VERSION",
     "TOOL_FIELDS",
     "EmbedResult",

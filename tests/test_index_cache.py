@@ -223,3 +223,16 @@ def test_two_live_routers_merge_each_others_vectors(tmp_path, embedder, model):
     first.get_or_embed(embedder, TEXTS[2:3])
     fresh = CountingEmbedder(model)
     assert IndexCache(tmp_path).get_or_embed(fresh, TEXTS[:3]).encoded == 0
+
+
+def test_cache_dir_env_none_disables_the_cache_like_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`DISCOVERY_ROUTER_CACHE_DIR=none` used to create a folder named `none`."""
+    from discovery_router.config import RouterSettings
+    from discovery_router.router import open_cache
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCOVERY_ROUTER_CACHE_DIR", "none")
+    assert open_cache(RouterSettings()) is None
+    assert not (tmp_path / "none").exists()
+    monkeypatch.setenv("DISCOVERY_ROUTER_CACHE_DIR", str(tmp_path / "c"))
+    assert open_cache(RouterSettings()).root == tmp_path / "c"
