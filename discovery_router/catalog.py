@@ -52,6 +52,9 @@ class ToolEntry:
             server_description=server_description,
         )
 
+SEARCH_HINT = "Use search_tools to find tool ids."
+"""Said to agents; the CLI says its own command instead (see ``cli.main``)."""
+
 
 class Catalog:
     """An immutable snapshot of every known tool, in server then upstream order."""
@@ -91,7 +94,7 @@ class Catalog:
         message = f"Unknown tool {name!r}."
         if suggestions:
             message += f" Did you mean: {', '.join(suggestions)}?"
-        return message + " Use search_tools to find tool ids."
+        return f"{message} {SEARCH_HINT}"
 
     def closest(self, name: str, n: int = 3) -> list[str]:
         """Closest ids by spelling, comparing against both ids and bare names."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from discovery_router import __version__, render
+from discovery_router.catalog import SEARCH_HINT
 from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
 from discovery_router.config_edit import add_server, remove_server
 from discovery_router.errors import RouterError
@@ -49,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except RouterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = str(exc).replace(SEARCH_HINT, "Use `discovery-router search QUERY` to find tool ids.")
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

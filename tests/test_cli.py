@@ -168,3 +168,9 @@ def test_version_flag_issue_13(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_cli_errors_name_the_cli_command_not_the_meta_tool(config: Path):
+    result = run("--config", str(config), "describe", "notes/creat_note")
+    assert result.returncode == 1 and "Did you mean: notes/create_note" in result.stderr
+    assert "discovery-router search" in result.stderr and "search_tools" not in result.stderr
