@@ -37,6 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv and "add" in argv[: argv.index("--")]:
         split = argv.index("--")
         argv, command_line = argv[:split], argv[split + 1 :]
+    if not command_line and "add" in argv:
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "add" and extra:  # a command typed without the `--` in front of it
+            print(f"error: put the server's command after --: discovery-router add {args.name} -- "
+                  f"{' '.join(extra)}", file=sys.stderr)
+            return EXIT_USAGE
     args = parser.parse_args(argv)
     args.command_line = command_line
     logging.basicConfig(
@@ -318,6 +324,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     command_line = args.command_line
     if bool(args.url) == bool(command_line):
         print("error: give either --url URL or -- COMMAND ARG...", file=sys.stderr)
+        return EXIT_USAGE
+    if args.url and (args.env or args.cwd):
+        print("error: --env and --cwd apply to stdio servers (-- COMMAND ...); a --url server takes --header",
+              file=sys.stderr)
         return EXIT_USAGE
     entry: dict[str, Any] = {}
     if args.url:

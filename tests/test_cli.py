@@ -174,3 +174,13 @@ def test_cli_errors_name_the_cli_command_not_the_meta_tool(config: Path):
     result = run("--config", str(config), "describe", "notes/creat_note")
     assert result.returncode == 1 and "Did you mean: notes/create_note" in result.stderr
     assert "discovery-router search" in result.stderr and "search_tools" not in result.stderr
+
+
+def test_add_refuses_what_it_would_silently_drop_or_misread(config: Path):
+    before = config.read_text()
+    env_on_url = run("--config", str(config), "add", "r", "--url", "https://h.example/mcp", "--env", "K=v")
+    assert env_on_url.returncode == 2 and "--env and --cwd apply to stdio servers" in env_on_url.stderr
+    no_dashes = run("--config", str(config), "add", "local", "/opt/bin/my-server", "--flag")
+    assert no_dashes.returncode == 2
+    assert "put the server's command after --: discovery-router add local -- /opt/bin/my-server --flag" in no_dashes.stderr
+    assert config.read_text() == before
