@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
+import regex
 from jsonschema.exceptions import SchemaError, UnknownType, ValidationError
 from referencing.exceptions import Unresolvable
 
@@ -41,7 +42,47 @@ def parse_arguments(tool_id: str, arguments: Mapping[str, Any] | str | None) -> 
         raise InvalidArgumentsError(
             f"Invalid arguments for {tool_id}: expected an object of named arguments, got {type(arguments).__name__}."
         )
+    bad = _unencodable_path(arguments, [])
+    if bad is not None:
+        where = "/".join(bad) or "(top level)"
+        raise InvalidArgumentsError(
+            f"Invalid arguments for {tool_id} (nothing was sent): {where}: text that is not valid Unicode"
+            " (a lone surrogate such as \\ud800) cannot be sent as UTF-8."
+        )
     return dict(arguments)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unencodable_path(value: Any, path: list[str]) -> list[str] | None:
+    """The path (keys escaped) of the first key or string that UTF-8 cannot encode, else None.
+
+    A lone surrogate sent upstream breaks the shared connection's encoder, so it is refused here.
+    """
+    if isinstance(value, str):
+        return None if _encodable(value) else path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = str(key)
+            shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
+            if not _encodable(name):
+                return [*path, shown]
+            found = _unencodable_path(item, [*path, shown])
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _unencodable_path(item, [*path, str(index)])
+            if found is not None:
+                return found
+    return None
 
 
 def coerce_stringified(arguments: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,6 +141,62 @@ def validate_arguments(tool_id: str, arguments: dict[str, Any], schema: Mapping[
     )
 
 
+PATTERN_TIMEOUT = 0.1
+"""Seconds one schema ``pattern`` may take on one string (the regex module's time limit)."""
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """``re.search`` semantics, but bounded: None when the pattern took longer than PATTERN_TIMEOUT.
+
+    An upstream's schema may carry a catastrophically backtracking pattern (``^(a+)+$``); with the
+    standard ``re`` one argument could freeze the event loop for every client.
+    """
+    try:
+        return regex.search(pattern, text, timeout=PATTERN_TIMEOUT) is not None
+    except TimeoutError:
+        return None
+    except regex.error:
+        return True  # a pattern regex cannot read: leave it to the upstream
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any):
+    if not validator.is_type(instance, "string"):
+        return
+    found = _search(pattern, instance)
+    if found is None:
+        yield ValidationError(f"checking the value against pattern {pattern!r} took too long (over"
+                              f" {PATTERN_TIMEOUT:g} s); the router refuses it rather than stall")
+    elif not found:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            found = _search(pattern, key)
+            if found is None:
+                yield ValidationError(f"checking the key {key!r} against pattern {pattern!r} took too long",
+                                      path=[key])
+            elif found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+_bounded_classes: dict[type, type] = {}
+
+
+def _bounded(validator_cls: type) -> type:
+    """``validator_cls`` with ``pattern`` and ``patternProperties`` checked under a time limit."""
+    bounded = _bounded_classes.get(validator_cls)
+    if bounded is None:
+        keywords = {"pattern": _pattern}
+        if "patternProperties" in validator_cls.VALIDATORS:
+            keywords["patternProperties"] = _pattern_properties
+        bounded = _bounded_classes[validator_cls] = jsonschema.validators.extend(validator_cls, keywords)
+    return bounded
+
+
 _validators: dict[int, tuple[Mapping[str, Any], Any]] = {}
 _MAX_CACHED_VALIDATORS = 4096
 
@@ -112,7 +209,7 @@ def _validator_for(schema: Mapping[str, Any]) -> Any | None:
     validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         validator_cls.check_schema(schema)
-        validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+        validator = _bounded(validator_cls)(schema, format_checker=validator_cls.FORMAT_CHECKER)
     except (SchemaError, UnknownType, Unresolvable):
         validator = None
     if len(_validators) >= _MAX_CACHED_VALIDATORS:

@@ -54,7 +54,8 @@ class AuditLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record; every string in it (keys too) goes through the redactor before JSON encoding."""
-        data = (json.dumps(_redacted(record, self._redact), ensure_ascii=False) + "\n").encode("utf-8")
+        data = (json.dumps(_redacted(record, self._redact), ensure_ascii=False) + "\n").encode(
+            "utf-8", "backslashreplace")  # a lone surrogate becomes its JSON escape: the line is still written
         if not self._folder_made:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._folder_made = True
