@@ -183,14 +183,14 @@ def _pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: A
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
-_bounded_classes: dict[type, type] = {}
+_bounded_classes: dict[Any, Any] = {}
 
 
-def _bounded(validator_cls: type) -> type:
+def _bounded(validator_cls: Any) -> Any:
     """``validator_cls`` with ``pattern`` and ``patternProperties`` checked under a time limit."""
     bounded = _bounded_classes.get(validator_cls)
     if bounded is None:
-        keywords = {"pattern": _pattern}
+        keywords: dict[str, Any] = {"pattern": _pattern}
         if "patternProperties" in validator_cls.VALIDATORS:
             keywords["patternProperties"] = _pattern_properties
         bounded = _bounded_classes[validator_cls] = jsonschema.validators.extend(validator_cls, keywords)
