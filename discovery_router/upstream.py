@@ -10,6 +10,7 @@ connect and what a failure means.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 import contextlib
 import logging
 import time
@@ -36,6 +37,16 @@ from discovery_router.relay import FrontRelay, RelayUnavailableError, current_re
 logger = logging.getLogger("discovery_router.upstream")
 
 ClientFactory = Callable[[], Client[Any]]
+
+
+def valid_tool_name(name: str) -> bool:
+    """A tool name that makes one unambiguous id on one line: 1-128 characters, no control or format
+    characters (newlines would inject search lines), no edge whitespace, no empty, ``.`` or ``..``
+    segment between slashes. Spaces and non-ASCII letters, which real servers use, are kept."""
+    return (0 < len(name) <= 128 and name == name.strip()
+            and not any(unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+                        for char in name)
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 class UpstreamState(str, Enum):
@@ -223,7 +234,7 @@ class Upstream:
         )
         self._client = client
         await asyncio.wait_for(client.__aenter__(), timeout=self._settings.connect_timeout)
-        tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
+        tools = self._usable(await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout))
         components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
         self._listed_at = time.monotonic()
@@ -348,13 +359,32 @@ class Upstream:
 
     async def _relist(self, client: Client[Any]) -> None:
         """Fetch the tool list again; rebuild the index only if it really changed."""
-        tools = await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout)
+        tools = self._usable(await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout))
         self._listed_at = time.monotonic()
         if tools != self.tools:
             self.tools = tools
             logger.info("%s changed its tools: now %d", self.name, len(tools))
             self._on_tools_changed(self)
         self._set_components(await asyncio.wait_for(self._list_components(client), self._settings.connect_timeout))
+
+    def _usable(self, tools: list[mcp_types.Tool]) -> list[mcp_types.Tool]:
+        """The tools whose names are valid MCP tool names, first of each name only.
+
+        A hostile server's name with a newline would inject lines into search results, and an
+        empty or ``../..`` name makes an id that means something else; both are refused, logged.
+        """
+        usable: list[mcp_types.Tool] = []
+        seen: set[str] = set()
+        for tool in tools:
+            if not valid_tool_name(tool.name):
+                logger.warning("%s: refusing tool with an invalid name %s (MCP tool names are 1-128 of "
+                               "printable, no ./.. segments)", self.name, ascii(tool.name[:80]))
+            elif tool.name in seen:
+                logger.warning("%s: tool %r listed twice; keeping the first", self.name, tool.name)
+            else:
+                seen.add(tool.name)
+                usable.append(tool)
+        return usable
 
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
