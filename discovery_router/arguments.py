@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,7 @@ def parse_arguments(tool_id: str, arguments: Mapping[str, Any] | str | None) -> 
         )
     bad = _unencodable_path(arguments, [])
     if bad is not None:
-        where = "/".join(bad) or "(top level)"
+        where = "/".join(_shown(part) for part in bad) or "(top level)"
         raise InvalidArgumentsError(
             f"Invalid arguments for {tool_id} (nothing was sent): {where}: text that is not valid Unicode"
             " (a lone surrogate such as \\ud800) cannot be sent as UTF-8."
@@ -52,28 +53,26 @@ def parse_arguments(tool_id: str, arguments: Mapping[str, Any] | str | None) -> 
     return dict(arguments)
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""The only str content UTF-8 cannot encode: a lone surrogate (``\\ud800``) as JSON lets a client send."""
 
 
-def _unencodable_path(value: Any, path: list[str]) -> list[str] | None:
-    """The path (keys escaped) of the first key or string that UTF-8 cannot encode, else None.
+def _shown(key: Any) -> str:
+    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unencodable_path(value: Any, path: list[Any]) -> list[Any] | None:
+    """The path of the first key or string that UTF-8 cannot encode, else None (a search, no copies).
 
     A lone surrogate sent upstream breaks the shared connection's encoder, so it is refused here.
     """
     if isinstance(value, str):
-        return None if _encodable(value) else path
+        return path if _SURROGATE.search(value) else None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            name = str(key)
-            shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
-            if not _encodable(name):
-                return [*path, shown]
-            found = _unencodable_path(item, [*path, shown])
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return [*path, key]
+            found = _unencodable_path(item, [*path, key])
             if found is not None:
                 return found
         return None

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import mcp_types
+
 from discovery_router import __version__, render
 from discovery_router.catalog import SEARCH_HINT
 from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
@@ -266,7 +268,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         else:
             print(render.readable_result(result))
-        return EXIT_FAILURE if getattr(result, "is_error", False) else EXIT_OK  # an InputRequiredResult is not an error
+        return EXIT_FAILURE if isinstance(result, mcp_types.CallToolResult) and result.is_error else EXIT_OK
 
     return _run_with_router(args, work)
 

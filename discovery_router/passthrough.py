@@ -17,6 +17,7 @@ import mcp_types
 from fastmcp.exceptions import PromptError
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.providers.base import Provider
 from fastmcp.server.providers.proxy import ProxyPrompt, ProxyResource, ProxyTemplate
@@ -116,20 +117,32 @@ class UpstreamComponents(Provider):
 
     async def _get_prompt(self, name: str, version: VersionSpec | None = None) -> Prompt | None:
         """``<server>/<prompt>``, or a bare prompt name that exactly one server has (as with tool ids)."""
-        named = self._find_prompt((await self._ready_namespace()).prompts, name, strict=True)
+        named = self._find_prompt((await self._ready_namespace()).prompts, name)
         if named is None:
             return None
         prompt = ProxyPrompt.from_mcp_prompt(self._client_factory(named.server), named.item)
         return prompt.model_copy(update={"name": name})
 
+    async def refuse_ambiguous_prompt(self, name: str) -> None:
+        """Raise when ``name`` is a bare prompt name several servers have, naming their ids (as tools do).
+
+        Called from :class:`AmbiguousPromptNames`: fastmcp asks providers in parallel and
+        treats an error raised inside ``_get_prompt`` as "not found".
+        """
+        candidates = self._candidates((await self._ready_namespace()).prompts, name)
+        if len(candidates) > 1:
+            ids = ", ".join(n.front for n in candidates)
+            raise PromptError(f"Prompt name {clean_id(name)!r} is ambiguous: use one of {ids}.")
+
     @staticmethod
-    def _find_prompt(prompts: list[Any], name: str, *, strict: bool = False) -> Any:
-        """The prompt called ``name``; ``strict`` raises on a bare name several servers have (as tools do)."""
+    def _candidates(prompts: list[Any], name: str) -> list[Any]:
         name = clean_id(name)
-        exact = [n for n in prompts if n.front == name] or [n for n in prompts if n.item.name == name]
-        if len(exact) > 1 and strict:
-            ids = ", ".join(n.front for n in exact)
-            raise PromptError(f"Prompt name {name!r} is ambiguous: use one of {ids}.")
+        return [n for n in prompts if n.front == name] or [n for n in prompts if n.item.name == name]
+
+    @classmethod
+    def _find_prompt(cls, prompts: list[Any], name: str) -> Any:
+        """The prompt called ``name`` (its client-facing id, or a bare name exactly one server has)."""
+        exact = cls._candidates(prompts, name)
         return exact[0] if len(exact) == 1 else None
 
     async def complete(self, _ctx: Any, params: mcp_types.CompleteRequestParams) -> mcp_types.CompleteResult:
@@ -153,3 +166,14 @@ class UpstreamComponents(Provider):
 
 def _unlisted_resource(uri: str) -> Any:
     return mcp_types.Resource(uri=uri, name=uri)
+
+
+class AmbiguousPromptNames(Middleware):
+    """``prompts/get`` with a bare name two servers share gets "use one of ..." instead of "Unknown prompt"."""
+
+    def __init__(self, components: UpstreamComponents) -> None:
+        self._components = components
+
+    async def on_get_prompt(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        await self._components.refuse_ambiguous_prompt(context.message.name)
+        return await call_next(context)

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from discovery_router.config import RouterConfig
-from index_cache import clean_tool
 from discovery_router.errors import RouterError, UnknownServerError
 from discovery_router.router import Router, open_cache
 from discovery_router.search.embedders.resolve import EmbedderUnavailable, locate_model
 from discovery_router.upstream import UpstreamState, UpstreamStatus
+from index_cache import clean_tool
 
 Progress = Callable[[str, int, int], None]
 """``(phase, done, total)``: phase is "connecting" or "embedding" (total 0 when unknown)."""

@@ -43,20 +43,6 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bo
     return "\n".join(lines + notes)
 
 
-def named_in(query: str, name: str) -> bool:
-    """``name`` appears in ``query`` as a whole word (``git`` in "git log", not in "digital")."""
-    return re.search(rf"(?<![\w-]){re.escape(name.casefold())}(?![\w-])", query.casefold()) is not None
-
-
-def lean_mcp_tool(tool: Any) -> Any:
-    """An MCP tool without fastmcp's ``_meta: {"fastmcp": {"tags": []}}``, which every session pays for."""
-    meta = dict(tool.meta or {})
-    if meta.get("fastmcp") == {"tags": []}:
-        del meta["fastmcp"]
-        return tool.model_copy(update={"meta": meta or None})
-    return tool
-
-
 def tool_description(entry: ToolEntry) -> dict[str, Any]:
     """The full tool, renamed to its router id, as a JSON-able dict."""
     tool = entry.tool

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ def _client_factory(target: ServerTarget):
         return Client(target, **kwargs)
 
     return make
+
+
+def _names(query: str, name: str) -> bool:
+    """``name`` appears in ``query`` as a whole word (``git`` in "git log", not in "digital")."""
+    return re.search(rf"(?<![\w-]){re.escape(name.casefold())}(?![\w-])", query.casefold()) is not None
 
 
 def open_cache(settings: RouterSettings) -> IndexCache | None:
@@ -293,6 +299,12 @@ class Router:
         catalog, index = self.indexer.served
         return [catalog.resolve(hit.doc.id) for hit in index.search(query, limit, server)]
 
+    def failed_servers_named(self, query: str, server: str | None = None) -> list[tuple[str, str]]:
+        """(name, reason) of failed servers the query names as a word, or the filter names: a search
+        for "jira" should say Jira is configured but down, not just find nothing."""
+        return [(name, upstream.error or upstream.state.value) for name, upstream in self.upstreams.items()
+                if upstream.state is UpstreamState.FAILED and (name == server or _names(query, name))]
+
     async def wait_hybrid(self, timeout: float = 60.0) -> bool:
         """Wait until search uses embeddings too (the MCP server never waits; the CLI does)."""
         await self._index_ready()
@@ -305,10 +317,10 @@ class Router:
 
     def resolve(self, name: str) -> ToolEntry:
         """Catalog lookup that explains a miss caused by a server being down."""
-        name = clean_id(name)
         try:
             return self.catalog.resolve(name)
         except UnknownToolError as exc:
+            name = clean_id(name)
             server = name.split("/", 1)[0] if "/" in name else None
             upstream = self.upstreams.get(server) if server else None
             if upstream is not None and upstream.state is not UpstreamState.CONNECTED:

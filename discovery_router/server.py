@@ -19,15 +19,14 @@ from fastmcp.exceptions import ToolError
 from fastmcp.tools.base import InputRequiredToolResult, ToolResult
 from pydantic import Field
 
-from discovery_router import render
+from discovery_router import __version__, render
 from discovery_router.confirmers import ElicitationConfirmer
 from discovery_router.errors import RouterError
 from discovery_router.notify import ClientNotifier
-from discovery_router.passthrough import UpstreamComponents
+from discovery_router.passthrough import AmbiguousPromptNames, UpstreamComponents
 from discovery_router.pinned import PinnedTools
 from discovery_router.relay import ContextRelay
 from discovery_router.router import Router
-from discovery_router.upstream import UpstreamState
 
 INSTRUCTIONS = (
     "This server routes to many tools on other MCP servers. Find one with search_tools, "
@@ -76,7 +75,8 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
     notifier = ClientNotifier(subscribe, unsubscribe)
     router.component_listeners.append(notifier.components_changed)
     router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
-    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components], middleware=[notifier], version=__import__("discovery_router").__version__)
+    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
+                  middleware=[notifier, AmbiguousPromptNames(components)], version=__version__)
     notifier.install(mcp._mcp_server)
     mcp._mcp_server.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
@@ -91,8 +91,7 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
             hits = await router.search(query, limit, server)
         except RouterError as exc:
             raise ToolError(str(exc)) from None
-        down = [(s.name, s.error or s.state.value) for s in router.status() if s.state is UpstreamState.FAILED
-                and (s.name == server or render.named_in(query, s.name))]
+        down = router.failed_servers_named(query, server)
         return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down)
 
     @mcp.tool(name="describe_tool", description=DESCRIBE_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)

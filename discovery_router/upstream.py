@@ -10,10 +10,10 @@ connect and what a failure means.
 from __future__ import annotations
 
 import asyncio
-import unicodedata
 import contextlib
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -44,9 +44,12 @@ def valid_tool_name(name: str) -> bool:
     characters (newlines would inject search lines), no edge whitespace, no empty, ``.`` or ``..``
     segment between slashes. Spaces and non-ASCII letters, which real servers use, are kept."""
     return (0 < len(name) <= 128 and name == name.strip()
-            and not any(unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
-                        for char in name)
+            and not any(unicodedata.category(char) in _UNPRINTABLE for char in name)
             and all(part not in ("", ".", "..") for part in name.split("/")))
+
+
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+"""Control, format, surrogate, private, unassigned, line and paragraph separator characters."""
 
 
 class UpstreamState(str, Enum):

@@ -194,3 +194,10 @@ async def test_a_search_naming_a_failed_server_says_it_exists_but_is_down(weathe
         result = await c.call_tool_mcp("search_tools", {"query": "create a jira ticket"})
     text = result.content[0].text
     assert "Server 'jira' exists but is down:" in text and "JIRA_TOKEN_UNSET is not set" in text
+
+
+async def test_server_info_reports_the_package_version(client: Client):
+    """serverInfo.version was fastmcp's own version."""
+    from discovery_router import __version__
+
+    assert client.server_info.version == __version__

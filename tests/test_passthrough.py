@@ -274,8 +274,11 @@ async def test_changes_of_a_2026_era_upstream_arrive_on_its_listen_stream():
 
 async def test_bare_prompt_names_resolve_only_when_unique_and_completions_are_forwarded():
     async with front(Router({"library": build_library(), "other": build_library("other")}, FAST), "auto") as client:
-        with pytest.raises(MCPError, match="Unknown prompt: 'summarize'"):
-            await client.get_prompt("summarize", {"topic": "x"})  # two servers have it
+        with pytest.raises(MCPError, match=r"Prompt name 'summarize' is ambiguous: use one of library/summarize, "
+                                           r"other/summarize\."):
+            await client.get_prompt("summarize", {"topic": "x"})  # two servers have it (issue 13: was "Unknown prompt")
+        with pytest.raises(MCPError, match="Unknown prompt: 'library/nope'"):
+            await client.get_prompt("library/nope", {})  # a name nobody has is still unknown
     upstream = build_library()
 
     @upstream.prompt
