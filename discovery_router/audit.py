@@ -54,8 +54,9 @@ class AuditLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record; every string in it (keys too) goes through the redactor before JSON encoding."""
-        data = (json.dumps(_redacted(record, self._redact), ensure_ascii=False) + "\n").encode(
-            "utf-8", "backslashreplace")  # a lone surrogate becomes its JSON escape: the line is still written
+        # ASCII-only JSON: a lone surrogate or a line separator (U+2028, U+0085, ...) in a key becomes its
+        # escape, so every record is exactly one line for any reader, ``str.splitlines`` included.
+        data = (json.dumps(_redacted(record, self._redact)) + "\n").encode("ascii")
         if not self._folder_made:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._folder_made = True
@@ -125,7 +126,7 @@ def _all_records(path: Path) -> Iterator[dict[str, Any]]:
     backups = sorted(path.parent.glob(f"{path.name}.*"), key=_backup_index, reverse=True)
     for file in [*[b for b in backups if _backup_index(b) > 0], path]:
         try:
-            lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+            lines = file.read_text(encoding="utf-8", errors="replace").split("\n")
         except FileNotFoundError:
             continue
         for line in lines:

@@ -94,3 +94,18 @@ async def test_a_matching_value_still_passes_the_bounded_pattern_check():
     async with Client(build_server(router)) as client:
         result = await client.call_tool("call_tool", {"name": "hostile/check", "arguments": {"word": "aaaa"}})
     assert "checked aaaa" in result.content[0].text
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x1e", "\u2029"])
+def test_line_separators_in_a_key_keep_one_record_per_line(tmp_path, separator):
+    # Python's splitlines (and many log shippers) break on these: a raw one in a record split it in two.
+    from discovery_router.audit import AuditLog, AuditQuery, read_entries
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.write({"tool": "t", "argument_keys": [f"a{separator}b", "k" + LONE]})
+    log.write({"tool": "u", "argument_keys": []})
+    raw = path.read_text(encoding="utf-8")
+    assert len(raw.splitlines()) == 2 and raw.isascii()
+    records = read_entries(path, AuditQuery(limit=0))
+    assert [r["tool"] for r in records] == ["t", "u"]
+    assert records[0]["argument_keys"] == [f"a{separator}b", "k" + LONE]
