@@ -23,7 +23,7 @@ from tune_retrieval import DATA, load_corpus  # noqa: E402
 
 from discovery_router.search import SearchIndex  # noqa: E402
 from discovery_router.search.hybrid import HybridLoader  # noqa: E402
-from index_cache import IndexCache  # noqa: E402
+from discovery_router.cache import IndexCache  # noqa: E402
 
 
 def rss_mib(field: str = "VmRSS") -> int:

@@ -30,7 +30,7 @@ from discovery_router.search.embedders import resolve_embedder  # noqa: E402
 from discovery_router.search.fusion import FusionConfig  # noqa: E402
 from discovery_router.search.text import document_text, embedding_text  # noqa: E402
 from benchmarks.suites.retrieval import KS, aggregate, score_query  # noqa: E402
-from index_cache import IndexCache  # noqa: E402
+from discovery_router.cache import IndexCache  # noqa: E402
 
 DATA = Path(os.environ.get("ETOM_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "etom")
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -1,5 +1,5 @@
 import sys
 
-from discovery_router.cli import main
+from discovery_router.cli.app import main
 
 sys.exit(main())

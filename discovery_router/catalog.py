@@ -13,7 +13,7 @@ from discovery_router.errors import AmbiguousToolError, UnknownToolError
 from discovery_router.search.base import ToolDoc
 
 if TYPE_CHECKING:
-    from discovery_router.policy import ToolPolicy
+    from discovery_router.governance.policy import ToolPolicy
 
 ID_SEPARATOR = "/"
 _WRAPPERS = "`'\"“”‘’"

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from discovery_router.config import RouterConfig
+from discovery_router.config.loader import RouterConfig
 from discovery_router.errors import RouterError, UnknownServerError
 from discovery_router.router import Router, open_cache
 from discovery_router.search.embedders.resolve import EmbedderUnavailable, locate_model
-from discovery_router.upstream import UpstreamState, UpstreamStatus
-from index_cache import clean_tool
+from discovery_router.upstreams.connection import UpstreamState, UpstreamStatus
+from discovery_router.cache import clean_tool
 
 Progress = Callable[[str, int, int], None]
 """``(phase, done, total)``: phase is "connecting" or "embedding" (total 0 when unknown)."""

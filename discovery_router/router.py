@@ -1,6 +1,6 @@
 """The router's Python API: the one place search, describe and call are implemented.
 
-The MCP server (:mod:`discovery_router.server`), the CLI and the benchmarks
+The MCP server (:mod:`discovery_router.mcp.server`), the CLI and the benchmarks
 are all thin shells over :class:`Router`.
 """
 
@@ -21,16 +21,16 @@ from fastmcp.client.progress import ProgressHandler
 
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry, clean_id
-from discovery_router.config import OFF, RouterConfig, RouterSettings, ServerConfig, turned_off
+from discovery_router.config.loader import OFF, RouterConfig, RouterSettings, ServerConfig, turned_off
 from discovery_router.errors import UnknownServerError, UnknownToolError
-from discovery_router.governance import Confirmer, governance_for
+from discovery_router.governance.guard import Confirmer, governance_for
 from discovery_router.indexer import Indexer
-from discovery_router.policy import ServerPolicy
-from discovery_router.redact import Redactor, redact_logs
-from discovery_router.relay import FrontRelay
+from discovery_router.governance.policy import ServerPolicy
+from discovery_router.governance.redact import Redactor, redact_logs
+from discovery_router.upstreams.relay import FrontRelay
 from discovery_router.search import SearchIndex
-from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
-from index_cache import CACHE_ENV_VAR, IndexCache, clean_tool
+from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
+from discovery_router.cache import CACHE_ENV_VAR, IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
 
@@ -347,7 +347,7 @@ class Router:
         ``InputRequiredResult`` comes back only when the relay's client can
         answer it (then its retry passes ``input_responses``/``request_state``).
         Governance (policy, confirmation through ``confirmer``, the audit line)
-        wraps the whole call; see :mod:`discovery_router.governance`.
+        wraps the whole call; see :mod:`discovery_router.governance.guard`.
         """
         async with self.governance.audited(name, arguments) as audit:
             await self.ready_catalog()

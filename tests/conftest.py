@@ -13,9 +13,9 @@ import pytest
 from fastmcp import Client
 
 from benchmarks.suites.system import free_port, wait_for_port
-from discovery_router.config import RouterSettings, parse_config
+from discovery_router.config.loader import RouterSettings, parse_config
 from discovery_router.router import Router
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.upstreams import build_notes, build_weather
 
 TESTS = Path(__file__).parent

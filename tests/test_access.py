@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fastmcp import Client
 
-from discovery_router.access import AccessMiddleware, check_serving, is_loopback
+from discovery_router.mcp.access import AccessMiddleware, check_serving, is_loopback
 from discovery_router.errors import RouterError
 from tests.conftest import free_port, stdio_entry, wait_for_port
 

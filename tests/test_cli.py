@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery_router.cli import main
+from discovery_router.cli.app import main
 from tests.conftest import stdio_entry
 
 REPO = Path(__file__).parent.parent
@@ -150,7 +150,7 @@ def test_list_and_add_never_print_inline_secrets(tmp_path: Path, capsys):
 
 
 def test_config_and_verbose_after_the_subcommand_issue_13(tmp_path):
-    from discovery_router.cli import build_parser
+    from discovery_router.cli.app import build_parser
 
     parser = build_parser()
     after = parser.parse_args(["serve", "--config", "F", "-v"])
@@ -163,7 +163,7 @@ def test_config_and_verbose_after_the_subcommand_issue_13(tmp_path):
 def test_version_flag_issue_13(capsys):
     import pytest
     from discovery_router import __version__
-    from discovery_router.cli import main
+    from discovery_router.cli.app import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])

@@ -29,7 +29,7 @@ from fastmcp import Client
 from benchmarks import conformance as suite
 from benchmarks.conformance import FIXTURE_FAILS_DIRECTLY, KNOWN_FAILURES, NOT_APPLICABLE, SERVER_SCENARIOS
 from benchmarks.conformance_upstream import WAV_SILENCE
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.conftest import config_router
 from tests.npm_packages import conformance
 

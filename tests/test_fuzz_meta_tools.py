@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discovery_router.router import Router
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.conftest import FAST
 from tests.upstreams import build_notes, build_weather
 

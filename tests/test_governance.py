@@ -20,11 +20,11 @@ import platformdirs
 import pytest
 from fastmcp import Client, Context, FastMCP
 
-from discovery_router import audit
-from discovery_router.audit import AuditLog, AuditQuery, read_entries
+from discovery_router.governance import audit
+from discovery_router.governance.audit import AuditLog, AuditQuery, read_entries
 from discovery_router.catalog import ToolEntry
-from discovery_router.cli import main
-from discovery_router.config import parse_config
+from discovery_router.cli.app import main
+from discovery_router.config.loader import parse_config
 from discovery_router.errors import (
     ConfigError,
     InvalidArgumentsError,
@@ -32,15 +32,15 @@ from discovery_router.errors import (
     UnknownToolError,
     UpstreamUnavailableError,
 )
-from discovery_router.governance import (
+from discovery_router.governance.guard import (
     CallAudit,
     Governance,
     _encode_state,
     call_digest,
 )
-from discovery_router.policy import Policy, ServerPolicy
+from discovery_router.governance.policy import Policy, ServerPolicy
 from discovery_router.router import Router
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.conftest import FAST, config_router
 from tests.governance_upstreams import build_inventory
 

@@ -13,7 +13,7 @@ from fastmcp import Client, FastMCP
 from pydantic import Field
 
 from discovery_router.router import Router
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.conftest import FAST, config_router, stdio_entry
 from tests.upstreams import build_notes
 
@@ -99,7 +99,7 @@ async def test_a_matching_value_still_passes_the_bounded_pattern_check():
 @pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x1e", "\u2029"])
 def test_line_separators_in_a_key_keep_one_record_per_line(tmp_path, separator):
     # Python's splitlines (and many log shippers) break on these: a raw one in a record split it in two.
-    from discovery_router.audit import AuditLog, AuditQuery, read_entries
+    from discovery_router.governance.audit import AuditLog, AuditQuery, read_entries
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
     log.write({"tool": "t", "argument_keys": [f"a{separator}b", "k" + LONE]})

@@ -14,7 +14,7 @@ import pytest
 
 from discovery_router.search import SearchIndex, ToolDoc
 from discovery_router.search.embedders import resolve_embedder
-from index_cache import FORMAT_VERSION, IndexCache
+from discovery_router.cache import FORMAT_VERSION, IndexCache
 
 
 class CountingEmbedder:
@@ -155,7 +155,7 @@ def test_damaged_embedding_file_is_rebuilt(tmp_path, embedder, model, damage, ca
         np.savez(path.open("wb"), meta=np.array(json.dumps(meta)), keys=np.array(["a" * 64]),
                  vectors=np.zeros((1, model.dimension), dtype=np.float32))
     fresh = CountingEmbedder(model)
-    with caplog.at_level(logging.WARNING, logger="index_cache"):
+    with caplog.at_level(logging.WARNING, logger="discovery_router.cache"):
         result = IndexCache(tmp_path).get_or_embed(fresh, TEXTS)
     assert result.encoded == 4 and result.matrix.shape == (4, model.dimension)
     assert any("rebuilt" in r.getMessage() for r in caplog.records)
@@ -169,7 +169,7 @@ def test_damaged_tool_file_is_ignored(tmp_path, content, caplog):
     cache = IndexCache(tmp_path)
     cache.save_tools("s", [{"name": "t"}])
     cache.tools.path("s").write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="index_cache"):
+    with caplog.at_level(logging.WARNING, logger="discovery_router.cache"):
         assert cache.load_tools("s") is None
     assert caplog.records
     cache.save_tools("s", [{"name": "t2"}])
@@ -228,7 +228,7 @@ def test_two_live_routers_merge_each_others_vectors(tmp_path, embedder, model):
 
 def test_cache_dir_env_none_disables_the_cache_like_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`DISCOVERY_ROUTER_CACHE_DIR=none` used to create a folder named `none`."""
-    from discovery_router.config import RouterSettings
+    from discovery_router.config.loader import RouterSettings
     from discovery_router.router import open_cache
 
     monkeypatch.chdir(tmp_path)

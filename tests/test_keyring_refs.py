@@ -21,7 +21,7 @@ import keyring
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from discovery_router.config import parse_config
+from discovery_router.config.loader import parse_config
 from discovery_router.errors import ConfigError
 from discovery_router.router import Router
 from tests.conftest import FAST

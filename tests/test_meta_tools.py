@@ -9,7 +9,7 @@ import re
 import pytest
 from fastmcp import Client
 
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 
 from tests.upstreams import PNG_1PX
 
@@ -183,7 +183,7 @@ async def test_no_match_mentions_the_server_filter_only_when_one_was_given(clien
 
 
 async def test_a_search_naming_a_failed_server_says_it_exists_but_is_down(weather):
-    from discovery_router.config import parse_config
+    from discovery_router.config.loader import parse_config
     from discovery_router.router import Router
     from tests.conftest import FAST
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from discovery_router.config import EVERY_VARIABLE_SET, parse_config
+from discovery_router.config.loader import EVERY_VARIABLE_SET, parse_config
 from discovery_router.errors import RouterError
-from discovery_router.jsonc import strip_jsonc
+from discovery_router.config.jsonc import strip_jsonc
 from discovery_router.onboarding.clients import CLIENTS, Environment, read_client_file
-from discovery_router.onboarding.commands import register, render_import
+from discovery_router.cli.onboarding import register, render_import
 from discovery_router.onboarding.importer import apply_import, plan_import
 from discovery_router.onboarding.installer import BACKUP_SUFFIX, install, uninstall
 from discovery_router.onboarding.normalise import is_router_entry, normalise
-from discovery_router.onboarding.output import Output
+from discovery_router.cli.output import Output
 
 FIXTURES = Path(__file__).parent / "fixtures" / "clients"
 PLANTED = "PLANTEDsecretVALUE"  # part of every inline secret in the fixtures

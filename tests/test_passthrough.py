@@ -24,7 +24,7 @@ from mcp.client.subscriptions import listen
 from mcp.shared.subscriptions import ResourcesListChanged
 
 from discovery_router.router import Router
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.conftest import FAST, TESTS, config_router
 from tests.library_upstream import LOGO, build_library
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery_router.config import RouterSettings, parse_config
+from discovery_router.config.loader import RouterSettings, parse_config
 from discovery_router.errors import UpstreamUnavailableError
-from discovery_router.render import search_results
+from discovery_router.mcp.render import search_results
 from discovery_router.router import Router
 from tests.conftest import FAST, stdio_entry
 

@@ -10,9 +10,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from discovery_router.config import parse_config
+from discovery_router.config.loader import parse_config
 from discovery_router.errors import RouterError
-from discovery_router.render import describe_text, search_results
+from discovery_router.mcp.render import describe_text, search_results
 from discovery_router.router import Router
 from tests.conftest import FAST, stdio_entry
 

@@ -17,7 +17,7 @@ import pytest
 from fastmcp import Client
 
 from discovery_router.router import Router
-from discovery_router.server import build_server
+from discovery_router.mcp.server import build_server
 from tests.conftest import config_router
 from tests.npm_packages import server_everything
 

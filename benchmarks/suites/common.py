@@ -2,7 +2,7 @@
 token counting, statistics, machine info, result checks and plotting.
 
 Nothing here searches or forwards: those always go through the product
-(:class:`discovery_router.router.Router`, :func:`discovery_router.server.build_server`)
+(:class:`discovery_router.router.Router`, :func:`discovery_router.mcp.server.build_server`)
 or through FastMCP (``create_proxy``, ``BM25SearchTransform``).
 """
 
@@ -83,7 +83,7 @@ class Context:
             from fastmcp import Client
 
             from discovery_router.router import Router
-            from discovery_router.server import build_server
+            from discovery_router.mcp.server import build_server
 
             corpus = self.corpus()
             self.log(f"building {len(corpus.servers)} in-memory corpus servers ({len(corpus.tools)} tools)")
@@ -349,7 +349,7 @@ def router_targets(corpus: Corpus, servers: Mapping[str, Any], with_descriptions
         return dict(servers)
     from dataclasses import dataclass as _dc
 
-    from discovery_router.config import ServerConfig
+    from discovery_router.config.loader import ServerConfig
 
     @_dc(frozen=True, repr=False)
     class InMemoryServer(ServerConfig):
@@ -372,7 +372,7 @@ def router_targets(corpus: Corpus, servers: Mapping[str, Any], with_descriptions
 
 def bench_settings(ctx: Context, **overrides: Any):
     """Router settings for benchmarks: the product defaults, no health pings, a persistent cache dir."""
-    from discovery_router.config import RouterSettings
+    from discovery_router.config.loader import RouterSettings
 
     names = {f for f in RouterSettings.__dataclass_fields__}
     values: dict[str, Any] = {"connect_timeout": 120.0, "health_interval": 0}

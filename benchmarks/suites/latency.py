@@ -106,9 +106,9 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
     from fastmcp.server import create_proxy
 
     from benchmarks.suites.echo_server import build_echo
-    from discovery_router.config import parse_config
+    from discovery_router.config.loader import parse_config
     from discovery_router.router import Router
-    from discovery_router.server import build_server
+    from discovery_router.mcp.server import build_server
 
     calls: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:

@@ -206,7 +206,7 @@ def _dense_ranker(ctx: Context, router: Any, lexical: Any) -> tuple[Callable[[st
     texts = lexical.embedding_texts()
     t0 = time.perf_counter()
     try:
-        from index_cache import IndexCache
+        from discovery_router.cache import IndexCache
 
         result = IndexCache(ctx.cache_dir).get_or_embed(embedder, texts)
         matrix, encoded = result.matrix, result.encoded

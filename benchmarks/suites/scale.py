@@ -14,7 +14,7 @@ size. Each size runs in a fresh worker subprocess (so RSS is that size's alone):
   per catalog server, start to ``wait_ready`` (the router rebuilds its index as
   each server connects);
 - RSS of the worker after building (and its peak);
-- on-disk cache: ``index_cache.IndexCache`` with every server's tool list and one
+- on-disk cache: ``discovery_router.cache.IndexCache`` with every server's tool list and one
   vector per tool (random vectors of the model's dimension), bytes on disk.
 """
 
@@ -148,7 +148,7 @@ def worker(size: int, corpus_dir: Path, n_queries: int) -> dict[str, Any]:
 
     # on-disk cache through the product's own store
     try:
-        from index_cache import IndexCache
+        from discovery_router.cache import IndexCache
 
         with tempfile.TemporaryDirectory() as tmp:
             cache = IndexCache(tmp)
@@ -178,7 +178,7 @@ def worker(size: int, corpus_dir: Path, n_queries: int) -> dict[str, Any]:
 
 async def _router_ready(tools: list[dict[str, Any]], descriptions: dict[str, str]) -> float:
     from benchmarks.suites.common import Corpus, corpus_servers, router_targets
-    from discovery_router.config import RouterSettings
+    from discovery_router.config.loader import RouterSettings
     from discovery_router.router import Router
 
     corpus = Corpus("scale", tools, descriptions, [])

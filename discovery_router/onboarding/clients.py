@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery_router.errors import ConfigError
-from discovery_router.jsonc import strip_jsonc
+from discovery_router.config.jsonc import strip_jsonc
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import (
+from discovery_router.config.loader import (
     EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of, turned_off,
 )
 from discovery_router.errors import ConfigError
@@ -218,7 +218,7 @@ def _server_fix(server: ServerConfig, error: str) -> str:
 
 def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
     try:
-        from index_cache import default_cache_dir
+        from discovery_router.cache import default_cache_dir
     except ImportError:
         report.checks.append(Check("cache", "index cache", SKIP, "not part of this installation"))
         return
@@ -334,7 +334,7 @@ async def router_tools() -> list[Any]:
     from fastmcp import Client
 
     from discovery_router.router import Router
-    from discovery_router.server import build_server
+    from discovery_router.mcp.server import build_server
 
     async with Client(build_server(Router({}, semantic=False))) as client:
         return list((await client.list_tools_mcp()).tools)

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import read_raw, servers_of
-from discovery_router.config_edit import add_servers
+from discovery_router.config.loader import read_raw, servers_of
+from discovery_router.config.edit import add_servers
 from discovery_router.errors import ConfigError, RouterError
 from discovery_router.onboarding.clients import CLIENTS, Environment, Source, file_source, read_client_file, server_maps
 from discovery_router.onboarding.normalise import identity, is_router_entry, normalise
 from discovery_router.onboarding.secrets import InlineSecret, find_inline_secrets, redactor_for
-from discovery_router.redact import Redactor
+from discovery_router.governance.redact import Redactor
 
 ADD, RENAME, SKIP, IGNORE, ERROR = "add", "rename", "skip", "ignore", "error"
 
@@ -76,7 +76,7 @@ class ImportPlan:
 def _transport_word(entry: dict[str, Any]) -> str:
     if "command" in entry:
         return "stdio"
-    from discovery_router.config import infer_transport
+    from discovery_router.config.loader import infer_transport
 
     return entry.get("transport") or infer_transport(str(entry.get("url", "")))
 

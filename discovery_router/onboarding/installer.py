@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config import read_raw, servers_of
-from discovery_router.config_edit import write_raw
+from discovery_router.config.loader import read_raw, servers_of
+from discovery_router.config.edit import write_raw
 from discovery_router.errors import ConfigError, RouterError
 from discovery_router.onboarding.clients import CLIENTS, ClientFormat, Environment, Source, read_client_file, server_maps
 from discovery_router.onboarding.normalise import identity, is_router_entry, normalise

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from discovery_router.config import SERVER_NAME, EVERY_VARIABLE_SET, infer_transport, parse_config
+from discovery_router.config.loader import SERVER_NAME, EVERY_VARIABLE_SET, infer_transport, parse_config
 from discovery_router.errors import ConfigError
 from discovery_router.onboarding.clients import Environment
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from discovery_router.onboarding.normalise import env_var_name
-from discovery_router.redact import Redactor
+from discovery_router.governance.redact import Redactor
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|PASS$|PWD|AUTH|CREDENTIAL|COOKIE|SESSION|PRIVATE|BEARER|^PAT$|_PAT$)",
                           re.IGNORECASE)

@@ -2,7 +2,7 @@
 
 The router builds ``SearchIndex(docs)`` (instant, BM25 only) and serves from
 it at once; :class:`HybridLoader` loads the embedding model in a background
-thread, embeds the catalog through the :class:`index_cache.IndexCache` (only
+thread, embeds the catalog through the :class:`discovery_router.cache.IndexCache` (only
 tools it has never seen) and attaches the vectors. When the catalog changes
 the router builds a new index and calls :meth:`HybridLoader.upgrade` on it
 (from a worker thread: it may encode a few changed tools).
@@ -22,7 +22,7 @@ from discovery_router.search.embedders.resolve import EmbedderUnavailable, resol
 from discovery_router.search.index import SearchIndex
 
 if TYPE_CHECKING:
-    from index_cache import IndexCache
+    from discovery_router.cache import IndexCache
 
 log = logging.getLogger(__name__)
 

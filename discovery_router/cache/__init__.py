@@ -1,6 +1,6 @@
 """The router's persistent index store: last tool lists and embedding vectors, on disk.
 
-    from index_cache import IndexCache
+    from discovery_router.cache import IndexCache
     cache = IndexCache()                      # platformdirs.user_cache_dir("discovery-router")
     cache.save_tools("github", tools)         # after a successful tools/list
     tools = cache.load_tools("github")        # at start-up, before the server answers
@@ -12,9 +12,9 @@ atomically and carry a format version; a damaged or unknown file is logged and
 rebuilt, never raised.
 """
 
-from index_cache.embeddings import EmbedResult, EmbeddingStore
-from index_cache.store import CACHE_ENV_VAR, FORMAT_VERSION, IndexCache, default_cache_dir
-from index_cache.tools import TOOL_FIELDS, ToolStore, clean_tool
+from discovery_router.cache.embeddings import EmbedResult, EmbeddingStore
+from discovery_router.cache.store import CACHE_ENV_VAR, FORMAT_VERSION, IndexCache, default_cache_dir
+from discovery_router.cache.tools import TOOL_FIELDS, ToolStore, clean_tool
 
 __all__ = [
     "CACHE_ENV_VAR",

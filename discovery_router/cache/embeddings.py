@@ -19,9 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
-from index_cache.files import atomic_write, check_header, safe_name
+from discovery_router.cache.files import atomic_write, check_header, safe_name
 
-log = logging.getLogger("index_cache")
+log = logging.getLogger(__name__)
 
 
 class EmbedderLike(Protocol):

@@ -7,10 +7,12 @@ import getpass
 import sys
 from typing import Any
 
-from discovery_router import audit, keyring_refs
-from discovery_router.config import EVERY_VARIABLE_SET, load_config
+from discovery_router.governance import audit
+
+from discovery_router.config import keyring as keyring_refs
+from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config
 from discovery_router.errors import RouterError
-from discovery_router.onboarding.output import Output, Table
+from discovery_router.cli.output import Output, Table
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import platformdirs
 
-from discovery_router.config import APP_NAME, turned_off
+from discovery_router.config.loader import APP_NAME, turned_off
 
 AUDIT_ENV_VAR = "DISCOVERY_ROUTER_AUDIT_LOG"
 FILE_NAME = "audit.jsonl"

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from index_cache.files import atomic_write, check_header, safe_name
+from discovery_router.cache.files import atomic_write, check_header, safe_name
 
-log = logging.getLogger("index_cache")
+log = logging.getLogger(__name__)
 
 #: The only tool fields ever written: tool data, never config, env or headers.
 TOOL_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")

@@ -21,7 +21,7 @@ import mcp_types
 
 from fastmcp.client.progress import ProgressHandler
 
-from discovery_router.relay import FrontRelay, RelayUnavailableError
+from discovery_router.upstreams.relay import FrontRelay, RelayUnavailableError
 
 STATE_PREFIX = "discovery-router-bridge:"
 _ANSWER_KEY = "upstream-ask"

@@ -29,7 +29,7 @@ from mcp.server.subscriptions import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-logger = logging.getLogger("discovery_router.notify")
+logger = logging.getLogger("discovery_router.mcp.notify")
 
 Subscribe = Callable[[str], Awaitable[None]]
 """Subscribe (or unsubscribe) the upstream that serves a client-facing URI."""

@@ -5,7 +5,7 @@ passes through. Reading and rendering reuse fastmcp's proxy components
 (``ProxyResource``, ``ProxyTemplate``, ``ProxyPrompt``) over each upstream's
 live connection, so 2026-era ``InputRequiredResult`` round trips and content
 conversion behave exactly as in a fastmcp proxy. Names come from
-:mod:`discovery_router.namespace`.
+:mod:`discovery_router.mcp.namespace`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fastmcp.server.providers.proxy import ProxyPrompt, ProxyResource, ProxyTemp
 from fastmcp.utilities.versions import VersionSpec
 
 from discovery_router.catalog import clean_id
-from discovery_router.namespace import Namespace
+from discovery_router.mcp.namespace import Namespace
 from discovery_router.router import Router
 
 

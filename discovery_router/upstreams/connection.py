@@ -28,13 +28,13 @@ from mcp import MCPError
 from mcp.client.subscriptions import ResourceUpdated, listen
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from discovery_router.bridge import AskBridge
-from discovery_router.config import RouterSettings
+from discovery_router.upstreams.bridge import AskBridge
+from discovery_router.config.loader import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
-from discovery_router.redact import Redactor
-from discovery_router.relay import FrontRelay, RelayUnavailableError, current_relay
+from discovery_router.governance.redact import Redactor
+from discovery_router.upstreams.relay import FrontRelay, RelayUnavailableError, current_relay
 
-logger = logging.getLogger("discovery_router.upstream")
+logger = logging.getLogger("discovery_router.upstreams.connection")
 
 ClientFactory = Callable[[], Client[Any]]
 

@@ -23,7 +23,7 @@ from fastmcp.tools.base import Tool, ToolResult
 from pydantic import PrivateAttr
 
 from discovery_router.catalog import ToolEntry
-from discovery_router.policy import Verdict, matches_any
+from discovery_router.governance.policy import Verdict, matches_any
 from discovery_router.router import Router
 
 META_TOOLS = frozenset({"search_tools", "describe_tool", "call_tool"})

@@ -25,18 +25,18 @@ from urllib.parse import urlparse
 import platformdirs
 
 from discovery_router.errors import ConfigError
-from discovery_router.expand import MissingVariable, expand
-from discovery_router.jsonc import strip_jsonc
-from discovery_router.keyring_refs import KeyringError, expand_keyring, has_reference, placeholder_lookup
-from discovery_router.policy import SERVER_POLICY_KEYS, ServerPolicy, parse_server_policy
-from discovery_router.redact import Redactor
+from discovery_router.config.expand import MissingVariable, expand
+from discovery_router.config.jsonc import strip_jsonc
+from discovery_router.config.keyring import KeyringError, expand_keyring, has_reference, placeholder_lookup
+from discovery_router.governance.policy import SERVER_POLICY_KEYS, ServerPolicy, parse_server_policy
+from discovery_router.governance.redact import Redactor
 
 APP_NAME = "discovery-router"
 CONFIG_ENV_VAR = "DISCOVERY_ROUTER_CONFIG"
 
 Transport = Literal["stdio", "http", "sse"]
 
-logger = logging.getLogger("discovery_router.config")
+logger = logging.getLogger("discovery_router.config.loader")
 _STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
 _OTHER_CLIENTS_KEYS = {"autoApprove", "alwaysAllow"}

@@ -28,9 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from discovery_router.errors import RouterError
-from discovery_router.keyring_refs import DEFAULT_SERVICE, KeyringError, get_secret
+from discovery_router.config.keyring import DEFAULT_SERVICE, KeyringError, get_secret
 
-logger = logging.getLogger("discovery_router.access")
+logger = logging.getLogger("discovery_router.mcp.access")
 
 TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
 TOKEN_KEYRING_NAME = "http-token"

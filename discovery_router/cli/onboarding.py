@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from discovery_router.config import locate_config
+from discovery_router.config.loader import locate_config
 from discovery_router.onboarding.clients import CLIENTS, INSTALLABLE, Environment
 from discovery_router.onboarding.doctor import FAIL, OK, SKIP, WARN, DoctorReport, run_doctor
 from discovery_router.onboarding.importer import ERROR, IGNORE, SKIP as PLAN_SKIP, ImportPlan, apply_import, \
     describe_target, plan_import
 from discovery_router.onboarding.installer import ROUTER_NAME, InstallResult, install, uninstall
-from discovery_router.onboarding.output import Output, Table
+from discovery_router.cli.output import Output, Table
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 

@@ -1,8 +1,8 @@
 """The MCP face of the router: three tools over :class:`Router`, plus the upstreams' resources and prompts.
 
 Tools stay behind search; resources, resource templates and prompts pass
-through (:mod:`discovery_router.passthrough`), and clients hear when they
-change (:mod:`discovery_router.notify`).
+through (:mod:`discovery_router.mcp.passthrough`), and clients hear when they
+change (:mod:`discovery_router.mcp.notify`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from fastmcp.exceptions import ToolError
 from fastmcp.tools.base import InputRequiredToolResult, ToolResult
 from pydantic import Field
 
-from discovery_router import __version__, render
-from discovery_router.confirmers import ElicitationConfirmer
+from discovery_router import __version__
+
+from discovery_router.mcp import render
+from discovery_router.mcp.confirmers import ElicitationConfirmer
 from discovery_router.errors import RouterError
-from discovery_router.notify import ClientNotifier
-from discovery_router.passthrough import AmbiguousPromptNames, UpstreamComponents
-from discovery_router.pinned import PinnedTools
-from discovery_router.relay import ContextRelay
+from discovery_router.mcp.notify import ClientNotifier
+from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
+from discovery_router.mcp.pinned import PinnedTools
+from discovery_router.upstreams.relay import ContextRelay
 from discovery_router.router import Router
 
 INSTRUCTIONS = (

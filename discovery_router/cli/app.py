@@ -15,18 +15,20 @@ from typing import Any
 
 import mcp_types
 
-from discovery_router import __version__, render
+from discovery_router import __version__
+
+from discovery_router.mcp import render
 from discovery_router.catalog import SEARCH_HINT
-from discovery_router.config import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
-from discovery_router.config_edit import add_server, remove_server
+from discovery_router.config.loader import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
+from discovery_router.config.edit import add_server, remove_server
 from discovery_router.errors import RouterError
-from discovery_router.confirmers import TerminalConfirmer
-from discovery_router.governance_cli import register as register_governance
-from discovery_router.onboarding.commands import register as register_onboarding
-from discovery_router.onboarding.output import Output, Table
+from discovery_router.mcp.confirmers import TerminalConfirmer
+from discovery_router.cli.governance import register as register_governance
+from discovery_router.cli.onboarding import register as register_onboarding
+from discovery_router.cli.output import Output, Table
 from discovery_router.onboarding.secrets import redactor_for
 from discovery_router.router import Router
-from discovery_router.upstream import UpstreamState
+from discovery_router.upstreams.connection import UpstreamState
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -177,13 +179,13 @@ def _run_with_router(args: argparse.Namespace, work: Any, *, semantic: bool = Fa
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from discovery_router.server import build_server
+    from discovery_router.mcp.server import build_server
 
     config = _load(args)
     if not args.verbose:
         logging.getLogger().setLevel(config.settings.log_level.upper())
     if args.transport != "stdio":  # bearer token + Origin check; refuses an unsafe bind before anything starts
-        from discovery_router.access import serving_middleware
+        from discovery_router.mcp.access import serving_middleware
 
         guard = serving_middleware(args.host, config.settings, redactor=config.redactor)
     if not config.servers:

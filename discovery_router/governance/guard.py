@@ -32,10 +32,10 @@ from typing import Any, Protocol
 
 import mcp_types
 
-from discovery_router import audit
-from discovery_router.audit import AuditLog
+from discovery_router.governance import audit
+from discovery_router.governance.audit import AuditLog
 from discovery_router.catalog import ToolEntry
-from discovery_router.config import RouterSettings, ServerConfig
+from discovery_router.config.loader import RouterSettings, ServerConfig
 from discovery_router.errors import (
     AmbiguousToolError,
     InvalidArgumentsError,
@@ -45,9 +45,9 @@ from discovery_router.errors import (
     UpstreamCallError,
     UpstreamUnavailableError,
 )
-from discovery_router.policy import Policy, ServerPolicy, ToolPolicy, Verdict
+from discovery_router.governance.policy import Policy, ServerPolicy, ToolPolicy, Verdict
 
-logger = logging.getLogger("discovery_router.governance")
+logger = logging.getLogger("discovery_router.governance.guard")
 
 CONFIRM_KEY = "discovery-router/confirm"
 """The router's own key among a call's ``input_requests``; never forwarded upstream."""

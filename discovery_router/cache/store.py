@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from index_cache.embeddings import EmbedderLike, EmbedResult, EmbeddingStore
-from index_cache.files import atomic_write
-from index_cache.tools import ToolStore
+from discovery_router.cache.embeddings import EmbedderLike, EmbedResult, EmbeddingStore
+from discovery_router.cache.files import atomic_write
+from discovery_router.cache.tools import ToolStore
 
 #: Bumped whenever a file's layout changes; older and newer files are rebuilt.
 FORMAT_VERSION = 1

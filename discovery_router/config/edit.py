@@ -16,7 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from discovery_router.config import EVERY_VARIABLE_SET, parse_config, read_raw, servers_key, servers_of
+from discovery_router.config.loader import EVERY_VARIABLE_SET, parse_config, read_raw, servers_key, servers_of
 from discovery_router.errors import ConfigError
 
 

@@ -1,0 +1,1 @@
+"""Configuration: the file -> typed models; ``${VAR}`` and ``${keyring:...}``; editing in place."""
