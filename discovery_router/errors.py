@@ -1,4 +1,26 @@
-"""The router's exceptions: each carries a message written for the person or model reading it."""
+"""The router's exceptions: one tree, each message written for the person or model reading it.
+
+::
+
+    RouterError                      every error the router raises on purpose; str(exc) is the message
+    ├── ConfigError                  a bad config file: file, server and field named, never a value
+    │   └── MissingVariableError     a ${VAR} that is not set (the server is failed, the rest serve)
+    ├── SecretError                  the OS keyring is missing or refuses (${keyring:...}, secret set)
+    │   └── KeyringUnavailableError  no usable keyring backend on this machine
+    ├── RequestError                 the caller asked for something that cannot be done as asked
+    │   ├── UnknownToolError         no such tool id; the message suggests the closest
+    │   ├── AmbiguousToolError       a bare name several servers have; the message lists the ids
+    │   ├── UnknownServerError       a server filter naming no configured server
+    │   └── InvalidArgumentsError    arguments refused before anything was sent
+    ├── UpstreamError                the backend could not do it
+    │   ├── UpstreamUnavailableError not connected (starting, failed, or just went away)
+    │   └── UpstreamCallError        answered with a protocol error, or not in time
+    ├── PolicyRefusedError           governance said no (read-only, a declined confirmation)
+    └── EmbedderUnavailableError     the embedding model cannot be loaded (search falls back to BM25)
+
+Catch :class:`RouterError` to handle them all; the MCP face turns each into a
+tool error with its message, the CLI prints it and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -22,29 +44,57 @@ class ConfigError(RouterError):
         super().__init__(f"{': '.join(where)}: {message}")
 
 
-class UnknownToolError(RouterError):
+class MissingVariableError(RouterError):
+    """A ``${VAR}`` with no value and no default; ``name`` is the variable (never its value)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{name} is not set")
+
+
+class SecretError(RouterError):
+    """The OS keyring could not give or store a secret."""
+
+
+class KeyringUnavailableError(SecretError):
+    """No usable keyring backend on this machine (a headless server, say)."""
+
+
+class RequestError(RouterError):
+    """The request cannot be done as asked; the message says what to ask instead."""
+
+
+class UnknownToolError(RequestError):
     """No tool by that name; the message suggests the closest ids."""
 
 
-class AmbiguousToolError(RouterError):
+class AmbiguousToolError(RequestError):
     """A bare tool name that several servers expose."""
 
 
-class UnknownServerError(RouterError):
+class UnknownServerError(RequestError):
     """A ``server=`` filter or CLI argument naming no configured server."""
 
 
-class InvalidArgumentsError(RouterError):
+class InvalidArgumentsError(RequestError):
     """Arguments rejected by the tool's inputSchema before anything is forwarded."""
 
 
-class UpstreamUnavailableError(RouterError):
+class UpstreamError(RouterError):
+    """The backend server could not serve the request."""
+
+
+class UpstreamUnavailableError(UpstreamError):
     """The tool's server is not connected (or just went away)."""
 
 
-class UpstreamCallError(RouterError):
+class UpstreamCallError(UpstreamError):
     """The upstream answered the call with a protocol error or did not answer in time."""
 
 
 class PolicyRefusedError(RouterError):
     """The config's governance refuses this call (read-only mode, a declined or impossible confirmation)."""
+
+
+class EmbedderUnavailableError(RouterError):
+    """The embedding model cannot be found or loaded; search keeps working on BM25 alone."""

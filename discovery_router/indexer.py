@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from discovery_router.catalog import Catalog, ToolEntry
-from discovery_router.config.loader import turned_off
+from discovery_router.paths import turned_off
 from discovery_router.search import SearchIndex
 from discovery_router.search.hybrid import HybridLoader, UpgradeReport
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from discovery_router.config.loader import RouterConfig
 from discovery_router.errors import RouterError, UnknownServerError
 from discovery_router.router import Router, open_cache
-from discovery_router.search.embedders.resolve import EmbedderUnavailable, locate_model
+from discovery_router.search.embedders.resolve import EmbedderUnavailableError, locate_model
 from discovery_router.upstreams.connection import UpstreamState, UpstreamStatus
 from discovery_router.cache import clean_tool
 
@@ -70,7 +70,7 @@ async def reindex(
         # deleted: new vectors replace the stored ones in one atomic write (a killed run loses nothing).
         try:
             cache.embeddings.refresh(locate_model(config.settings.embedding_model).model_id)
-        except EmbedderUnavailable:
+        except EmbedderUnavailableError:
             pass
 
     report = ReindexReport(statuses=[])

@@ -21,7 +21,8 @@ from fastmcp.client.progress import ProgressHandler
 
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry, clean_id
-from discovery_router.config.loader import OFF, RouterConfig, RouterSettings, ServerConfig, turned_off
+from discovery_router.config.loader import RouterConfig, RouterSettings, ServerConfig
+from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
 from discovery_router.errors import UnknownServerError, UnknownToolError
 from discovery_router.governance.guard import Confirmer, governance_for
 from discovery_router.indexer import Indexer
@@ -30,7 +31,7 @@ from discovery_router.governance.redact import Redactor, redact_logs
 from discovery_router.upstreams.relay import FrontRelay
 from discovery_router.search import SearchIndex
 from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
-from discovery_router.cache import CACHE_ENV_VAR, IndexCache, clean_tool
+from discovery_router.cache import IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from discovery_router.config.loader import CONFIG_ENV_VAR, default_config_path, load_config, locate_config, parse_config
+from discovery_router.config.loader import load_config, locate_config, parse_config
+from discovery_router.paths import CONFIG_ENV_VAR, default_config_path
 from discovery_router.errors import ConfigError
 
 SECRET = "s3cr3t-token-value"

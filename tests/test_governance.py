@@ -21,6 +21,7 @@ import pytest
 from fastmcp import Client, Context, FastMCP
 
 from discovery_router.governance import audit
+from discovery_router.paths import APP_NAME, AUDIT_FILE_NAME
 from discovery_router.governance.audit import AuditLog, AuditQuery, read_entries
 from discovery_router.catalog import ToolEntry
 from discovery_router.cli.app import main
@@ -427,5 +428,5 @@ def test_governance_config_parses():
     assert config.settings.pinned == ("inv/get_*",) and config.settings.confirm_destructive
     assert audit.audit_path(config.settings.audit_log) is None
     # the environment variable moves the default log (the tests use it to stay out of the user's log dir)
-    user_log = Path(platformdirs.user_log_dir(audit.APP_NAME)) / audit.FILE_NAME
+    user_log = Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME
     assert audit.audit_path(None) == Path(os.environ["DISCOVERY_ROUTER_AUDIT_LOG"]) != user_log

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from discovery_router.search.embedders import (
-    EmbedderUnavailable,
+    EmbedderUnavailableError,
     locate_model,
     resolve_embedder,
 )
@@ -56,9 +56,9 @@ def test_local_sentence_transformers_folder_is_a_path_source(tmp_path):
 
 
 def test_missing_local_path_is_an_error_not_a_hub_lookup(tmp_path):
-    with pytest.raises(EmbedderUnavailable):
+    with pytest.raises(EmbedderUnavailableError):
         locate_model(str(tmp_path / "nope"))
-    with pytest.raises(EmbedderUnavailable):
+    with pytest.raises(EmbedderUnavailableError):
         locate_model("./not/here")
 
 
@@ -85,7 +85,7 @@ def test_without_any_package_the_hub_is_last(monkeypatch):
 def test_load_failure_is_embedder_unavailable(tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
-    with pytest.raises(EmbedderUnavailable):
+    with pytest.raises(EmbedderUnavailableError):
         resolve_embedder(str(broken))
 
 

@@ -201,7 +201,7 @@ def _dense_ranker(ctx: Context, router: Any, lexical: Any) -> tuple[Callable[[st
         embedder = getattr(router.index, "embedder", None)
         if embedder is None:
             embedder = resolve_embedder(getattr(router.settings, "embedding_model", None))
-    except Exception as exc:  # EmbedderUnavailable and friends
+    except Exception as exc:  # EmbedderUnavailableError and friends
         return None, f"no embedding model: {exc}"
     texts = lexical.embedding_texts()
     t0 = time.perf_counter()

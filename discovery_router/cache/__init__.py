@@ -13,11 +13,10 @@ rebuilt, never raised.
 """
 
 from discovery_router.cache.embeddings import EmbedResult, EmbeddingStore
-from discovery_router.cache.store import CACHE_ENV_VAR, FORMAT_VERSION, IndexCache, default_cache_dir
+from discovery_router.cache.store import FORMAT_VERSION, IndexCache
 from discovery_router.cache.tools import TOOL_FIELDS, ToolStore, clean_tool
 
 __all__ = [
-    "CACHE_ENV_VAR",
     "FORMAT_VERSION",
     "TOOL_FIELDS",
     "EmbedResult",
@@ -25,5 +24,4 @@ __all__ = [
     "IndexCache",
     "ToolStore",
     "clean_tool",
-    "default_cache_dir",
 ]

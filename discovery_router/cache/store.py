@@ -11,20 +11,10 @@ from typing import Any
 from discovery_router.cache.embeddings import EmbedderLike, EmbedResult, EmbeddingStore
 from discovery_router.cache.files import atomic_write
 from discovery_router.cache.tools import ToolStore
+from discovery_router.paths import default_cache_dir
 
 #: Bumped whenever a file's layout changes; older and newer files are rebuilt.
 FORMAT_VERSION = 1
-APP_NAME = "discovery-router"
-
-
-CACHE_ENV_VAR = "DISCOVERY_ROUTER_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    """``$DISCOVERY_ROUTER_CACHE_DIR``, else the platform's user cache dir."""
-    import platformdirs
-
-    return Path(os.environ.get(CACHE_ENV_VAR) or platformdirs.user_cache_dir(APP_NAME))
 
 
 class IndexCache:

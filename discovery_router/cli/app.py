@@ -18,6 +18,7 @@ import mcp_types
 from discovery_router import __version__
 
 from discovery_router.mcp import render
+from discovery_router.paths import APP_NAME
 from discovery_router.catalog import SEARCH_HINT
 from discovery_router.config.loader import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
 from discovery_router.config.edit import add_server, remove_server
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="discovery-router",
+        prog=APP_NAME,
         description="Route an agent to the right tool on many MCP servers through three tools: "
         "search_tools, describe_tool and call_tool.",
     )

@@ -11,7 +11,7 @@ from discovery_router.governance import audit
 
 from discovery_router.config import keyring as keyring_refs
 from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config
-from discovery_router.errors import RouterError
+from discovery_router.errors import KeyringUnavailableError, RouterError, SecretError
 from discovery_router.cli.output import Output, Table
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 def _reference(name: str) -> tuple[str, str]:
     try:
         return keyring_refs.split_reference(name)
-    except keyring_refs.KeyringError as exc:
+    except SecretError as exc:
         raise RouterError(str(exc)) from None
 
 
@@ -61,9 +61,9 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     try:
         backend = keyring_refs.backend_name()
         if backend is None:
-            raise keyring_refs.KeyringUnavailable()
+            raise KeyringUnavailableError(keyring_refs.NO_BACKEND)
         keyring_refs.set_secret(service, name, _read_secret(label))
-    except keyring_refs.KeyringError as exc:
+    except SecretError as exc:
         raise RouterError(f"cannot store {label}: {exc}") from None
     reference = name if service == keyring_refs.DEFAULT_SERVICE else label
     print(f"stored {label} in the OS keyring ({backend}); refer to it as ${{keyring:{reference}}}")
@@ -75,7 +75,7 @@ def cmd_secret_delete(args: argparse.Namespace) -> int:
     label = f"{service}/{name}"
     try:
         deleted = keyring_refs.delete_secret(service, name)
-    except keyring_refs.KeyringError as exc:
+    except SecretError as exc:
         raise RouterError(f"cannot delete {label}: {exc}") from None
     print(f"deleted {label}" if deleted else f"no secret {label} in the OS keyring",
           file=sys.stdout if deleted else sys.stderr)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from discovery_router.errors import MissingVariableError
+
 _PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class MissingVariable(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 def expand(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -19,7 +15,7 @@ def expand(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
 
     Returns the expanded string and the values taken from the environment, so
     the caller can register them for redaction. A reference without a default
-    to an unset variable raises :class:`MissingVariable`. ``:-`` follows the
+    to an unset variable raises :class:`~discovery_router.errors.MissingVariableError`. ``:-`` follows the
     shell: an empty variable also takes the default.
     """
     substituted: list[str] = []
@@ -34,6 +30,6 @@ def expand(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
             return default
         if found is not None:
             return found
-        raise MissingVariable(name)
+        raise MissingVariableError(name)
 
     return _PATTERN.sub(replace, value), substituted

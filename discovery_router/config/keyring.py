@@ -12,22 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-DEFAULT_SERVICE = "discovery-router"
+from discovery_router.errors import KeyringUnavailableError, SecretError
+from discovery_router.paths import APP_NAME
+
+DEFAULT_SERVICE = APP_NAME
 _PATTERN = re.compile(r"\$\{keyring:([^}]*)\}")
-_NO_BACKEND = (
+NO_BACKEND = (
     "no OS keyring backend is available here (typical of headless Linux and containers): install and unlock one "
     "(e.g. gnome-keyring or KWallet), or choose one with PYTHON_KEYRING_BACKEND (the keyrings.alt package has "
     "file-based ones), or put the secret in an environment variable and write ${VAR} instead"
 )
-
-
-class KeyringError(Exception):
-    """A reference that cannot be resolved; the message never contains a secret."""
-
-
-class KeyringUnavailable(KeyringError):
-    def __init__(self) -> None:
-        super().__init__(_NO_BACKEND)
 
 
 Lookup = Callable[[str, str], str | None]
@@ -41,7 +35,7 @@ def split_reference(reference: str) -> tuple[str, str]:
     service = service.strip() if slash else DEFAULT_SERVICE
     name = name.strip()
     if not service or not name:
-        raise KeyringError(f"a keyring reference is SERVICE/NAME or NAME, not {reference!r}")
+        raise SecretError(f"a keyring reference is SERVICE/NAME or NAME, not {reference!r}")
     return service, name
 
 
@@ -61,7 +55,7 @@ def expand_keyring(value: str, lookup: Lookup | None = None) -> tuple[str, list[
         secret = lookup(service, name)
         if secret is None:
             shown = name if service == DEFAULT_SERVICE else f"{service}/{name}"
-            raise KeyringError(f"the OS keyring has no secret {service}/{name} "
+            raise SecretError(f"the OS keyring has no secret {service}/{name} "
                                f"(store it with `discovery-router secret set {shown}`)")
         found.append(secret)
         return secret
@@ -80,7 +74,7 @@ def _backend():
 
     backend = keyring.get_keyring()
     if isinstance(backend, fail.Keyring):
-        raise KeyringUnavailable()
+        raise KeyringUnavailableError(NO_BACKEND)
     return keyring
 
 
@@ -89,7 +83,7 @@ def backend_name() -> str | None:
     try:
         backend = _backend().get_keyring()
         return f"{type(backend).__module__}.{type(backend).__name__}"
-    except KeyringUnavailable:
+    except KeyringUnavailableError:
         return None
 
 
@@ -100,9 +94,9 @@ def get_secret(service: str, name: str) -> str | None:
     try:
         return keyring.get_password(service, name)
     except errors.NoKeyringError:
-        raise KeyringUnavailable() from None
+        raise KeyringUnavailableError(NO_BACKEND) from None
     except errors.KeyringError as exc:  # locked, denied ...
-        raise KeyringError(f"the OS keyring refused to read {service}/{name}: {type(exc).__name__}") from None
+        raise SecretError(f"the OS keyring refused to read {service}/{name}: {type(exc).__name__}") from None
 
 
 def set_secret(service: str, name: str, value: str) -> None:
@@ -112,9 +106,9 @@ def set_secret(service: str, name: str, value: str) -> None:
     try:
         keyring.set_password(service, name, value)
     except errors.NoKeyringError:
-        raise KeyringUnavailable() from None
+        raise KeyringUnavailableError(NO_BACKEND) from None
     except errors.KeyringError as exc:
-        raise KeyringError(f"the OS keyring refused to store {service}/{name}: {type(exc).__name__}") from None
+        raise SecretError(f"the OS keyring refused to store {service}/{name}: {type(exc).__name__}") from None
 
 
 def delete_secret(service: str, name: str) -> bool:
@@ -127,7 +121,7 @@ def delete_secret(service: str, name: str) -> bool:
     except errors.PasswordDeleteError:  # there was none
         return False
     except errors.NoKeyringError:
-        raise KeyringUnavailable() from None
+        raise KeyringUnavailableError(NO_BACKEND) from None
     except errors.KeyringError as exc:
-        raise KeyringError(f"the OS keyring refused to delete {service}/{name}: {type(exc).__name__}") from None
+        raise SecretError(f"the OS keyring refused to delete {service}/{name}: {type(exc).__name__}") from None
     return True

@@ -22,17 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-import platformdirs
 
-from discovery_router.errors import ConfigError
-from discovery_router.config.expand import MissingVariable, expand
+from discovery_router.errors import ConfigError, MissingVariableError, SecretError
+from discovery_router.paths import CONFIG_ENV_VAR, default_config_path
+from discovery_router.config.expand import expand
 from discovery_router.config.jsonc import strip_jsonc
-from discovery_router.config.keyring import KeyringError, expand_keyring, has_reference, placeholder_lookup
+from discovery_router.config.keyring import expand_keyring, has_reference, placeholder_lookup
 from discovery_router.governance.policy import SERVER_POLICY_KEYS, ServerPolicy, parse_server_policy
 from discovery_router.governance.redact import Redactor
-
-APP_NAME = "discovery-router"
-CONFIG_ENV_VAR = "DISCOVERY_ROUTER_CONFIG"
 
 Transport = Literal["stdio", "http", "sse"]
 
@@ -195,10 +192,6 @@ def resolve_command(command: str) -> str:
     return str(beside) if beside.exists() else command
 
 
-def default_config_path() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.json"
-
-
 def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path:
     """``--config``, else ``$DISCOVERY_ROUTER_CONFIG``, else the user config dir."""
     if explicit:
@@ -245,15 +238,6 @@ def load_config(
     if missing_ok and not located.exists():
         return RouterConfig(servers={}, path=located)
     return parse_config(read_raw(located), path=located, environ=environ, strict=False)
-
-
-OFF = "none"
-"""The value that turns a path or model setting off: ``cache_dir``, ``embedding_model``, ``audit_log``."""
-
-
-def turned_off(setting: str | None) -> bool:
-    """Whether a path or model setting says ``"none"`` (any case, surrounding spaces ignored)."""
-    return (setting or "").strip().casefold() == OFF
 
 
 def servers_key(raw: Mapping[str, Any]) -> str:
@@ -387,7 +371,7 @@ def _parse_server(
             return value
         try:
             result, substituted = expand(value, environ)
-        except MissingVariable as exc:
+        except MissingVariableError as exc:
             raise fail(field_name, f"environment variable {exc.name} is not set "
                        f"(export it, or write ${{{exc.name}:-default}})") from None
         if has_reference(result):  # ${keyring:SERVICE/NAME}
@@ -395,7 +379,7 @@ def _parse_server(
                 raise fail(field_name, "${keyring:...} references work only in env and headers values")
             try:  # the real keyring, unless the environment supplies keyring values itself
                 result, from_keyring = expand_keyring(result, getattr(environ, "keyring_lookup", None))
-            except KeyringError as exc:
+            except SecretError as exc:
                 raise fail(field_name, str(exc)) from None
             substituted = [*substituted, *from_keyring]
         if secret:

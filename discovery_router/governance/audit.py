@@ -17,23 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-from discovery_router.config.loader import APP_NAME, turned_off
-
-AUDIT_ENV_VAR = "DISCOVERY_ROUTER_AUDIT_LOG"
-FILE_NAME = "audit.jsonl"
+from discovery_router.paths import AUDIT_ENV_VAR, default_audit_path, turned_off
 
 OK, TOOL_ERROR, REFUSED, UPSTREAM_FAILURE = "ok", "tool error", "refused", "upstream failure"
 INVALID, CANCELLED, ERROR = "invalid", "cancelled", "error"
 """Outcomes: the upstream answered; it answered with isError; policy or the user said no; the upstream
 failed or was unreachable; the router rejected the request itself (unknown tool, bad arguments); the
 client cancelled; a bug in the router."""
-
-
-def default_audit_path() -> Path:
-    """``$DISCOVERY_ROUTER_AUDIT_LOG``, else ``audit.jsonl`` in the platform's user log dir."""
-    return Path(os.environ.get(AUDIT_ENV_VAR) or Path(platformdirs.user_log_dir(APP_NAME)) / FILE_NAME).expanduser()
 
 
 def audit_path(setting: str | None) -> Path | None:

@@ -27,12 +27,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
-from discovery_router.errors import RouterError
-from discovery_router.config.keyring import DEFAULT_SERVICE, KeyringError, get_secret
+from discovery_router.errors import RouterError, SecretError
+from discovery_router.paths import TOKEN_ENV_VAR
+from discovery_router.config.keyring import DEFAULT_SERVICE, get_secret
 
 logger = logging.getLogger("discovery_router.mcp.access")
 
-TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
 TOKEN_KEYRING_NAME = "http-token"
 
 
@@ -44,7 +44,7 @@ def resolve_token(environ: Mapping[str, str] | None = None) -> tuple[str | None,
         return from_env, f"${TOKEN_ENV_VAR}"
     try:
         stored = get_secret(DEFAULT_SERVICE, TOKEN_KEYRING_NAME)
-    except KeyringError as exc:  # no backend on a headless box: simply no keyring token
+    except SecretError as exc:  # no backend on a headless box: simply no keyring token
         logger.debug("no HTTP token from the OS keyring: %s", exc)
         return None, ""
     if stored and stored.strip():

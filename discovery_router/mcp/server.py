@@ -22,6 +22,7 @@ from pydantic import Field
 from discovery_router import __version__
 
 from discovery_router.mcp import render
+from discovery_router.paths import APP_NAME
 from discovery_router.mcp.confirmers import ElicitationConfirmer
 from discovery_router.errors import RouterError
 from discovery_router.mcp.notify import ClientNotifier
@@ -51,7 +52,7 @@ CALL_DESCRIPTION = (
 _READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 
 
-def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
+def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
     """A FastMCP server that starts the router's upstreams with its lifespan."""
 
     @asynccontextmanager

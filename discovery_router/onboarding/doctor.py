@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from discovery_router.config.loader import (
-    EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of, turned_off,
+    EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of,
 )
 from discovery_router.errors import ConfigError
+from discovery_router.paths import default_cache_dir, turned_off
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 SLOW_START_SECONDS = 5.0
@@ -217,11 +218,6 @@ def _server_fix(server: ServerConfig, error: str) -> str:
 
 
 def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
-    try:
-        from discovery_router.cache import default_cache_dir
-    except ImportError:
-        report.checks.append(Check("cache", "index cache", SKIP, "not part of this installation"))
-        return
     if turned_off(settings.cache_dir):
         report.checks.append(Check("cache", "index cache", SKIP, "disabled (router.cache_dir is \"none\")"))
         return
@@ -249,7 +245,7 @@ def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
 
 def _check_model(report: DoctorReport, settings: RouterSettings) -> None:
     try:
-        from discovery_router.search.embedders import EmbedderUnavailable, locate_model
+        from discovery_router.search.embedders import EmbedderUnavailableError, locate_model
     except ImportError:
         report.checks.append(Check("model", "embedding model", SKIP, "semantic search is not part of this installation"))
         return
@@ -257,7 +253,7 @@ def _check_model(report: DoctorReport, settings: RouterSettings) -> None:
     missing_status = FAIL if configured else WARN
     try:
         location = locate_model(settings.embedding_model)  # decides only; loads and downloads nothing
-    except EmbedderUnavailable as exc:
+    except EmbedderUnavailableError as exc:
         report.checks.append(Check("model", settings.embedding_model or "default", FAIL, str(exc),
                                    "point router.embedding_model at an existing model"))
         return

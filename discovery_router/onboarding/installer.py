@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from discovery_router.config.loader import read_raw, servers_of
+from discovery_router.paths import APP_NAME
 from discovery_router.config.edit import write_raw
 from discovery_router.errors import ConfigError, RouterError
 from discovery_router.onboarding.clients import CLIENTS, ClientFormat, Environment, Source, read_client_file, server_maps
 from discovery_router.onboarding.normalise import identity, is_router_entry, normalise
 
 BACKUP_SUFFIX = ".discovery-router.bak"
-ROUTER_NAME = "discovery-router"
+ROUTER_NAME = APP_NAME
 
 
 def backup_path(path: Path) -> Path:
@@ -33,11 +34,11 @@ def backup_path(path: Path) -> Path:
 
 def router_command() -> tuple[str, list[str]]:
     """The absolute path of the ``discovery-router`` script this interpreter installed, else ``python -m``."""
-    script = "discovery-router.exe" if sys.platform.startswith("win") else "discovery-router"
+    script = f"{APP_NAME}.exe" if sys.platform.startswith("win") else APP_NAME
     beside = Path(sys.executable).parent / script
     if beside.exists():
         return str(beside.absolute()), []
-    found = shutil.which("discovery-router")
+    found = shutil.which(APP_NAME)
     if found:
         return os.path.abspath(found), []
     return sys.executable, ["-m", "discovery_router"]

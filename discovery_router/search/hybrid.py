@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discovery_router.search.embedders.base import Embedder
-from discovery_router.search.embedders.resolve import EmbedderUnavailable, resolve_embedder
+from discovery_router.search.embedders.resolve import EmbedderUnavailableError, resolve_embedder
 from discovery_router.search.index import SearchIndex
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class HybridLoader:
     def _run(self) -> None:
         try:
             self.embedder = resolve_embedder(self.setting, backend=self.backend)
-        except EmbedderUnavailable as exc:
+        except EmbedderUnavailableError as exc:
             self.error = exc
             log.warning("semantic search disabled, BM25 only: %s", exc)
         finally:

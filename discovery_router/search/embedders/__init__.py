@@ -10,7 +10,7 @@ Heavy libraries are imported only when a model is loaded.
 from discovery_router.search.embedders.base import Embedder, normalize_rows
 from discovery_router.search.embedders.resolve import (
     DEFAULT_MODEL,
-    EmbedderUnavailable,
+    EmbedderUnavailableError,
     ModelLocation,
     load_embedder,
     locate_model,
@@ -20,7 +20,7 @@ from discovery_router.search.embedders.resolve import (
 __all__ = [
     "DEFAULT_MODEL",
     "Embedder",
-    "EmbedderUnavailable",
+    "EmbedderUnavailableError",
     "ModelLocation",
     "load_embedder",
     "locate_model",

@@ -21,16 +21,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from discovery_router.errors import EmbedderUnavailableError
 from discovery_router.search.embedders.base import Embedder
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL.casefold(), f"sentence-transformers/{DEFAULT_MODEL}".casefold()})
-
-
-class EmbedderUnavailable(RuntimeError):
-    """No embedding model could be found or loaded: search stays lexical (BM25)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ def _local(path: Path) -> ModelLocation:
             return ModelLocation("path", "onnx", str(onnx), f"onnx:{onnx}")
         if (path / "config.json").is_file() or (path / "modules.json").is_file():
             return ModelLocation("path", "sentence-transformers", str(path), f"st:{path}")
-    raise EmbedderUnavailable(f"embedding_model {str(path)!r} is not an .onnx file or a model folder")
+    raise EmbedderUnavailableError(f"embedding_model {str(path)!r} is not an .onnx file or a model folder")
 
 
 def locate_model(setting: str | None = None, *, backend: str = "auto") -> ModelLocation:
@@ -84,7 +81,7 @@ def locate_model(setting: str | None = None, *, backend: str = "auto") -> ModelL
         if candidate.exists():
             return _local(candidate)
         if _looks_like_path(setting.strip()):
-            raise EmbedderUnavailable(f"embedding_model path {setting!r} does not exist")
+            raise EmbedderUnavailableError(f"embedding_model path {setting!r} does not exist")
         return ModelLocation("hub", "sentence-transformers", setting.strip(), f"st:{setting.strip()}")
     if backend in ("auto", "onnx"):
         int8 = packaged_int8_model()
@@ -112,16 +109,16 @@ def load_embedder(location: ModelLocation) -> Embedder:
             source=location.source,
             local_files_only=location.source != "hub",
         )
-    except EmbedderUnavailable:
+    except EmbedderUnavailableError:
         raise
     except Exception as exc:  # ImportError, missing files, hub unreachable, ...
-        raise EmbedderUnavailable(f"cannot load embedding model from {location.location}: {exc}") from exc
+        raise EmbedderUnavailableError(f"cannot load embedding model from {location.location}: {exc}") from exc
 
 
 def resolve_embedder(setting: str | None = None, *, backend: str = "auto") -> Embedder:
     """The embedder for the router setting ``embedding_model`` (see the module docstring).
 
-    Raises :class:`EmbedderUnavailable` when nothing can be loaded.
+    Raises :class:`EmbedderUnavailableError` when nothing can be loaded.
     """
     location = locate_model(setting, backend=backend)
     log.info("embedding model %s from %s (%s backend)", location.model_id, location.source, location.backend)

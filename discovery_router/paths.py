@@ -1,0 +1,50 @@
+"""Names the router is known by on a machine: the app name, every ``DISCOVERY_ROUTER_*`` variable, its folders.
+
+One place for each: the config loader, the index cache, the audit log and the
+HTTP access check all read their defaults from here, so a renamed variable or
+folder cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "discovery-router"
+"""The distribution name: platformdirs folders, the keyring service, the install entry, serverInfo."""
+
+CONFIG_ENV_VAR = "DISCOVERY_ROUTER_CONFIG"
+"""A config file to use when ``--config`` is not given."""
+CACHE_ENV_VAR = "DISCOVERY_ROUTER_CACHE_DIR"
+"""The index cache folder when ``router.cache_dir`` is not set ("none" disables the cache)."""
+AUDIT_ENV_VAR = "DISCOVERY_ROUTER_AUDIT_LOG"
+"""The audit log file when ``router.audit_log`` is not set ("none" disables it)."""
+TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
+"""The bearer token HTTP clients must send to ``serve --transport http|sse``."""
+
+OFF = "none"
+"""The value that turns a path-like setting off (``cache_dir``, ``audit_log``, ``embedding_model``)."""
+
+AUDIT_FILE_NAME = "audit.jsonl"
+
+
+def turned_off(setting: str | None) -> bool:
+    """True when a path-like setting says ``"none"`` (any case, surrounding spaces ignored)."""
+    return (setting or "").strip().casefold() == OFF
+
+
+def default_config_path() -> Path:
+    """The platform's user config folder's ``config.json`` (used when no file is named)."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.json"
+
+
+def default_cache_dir() -> Path:
+    """``$DISCOVERY_ROUTER_CACHE_DIR``, else the platform's user cache dir."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or platformdirs.user_cache_dir(APP_NAME))
+
+
+def default_audit_path() -> Path:
+    """``$DISCOVERY_ROUTER_AUDIT_LOG``, else ``audit.jsonl`` in the platform's user log dir."""
+    return Path(os.environ.get(AUDIT_ENV_VAR) or Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME).expanduser()
