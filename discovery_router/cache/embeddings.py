@@ -19,7 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from discovery_router.cache.files import atomic_write, check_header, safe_name
+from discovery_router.cache.files import check_header, safe_name
+from discovery_router.files import atomic_write
 
 log = logging.getLogger(__name__)
 

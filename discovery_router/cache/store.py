@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery_router.cache.embeddings import EmbedderLike, EmbedResult, EmbeddingStore
-from discovery_router.cache.files import atomic_write
+from discovery_router.files import atomic_write
 from discovery_router.cache.tools import ToolStore
 from discovery_router.paths import default_cache_dir
 

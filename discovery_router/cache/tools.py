@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from discovery_router.cache.files import atomic_write, check_header, safe_name
+from discovery_router.cache.files import check_header, safe_name
+from discovery_router.files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,11 @@ from discovery_router.errors import RouterError
 from discovery_router.mcp.confirmers import TerminalConfirmer
 from discovery_router.cli.governance import register as register_governance
 from discovery_router.cli.onboarding import register as register_onboarding
-from discovery_router.cli.output import Output, Table
+from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Output, Table
 from discovery_router.onboarding.secrets import redactor_for
 from discovery_router.router import Router
 from discovery_router.upstreams.connection import UpstreamState
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

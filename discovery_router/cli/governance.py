@@ -12,9 +12,8 @@ from discovery_router.governance import audit
 from discovery_router.config import keyring as keyring_refs
 from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config
 from discovery_router.errors import KeyringUnavailableError, RouterError, SecretError
-from discovery_router.cli.output import Output, Table
+from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, Output, Table
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def register(sub: Any) -> None:

@@ -15,9 +15,8 @@ from discovery_router.onboarding.doctor import FAIL, OK, SKIP, WARN, DoctorRepor
 from discovery_router.onboarding.importer import ERROR, IGNORE, SKIP as PLAN_SKIP, ImportPlan, apply_import, \
     describe_target, plan_import
 from discovery_router.onboarding.installer import ROUTER_NAME, InstallResult, install, uninstall
-from discovery_router.cli.output import Output, Table
+from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, Output, Table
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def register(subparsers: Any) -> None:

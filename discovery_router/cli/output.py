@@ -1,4 +1,4 @@
-"""Printing for the onboarding commands: rich tables on a terminal, plain lines or JSON otherwise.
+"""Printing for every command: rich tables on a terminal, plain lines or JSON otherwise; the exit codes.
 
 Plain output (stdout not a terminal) is one tab-separated row per line under a
 ``# title`` line and a ``#``-prefixed header, so ``grep``/``cut``/``awk`` work.
@@ -12,6 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+"""Success; the command ran and failed (message on stderr); bad command-line usage (as argparse)."""
 
 STYLES = {
     "ok": "green", "add": "green", "added": "green", "restored": "green", "installed": "green",

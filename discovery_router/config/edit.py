@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from filelock import FileLock
 
 from discovery_router.config.loader import EVERY_VARIABLE_SET, parse_config, read_raw, servers_key, servers_of
 from discovery_router.errors import ConfigError
+from discovery_router.files import atomic_write
 
 
 def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = False) -> None:
@@ -64,15 +63,6 @@ def locked(path: Path) -> Iterator[None]:
 
 def write_raw(path: Path, raw: Mapping[str, Any]) -> None:
     """Atomically replace the file (temp file + rename), keeping its permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(raw, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), mode=mode)

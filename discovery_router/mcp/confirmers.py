@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from typing import Any
+from discovery_router.eras import is_2026_era
 
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 
 class ElicitationConfirmer:
@@ -37,7 +37,7 @@ class ElicitationConfirmer:
 
     @property
     def multi_round(self) -> bool:
-        return self._protocol in MODERN_PROTOCOL_VERSIONS
+        return is_2026_era(self._protocol)
 
     async def ask(self, message: str) -> bool:
         from fastmcp.server.elicitation import AcceptedElicitation

@@ -27,7 +27,8 @@ from mcp.server.subscriptions import (
     ResourcesListChanged,
     ResourceUpdated,
 )
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from discovery_router._compat import connection_of
+from discovery_router.eras import is_2026_era
 
 logger = logging.getLogger("discovery_router.mcp.notify")
 
@@ -53,7 +54,7 @@ class ClientNotifier(Middleware):
     async def on_request(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
         ctx = context.fastmcp_context
         request_context = ctx.request_context if ctx is not None else None
-        if request_context is not None and request_context.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        if request_context is not None and not is_2026_era(request_context.protocol_version):
             with contextlib.suppress(RuntimeError, TypeError):
                 self._connections.add(connection_of(ctx.session))  # type: ignore[union-attr]
         return await call_next(context)
@@ -130,8 +131,3 @@ class ClientNotifier(Middleware):
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def connection_of(session: Any) -> Any:
-    """The client connection behind a per-request SDK session object."""
-    return getattr(session, "_connection", session)

@@ -20,6 +20,7 @@ from fastmcp.tools.base import InputRequiredToolResult, ToolResult
 from pydantic import Field
 
 from discovery_router import __version__
+from discovery_router._compat import low_level_server
 
 from discovery_router.mcp import render
 from discovery_router.paths import APP_NAME
@@ -80,8 +81,8 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
     router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
     mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
                   middleware=[notifier, AmbiguousPromptNames(components)], version=__version__)
-    notifier.install(mcp._mcp_server)
-    mcp._mcp_server.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
+    notifier.install(low_level_server(mcp))
+    low_level_server(mcp).add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
 
     @mcp.tool(name="search_tools", description=SEARCH_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)

@@ -12,12 +12,12 @@ import copy
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from discovery_router.config.loader import read_raw, servers_of
+from discovery_router.files import atomic_write
 from discovery_router.paths import APP_NAME
 from discovery_router.config.edit import write_raw
 from discovery_router.errors import ConfigError, RouterError
@@ -238,12 +238,5 @@ def _restore(current: dict[str, Any], original: dict[str, Any], source: Source) 
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copy2(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    mode = source.stat().st_mode & 0o777
+    atomic_write(target, lambda handle: handle.write(source.read_bytes()), mode=mode)

@@ -26,13 +26,14 @@ from fastmcp.client.messages import MessageHandler
 from fastmcp.client.progress import ProgressHandler
 from mcp import MCPError
 from mcp.client.subscriptions import ResourceUpdated, listen
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from discovery_router._compat import await_with_session_monitoring
 from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.loader import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
 from discovery_router.upstreams.relay import FrontRelay, RelayUnavailableError, current_relay
+from discovery_router.eras import is_2026_era
 
 logger = logging.getLogger("discovery_router.upstreams.connection")
 
@@ -254,7 +255,7 @@ class Upstream:
             self._listen_task.cancel()
             self._listen_task = None
         capabilities = client.server_capabilities
-        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or capabilities is None:
+        if not is_2026_era(client.protocol_version) or capabilities is None:
             return
         announces = [capabilities.tools and capabilities.tools.list_changed,
                      capabilities.prompts and capabilities.prompts.list_changed,
@@ -290,7 +291,7 @@ class Upstream:
                 await self._send_subscription(self._client, uri, subscribe=False)
 
     async def _send_subscription(self, client: Client[Any], uri: str, *, subscribe: bool) -> None:
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        if is_2026_era(client.protocol_version):
             self._start_listening(client)  # 2026-era: the listen stream carries the subscriptions
             return
         if not self.components.subscribe:
@@ -486,7 +487,7 @@ class Upstream:
         again. Otherwise asks are put to the client through the relay.
         """
         client = self.client
-        if relay is not None and relay.passes_input_requests and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        if relay is not None and relay.passes_input_requests and not is_2026_era(client.protocol_version):
             return await self._bridge.run(
                 relay, lambda bridged: self._forward(client, tool, arguments, bridged.progress, bridged, None, None),
                 input_responses, request_state, progress_handler,
@@ -507,14 +508,12 @@ class Upstream:
             self._inflight.append(relay)
         token = current_relay.set(relay)
         try:
-            if relay is not None and relay.passes_input_requests and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                return await client._await_with_session_monitoring(  # fastmcp's ProxyTool does the same
-                    client.session.call_tool(
-                        name=tool, arguments=arguments, read_timeout_seconds=self.call_timeout,
-                        progress_callback=progress_handler, input_responses=input_responses,
-                        request_state=request_state, allow_input_required=True,
-                    )
-                )
+            if relay is not None and relay.passes_input_requests and is_2026_era(client.protocol_version):
+                return await await_with_session_monitoring(client, client.session.call_tool(
+                    name=tool, arguments=arguments, read_timeout_seconds=self.call_timeout,
+                    progress_callback=progress_handler, input_responses=input_responses,
+                    request_state=request_state, allow_input_required=True,
+                ))
             return await client.call_tool_mcp(
                 tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
             )

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import mcp_types
 from mcp.shared.message import ServerMessageMetadata
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from discovery_router._compat import connection_of
+from discovery_router.eras import is_2026_era
 
 current_relay: contextvars.ContextVar[FrontRelay | None] = contextvars.ContextVar("current_relay", default=None)
 """The relay of the call running in this task (set by :meth:`Router.call`)."""
@@ -77,11 +78,11 @@ class ContextRelay:
         self._protocol = getattr(request_context, "protocol_version", None)
         self._request_id = getattr(request_context, "request_id", None)
         self._session = _session_of(ctx)  # read now: the ask arrives outside this request's context
-        self.session_key = getattr(self._session, "_connection", self._session) or ctx
+        self.session_key = connection_of(self._session) or ctx
 
     @property
     def passes_input_requests(self) -> bool:
-        return self._protocol in MODERN_PROTOCOL_VERSIONS
+        return is_2026_era(self._protocol)
 
     async def log(self, level: str, data: Any, logger_name: str | None) -> None:
         if isinstance(data, dict) and isinstance(data.get("msg"), str):

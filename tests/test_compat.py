@@ -1,0 +1,47 @@
+"""The private fastmcp / MCP SDK attributes the router uses (discovery_router._compat), on the installed releases.
+
+If a fastmcp or SDK upgrade renames one of them, these fail here with the
+attribute's name instead of a call failing somewhere deep in the router.
+"""
+
+from __future__ import annotations
+
+from fastmcp import Client, Context, FastMCP
+from mcp.server.lowlevel.server import Server
+
+from discovery_router._compat import await_with_session_monitoring, connection_of, low_level_server
+
+
+def _server_reporting_connections() -> FastMCP:
+    server = FastMCP("compat")
+
+    @server.tool
+    def who(ctx: Context) -> str:
+        """Identifies the calling connection."""
+        connection = connection_of(ctx.session)
+        assert connection is not ctx.session, "ServerSession._connection is gone: connection_of fell back"
+        return str(id(connection))
+
+    return server
+
+
+async def test_await_with_session_monitoring_runs_a_session_request():
+    async with Client(_server_reporting_connections()) as client:
+        listed = await await_with_session_monitoring(client, client.session.list_tools())
+    assert [tool.name for tool in listed.tools] == ["who"]
+
+
+def test_low_level_server_is_the_sdk_server_with_request_handlers():
+    low = low_level_server(FastMCP("compat"))
+    assert isinstance(low, Server)
+    assert callable(low.add_request_handler)
+
+
+async def test_connection_of_is_stable_per_client_and_differs_between_clients():
+    # Handshake-era clients keep one connection for all their requests (a 2026-era request stands alone).
+    server = _server_reporting_connections()
+    async with Client(server, mode="legacy") as first, Client(server, mode="legacy") as second:
+        a1 = (await first.call_tool("who", {})).content[0].text
+        a2 = (await first.call_tool("who", {})).content[0].text
+        b = (await second.call_tool("who", {})).content[0].text
+    assert a1 == a2 != b
