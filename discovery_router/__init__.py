@@ -35,7 +35,8 @@ from discovery_router.errors import (
 from discovery_router.paths import APP_NAME
 
 if TYPE_CHECKING:
-    from discovery_router.config.loader import RouterConfig, RouterSettings, load_config
+    from discovery_router.config.loader import load_config
+    from discovery_router.config.model import RouterConfig, RouterSettings
     from discovery_router.router import Router
 
 try:
@@ -45,8 +46,8 @@ except _NotInstalled:  # run from a checkout without `pip install -e .`
 
 _LAZY = {
     "Router": "discovery_router.router",
-    "RouterConfig": "discovery_router.config.loader",
-    "RouterSettings": "discovery_router.config.loader",
+    "RouterConfig": "discovery_router.config.model",
+    "RouterSettings": "discovery_router.config.model",
     "load_config": "discovery_router.config.loader",
 }
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from discovery_router.config.loader import RouterConfig
+from discovery_router.config.model import RouterConfig
 from discovery_router.errors import RouterError, UnknownServerError
 from discovery_router.router import Router, open_cache
 from discovery_router.search.embedders.resolve import EmbedderUnavailableError, locate_model

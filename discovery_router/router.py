@@ -7,7 +7,6 @@ are all thin shells over :class:`Router`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import re
@@ -21,7 +20,7 @@ from fastmcp.client.progress import ProgressHandler
 
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry, clean_id
-from discovery_router.config.loader import RouterConfig, RouterSettings, ServerConfig
+from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
 from discovery_router.errors import UnknownServerError, UnknownToolError
 from discovery_router.governance.guard import Confirmer, governance_for
@@ -30,23 +29,15 @@ from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor, redact_logs
 from discovery_router.upstreams.relay import FrontRelay
 from discovery_router.search import SearchIndex
+from discovery_router.upstreams.spec import UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
 
 
-ServerTarget = ServerConfig | Any
-"""A config entry, or anything ``fastmcp.Client`` accepts (a FastMCP server, a transport, a URL)."""
-
-
-def _client_factory(target: ServerTarget):
-    def make(**kwargs: Any) -> Client[Any]:
-        if isinstance(target, ServerConfig):
-            return Client(target.to_transport(), mode=target.protocol, **kwargs)
-        return Client(target, **kwargs)
-
-    return make
+ServerTarget = ServerConfig | UpstreamSpec | Any
+"""A config entry, a spec, or anything ``fastmcp.Client`` accepts (a FastMCP server, a transport, a URL)."""
 
 
 def _names(query: str, name: str) -> bool:
@@ -59,20 +50,6 @@ def open_cache(settings: RouterSettings) -> IndexCache | None:
     if turned_off(settings.cache_dir if settings.cache_dir else os.environ.get(CACHE_ENV_VAR)):
         return None  # the setting, else $DISCOVERY_ROUTER_CACHE_DIR, may be "none"
     return IndexCache(Path(settings.cache_dir).expanduser() if settings.cache_dir else None)
-
-
-def cache_key(name: str, target: ServerTarget) -> str:
-    """Server name plus a digest of where it lives, so routers with different configs can share a cache.
-
-    Only non-secret identity goes into the digest: transport, command, and the
-    URL without its query string (never args, env or headers).
-    """
-    if isinstance(target, ServerConfig):
-        where = target.command if target.transport == "stdio" else (target.url or "").split("?", 1)[0]
-        identity = f"{target.transport}|{where}"
-    else:
-        identity = f"object|{type(target).__name__}"
-    return f"{name}@{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
 
 
 class Router:
@@ -94,32 +71,32 @@ class Router:
         self.settings = settings or RouterSettings()
         self._redactor = redactor or Redactor()
         redact_logs(self._redactor)
-        self.governance = governance_for(servers, self.settings, self._redactor, policies)
+        specs = {name: spec_of(name, target) for name, target in servers.items()}
+        own_policies = {name: spec.policy for name, spec in specs.items() if spec.policy is not None}
+        self.governance = governance_for({**own_policies, **(policies or {})}, self.settings, self._redactor)
         self.component_listeners: list[Callable[[], None]] = []
         """Called when any upstream's resources, templates or prompts change (the MCP server notifies clients)."""
         self.resource_listeners: list[Callable[[str, str], None]] = []
         """Called with (server, uri) when an upstream says a subscribed resource was updated."""
-        self._descriptions = {
-            name: target.description or "" for name, target in servers.items() if isinstance(target, ServerConfig)
-        }
+        self._descriptions = {name: spec.description for name, spec in specs.items() if spec.description}
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(
                 name,
-                _client_factory(target),
+                spec.client_factory(),
                 settings=self.settings,
-                call_timeout=target.timeout if isinstance(target, ServerConfig) else None,
+                call_timeout=spec.call_timeout,
                 redact=self._redactor,
                 on_tools_changed=self._tools_changed,
                 on_components_changed=self._components_changed,
                 on_resource_updated=self._resource_updated,
-                transport=target.transport if isinstance(target, ServerConfig) else "in-memory",
-                enabled=target.enabled if isinstance(target, ServerConfig) else True,
-                config_error=target.error if isinstance(target, ServerConfig) else None,
+                transport=spec.transport,
+                enabled=spec.enabled,
+                config_error=spec.error,
             )
-            for name, target in servers.items()
+            for name, spec in specs.items()
         }
         self.cache = open_cache(self.settings)
-        self._cache_keys = {name: cache_key(name, target) for name, target in servers.items()}
+        self._cache_keys = {name: spec.cache_key for name, spec in specs.items()}
         self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
         self.indexer = Indexer(

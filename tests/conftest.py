@@ -13,7 +13,8 @@ import pytest
 from fastmcp import Client
 
 from benchmarks.suites.system import free_port, wait_for_port
-from discovery_router.config.loader import RouterSettings, parse_config
+from discovery_router.config.loader import parse_config
+from discovery_router.config.model import RouterSettings
 from discovery_router.router import Router
 from discovery_router.mcp.server import build_server
 from tests.upstreams import build_notes, build_weather

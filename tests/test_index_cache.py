@@ -228,7 +228,7 @@ def test_two_live_routers_merge_each_others_vectors(tmp_path, embedder, model):
 
 def test_cache_dir_env_none_disables_the_cache_like_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`DISCOVERY_ROUTER_CACHE_DIR=none` used to create a folder named `none`."""
-    from discovery_router.config.loader import RouterSettings
+    from discovery_router.config.model import RouterSettings
     from discovery_router.router import open_cache
 
     monkeypatch.chdir(tmp_path)

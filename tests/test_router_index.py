@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery_router.config.loader import RouterSettings, parse_config
+from discovery_router.config.loader import parse_config
+
+from discovery_router.config.model import RouterSettings
 from discovery_router.errors import UpstreamUnavailableError
 from discovery_router.mcp.render import search_results
 from discovery_router.router import Router

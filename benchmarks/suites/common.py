@@ -341,38 +341,23 @@ def merged_proxy(servers: Mapping[str, Any]):
 def router_targets(corpus: Corpus, servers: Mapping[str, Any], with_descriptions: bool = True) -> dict[str, Any]:
     """Router targets for in-memory corpus servers.
 
-    With descriptions, each target is a :class:`ServerConfig` carrying the
+    With descriptions, each target is an :class:`UpstreamSpec` carrying the
     corpus server's description (what a config file's ``description`` gives
-    the router), whose transport is the in-memory FastMCP server.
+    the router), connected to the in-memory FastMCP server.
     """
     if not with_descriptions:
         return dict(servers)
-    from dataclasses import dataclass as _dc
+    from discovery_router.upstreams.spec import UpstreamSpec
 
-    from discovery_router.config.loader import ServerConfig
-
-    @_dc(frozen=True, repr=False)
-    class InMemoryServer(ServerConfig):
-        target: Any = None
-
-        def to_transport(self) -> Any:
-            return self.target
-
-    out: dict[str, Any] = {}
-    for server, slug in corpus.slugs.items():
-        if slug in servers:
-            out[slug] = InMemoryServer(
-                name=slug,
-                transport="in-memory",  # type: ignore[arg-type]
-                description=corpus.server_descriptions.get(server) or None,
-                target=servers[slug],
-            )
-    return out
+    return {
+        slug: UpstreamSpec(slug, servers[slug], description=corpus.server_descriptions.get(server) or "")
+        for server, slug in corpus.slugs.items() if slug in servers
+    }
 
 
 def bench_settings(ctx: Context, **overrides: Any):
     """Router settings for benchmarks: the product defaults, no health pings, a persistent cache dir."""
-    from discovery_router.config.loader import RouterSettings
+    from discovery_router.config.model import RouterSettings
 
     names = {f for f in RouterSettings.__dataclass_fields__}
     values: dict[str, Any] = {"connect_timeout": 120.0, "health_interval": 0}

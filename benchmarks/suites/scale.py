@@ -178,7 +178,7 @@ def worker(size: int, corpus_dir: Path, n_queries: int) -> dict[str, Any]:
 
 async def _router_ready(tools: list[dict[str, Any]], descriptions: dict[str, str]) -> float:
     from benchmarks.suites.common import Corpus, corpus_servers, router_targets
-    from discovery_router.config.loader import RouterSettings
+    from discovery_router.config.model import RouterSettings
     from discovery_router.router import Router
 
     corpus = Corpus("scale", tools, descriptions, [])

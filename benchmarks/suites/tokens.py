@@ -154,7 +154,8 @@ async def _example_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[s
     from fastmcp.server import create_proxy
     from fastmcp.server.transforms.search import BM25SearchTransform
 
-    from discovery_router.config.loader import load_config, resolve_command
+    from discovery_router.config.loader import load_config
+    from discovery_router.upstreams.transports import resolve_command
     from discovery_router.router import Router
     from discovery_router.mcp.server import build_server
 

@@ -20,7 +20,8 @@ from discovery_router import __version__
 from discovery_router.mcp import render
 from discovery_router.paths import APP_NAME
 from discovery_router.catalog import SEARCH_HINT
-from discovery_router.config.loader import EVERY_VARIABLE_SET, RouterConfig, load_config, locate_config, read_raw, servers_of
+from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config, locate_config, read_raw, servers_of
+from discovery_router.config.model import RouterConfig
 from discovery_router.config.edit import add_server, remove_server
 from discovery_router.errors import RouterError
 from discovery_router.mcp.confirmers import TerminalConfirmer

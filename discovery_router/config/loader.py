@@ -14,13 +14,10 @@ import json
 import logging
 import os
 import re
-import shutil
-import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlparse
+from typing import Any
 
 
 from discovery_router.errors import ConfigError, MissingVariableError, SecretError
@@ -28,10 +25,10 @@ from discovery_router.paths import CONFIG_ENV_VAR, default_config_path
 from discovery_router.config.expand import expand
 from discovery_router.config.jsonc import strip_jsonc
 from discovery_router.config.keyring import expand_keyring, has_reference, placeholder_lookup
-from discovery_router.governance.policy import SERVER_POLICY_KEYS, ServerPolicy, parse_server_policy
+from discovery_router.governance.policy import SERVER_POLICY_KEYS, parse_server_policy
+from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig, Transport
 from discovery_router.governance.redact import Redactor
 
-Transport = Literal["stdio", "http", "sse"]
 
 logger = logging.getLogger("discovery_router.config.loader")
 _STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"}
@@ -67,129 +64,14 @@ class _EveryVariableSet(dict):
 EVERY_VARIABLE_SET: Mapping[str, str] = _EveryVariableSet()
 
 
-@dataclass(frozen=True)
-class RouterSettings:
-    """The router's own knobs; every one has a default so the section is optional."""
-
-    connect_timeout: float = 30.0
-    """Seconds a server gets to start, initialize and list its tools."""
-    call_timeout: float = 120.0
-    """Default seconds per forwarded call when a server sets no ``timeout``."""
-    retry_initial: float = 2.0
-    """First delay before reconnecting a failed server; doubles up to ``retry_max``."""
-    retry_max: float = 60.0
-    health_interval: float = 30.0
-    """Seconds between pings of connected servers (0 disables)."""
-    refresh_interval: float = 300.0
-    """Seconds between re-listing each server's tools, for servers that never send list_changed (0 disables)."""
-    search_limit: int = 5
-    max_search_limit: int = 25
-    summary_chars: int = 96
-    """Longest one-line summary shown per search hit."""
-    cache_dir: str | None = None
-    """Where index_cache/ keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
-    cache_poll_interval: float = 2.0
-    """Seconds between checks for a ``reindex`` run by another process (0 disables)."""
-    embedding_model: str | None = None
-    """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
-    log_level: str = "INFO"
-    """How much the router logs to stderr while serving (``--verbose`` means DEBUG)."""
-    # -- governance (README "Governance") --
-    read_only: bool = False
-    """Only tools annotated readOnlyHint: true (or listed in a server's tools.safe) are callable; per server: readOnly."""
-    confirm_destructive: bool = False
-    """Destructive tools need the user's confirmation through MCP elicitation; per server: confirmDestructive."""
-    audit_log: str | None = None
-    """The audit JSON Lines file (default: audit.jsonl in the user log dir; "none" disables)."""
-    audit_max_bytes: int = 5_000_000
-    """Rotate the audit log when it would grow past this size (0: never rotate)."""
-    audit_backups: int = 3
-    """Rotated audit files to keep (audit.jsonl.1 is the newest)."""
-    pinned: tuple[str, ...] = ()
-    """Tool ids or globs over ids listed directly in tools/list, beside the three meta-tools."""
-    http_allowed_origins: tuple[str, ...] = ()
-    """Browser origins allowed besides loopback ones when serving over HTTP (e.g. "https://app.example.com")."""
-    http_require_token: bool = False
-    """Refuse to serve over HTTP without a bearer token even on a loopback address."""
-
-
-@dataclass(frozen=True, repr=False)
-class ServerConfig:
-    """One backend server, with ``${VAR}`` already expanded.
-
-    ``repr`` is deliberately bare: env, headers, args and url may hold secrets.
-    """
-
-    name: str
-    transport: Transport
-    command: str | None = None
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    enabled: bool = True
-    timeout: float | None = None
-    description: str | None = None
-    protocol: str = "auto"
-    """Protocol era towards this server: "auto" (negotiate) or "legacy" (force the initialize handshake)."""
-    policy: ServerPolicy = ServerPolicy()
-    """Governance: tools allow/deny/safe, readOnly, confirmDestructive, auditArguments."""
-    error: str | None = None
-    """Why this entry could not be used (file, server and field named, never a value): the server is
-    shown as failed and never started, while every other server serves."""
-
-    def __repr__(self) -> str:
-        return f"ServerConfig(name={self.name!r}, transport={self.transport!r})"
-
-    def to_transport(self) -> Any:
-        """A fresh fastmcp client transport for one connection attempt."""
-        from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
-
-        if self.transport == "stdio":
-            assert self.command is not None
-            return StdioTransport(
-                command=resolve_command(self.command),
-                args=list(self.args),
-                env=dict(self.env) or None,
-                cwd=self.cwd,
-                keep_alive=False,
-            )
-        assert self.url is not None
-        if self.transport == "sse":
-            return SSETransport(self.url, headers=dict(self.headers))
-        return StreamableHttpTransport(self.url, headers=dict(self.headers))
-
-
-@dataclass(frozen=True)
-class RouterConfig:
-    """A whole config file: servers in file order, settings, and what to redact."""
-
-    servers: dict[str, ServerConfig]
-    settings: RouterSettings = RouterSettings()
-    path: Path | None = None
-    redactor: Redactor = field(default_factory=Redactor)
-
-    @property
-    def enabled_servers(self) -> dict[str, ServerConfig]:
-        return {name: s for name, s in self.servers.items() if s.enabled}
-
-
 def infer_transport(url: str) -> Transport:
-    """What the common clients infer: a URL path ending in ``/sse`` means SSE."""
-    return "sse" if re.search(r"/sse/?$", urlparse(url).path) else "http"
+    """What fastmcp's own clients infer from a URL (a path segment ``/sse`` means SSE); anything else is http."""
+    from fastmcp.mcp_config import infer_transport_type_from_url
 
-
-def resolve_command(command: str) -> str:
-    """Find a bare command on PATH, else beside this interpreter.
-
-    Lets the example config say ``mcp-server-time`` and work when the router
-    runs from a virtualenv that was never activated.
-    """
-    if os.sep in command or shutil.which(command):
-        return command
-    beside = Path(sys.executable).parent / command
-    return str(beside) if beside.exists() else command
+    try:
+        return infer_transport_type_from_url(url)
+    except ValueError:  # not an http(s) URL: the URL check reports it
+        return "http"
 
 
 def locate_config(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -35,7 +35,7 @@ import mcp_types
 from discovery_router.governance import audit
 from discovery_router.governance.audit import AuditLog
 from discovery_router.catalog import ToolEntry
-from discovery_router.config.loader import RouterSettings, ServerConfig
+from discovery_router.config.model import RouterSettings
 from discovery_router.errors import (
     AmbiguousToolError,
     InvalidArgumentsError,
@@ -293,15 +293,12 @@ def confirmation_message(entry: ToolEntry, arguments: Mapping[str, Any], redact:
 
 
 def governance_for(
-    servers: Mapping[str, Any],
+    policies: Mapping[str, ServerPolicy],
     settings: RouterSettings,
     redact: Callable[[str], str],
-    policies: Mapping[str, ServerPolicy] | None = None,
 ) -> Governance:
-    """The governance a router's config asks for; ``policies`` adds or overrides per-server policies
-    (for servers given as objects rather than config entries)."""
-    own = {name: target.policy for name, target in servers.items() if isinstance(target, ServerConfig)}
-    own.update(policies or {})
+    """The governance a router's settings and per-server policies ask for (servers not named get the defaults)."""
+    own = dict(policies)
     path = audit.audit_path(settings.audit_log)
     log = None if path is None else AuditLog(path, max_bytes=settings.audit_max_bytes,
                                               backups=settings.audit_backups, redact=redact)

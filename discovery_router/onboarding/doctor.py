@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from discovery_router.config.loader import (
-    EVERY_VARIABLE_SET, RouterSettings, ServerConfig, parse_config, read_raw, servers_of,
-)
+from discovery_router.config.loader import EVERY_VARIABLE_SET, parse_config, read_raw, servers_of
+
+from discovery_router.config.model import RouterSettings, ServerConfig
 from discovery_router.errors import ConfigError
 from discovery_router.paths import default_cache_dir, turned_off
 

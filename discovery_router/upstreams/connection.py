@@ -29,7 +29,7 @@ from mcp.client.subscriptions import ResourceUpdated, listen
 
 from discovery_router._compat import await_with_session_monitoring
 from discovery_router.upstreams.bridge import AskBridge
-from discovery_router.config.loader import RouterSettings
+from discovery_router.config.model import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
 from discovery_router.upstreams.relay import FrontRelay, RelayUnavailableError, current_relay

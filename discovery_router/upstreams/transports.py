@@ -1,0 +1,42 @@
+"""A config entry's transport: the fastmcp client transport for one connection attempt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from discovery_router.config.model import ServerConfig
+
+
+def transport_for(config: ServerConfig) -> Any:
+    """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive)."""
+    from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+
+    if config.transport == "stdio":
+        assert config.command is not None
+        return StdioTransport(
+            command=resolve_command(config.command),
+            args=list(config.args),
+            env=dict(config.env) or None,
+            cwd=config.cwd,
+            keep_alive=False,
+        )
+    assert config.url is not None
+    if config.transport == "sse":
+        return SSETransport(config.url, headers=dict(config.headers))
+    return StreamableHttpTransport(config.url, headers=dict(config.headers))
+
+
+def resolve_command(command: str) -> str:
+    """Find a bare command on PATH, else beside this interpreter.
+
+    Lets the example config say ``mcp-server-time`` and work when the router
+    runs from a virtualenv that was never activated.
+    """
+    if os.sep in command or shutil.which(command):
+        return command
+    beside = Path(sys.executable).parent / command
+    return str(beside) if beside.exists() else command
