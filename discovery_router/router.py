@@ -22,7 +22,7 @@ from fastmcp.client.progress import ProgressHandler
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry, clean_id
 from discovery_router.config import OFF, RouterConfig, RouterSettings, ServerConfig, turned_off
-from discovery_router.errors import UnknownServerError, UnknownToolError
+from discovery_router.errors import RouterError, UnknownServerError, UnknownToolError
 from discovery_router.governance import Confirmer, governance_for
 from discovery_router.indexer import Indexer
 from discovery_router.policy import ServerPolicy
@@ -295,7 +295,9 @@ class Router:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
         limit = self.settings.search_limit if limit is None else limit
-        limit = max(1, min(limit, self.settings.max_search_limit))
+        if limit < 1:
+            raise RouterError(f"limit must be at least 1 (got {limit}).")
+        limit = min(limit, self.settings.max_search_limit)
         catalog, index = self.indexer.served
         return [catalog.resolve(hit.doc.id) for hit in index.search(query, limit, server)]
 
