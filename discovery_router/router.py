@@ -27,7 +27,7 @@ from discovery_router.governance import Confirmer, governance_for
 from discovery_router.indexer import Indexer
 from discovery_router.policy import ServerPolicy
 from discovery_router.redact import Redactor, redact_logs
-from discovery_router.relay import FrontRelay
+from discovery_router.relay import FrontRelay, LoneClient
 from discovery_router.search import SearchIndex
 from discovery_router.upstream import Upstream, UpstreamState, UpstreamStatus
 from index_cache import CACHE_ENV_VAR, IndexCache, clean_tool
@@ -98,6 +98,8 @@ class Router:
         """Called when any upstream's resources, templates or prompts change (the MCP server notifies clients)."""
         self.resource_listeners: list[Callable[[str, str], None]] = []
         """Called with (server, uri) when an upstream says a subscribed resource was updated."""
+        self.lone_client = LoneClient()
+        """The stdio client, when it declared roots: asked for them by upstreams outside any call."""
         self._descriptions = {
             name: target.description or "" for name, target in servers.items() if isinstance(target, ServerConfig)
         }
@@ -114,6 +116,8 @@ class Router:
                 transport=target.transport if isinstance(target, ServerConfig) else "in-memory",
                 enabled=target.enabled if isinstance(target, ServerConfig) else True,
                 config_error=target.error if isinstance(target, ServerConfig) else None,
+                roots=target.roots if isinstance(target, ServerConfig) else None,
+                lone_client=self.lone_client,
             )
             for name, target in servers.items()
         }
@@ -285,6 +289,10 @@ class Router:
     def _resource_updated(self, upstream: Upstream, uri: str) -> None:
         for listener in self.resource_listeners:
             listener(upstream.name, uri)
+
+    async def client_roots_changed(self) -> None:
+        """The stdio client arrived with roots, or changed them: servers that use roots ask again."""
+        await asyncio.gather(*(upstream.roots_changed() for upstream in self.upstreams.values()))
 
     # -- the three operations --------------------------------------------
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 from discovery_router import __version__, render
 from discovery_router.confirmers import ElicitationConfirmer
 from discovery_router.errors import RouterError
-from discovery_router.notify import ClientNotifier
+from discovery_router.notify import ClientNotifier, connection_of
 from discovery_router.passthrough import AmbiguousPromptNames, UpstreamComponents
 from discovery_router.pinned import META_TOOLS, PinnedTools
 from discovery_router.relay import ContextRelay
@@ -82,6 +82,7 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
                   middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()], version=__version__)
     notifier.install(mcp._mcp_server)
     _drop_empty_fastmcp_meta(mcp._mcp_server)
+    _answer_roots_from_the_stdio_client(mcp, router)
     mcp._mcp_server.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
 
@@ -171,6 +172,34 @@ class MetaToolArguments(Middleware):
                 raise
             raise ToolError(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
                                                      cause.errors())) from None
+
+
+def _answer_roots_from_the_stdio_client(mcp: FastMCP, router: Router) -> None:
+    """Upstreams asking ``roots/list`` outside a call get the stdio client's roots (see LoneClient).
+
+    Learned when the client finishes its handshake; each time it arrives or says its roots
+    changed, the upstreams hear ``notifications/roots/list_changed`` and ask again (servers
+    ask at their own start, often before the client is there).
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    def tell_upstreams() -> None:
+        task = asyncio.create_task(router.client_roots_changed())  # not on the client's reader: it may be asked
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def initialized(ctx: Any, _params: Any) -> None:
+        if Context(fastmcp=mcp).transport == "stdio" and router.lone_client.connected(connection_of(ctx.session)):
+            tell_upstreams()
+
+    async def roots_list_changed(ctx: Any, _params: Any) -> None:
+        if Context(fastmcp=mcp).transport == "stdio":
+            tell_upstreams()
+
+    low_level = mcp._mcp_server
+    low_level.add_notification_handler("notifications/initialized", mcp_types.NotificationParams, initialized)
+    low_level.add_notification_handler("notifications/roots/list_changed", mcp_types.NotificationParams,
+                                       roots_list_changed)
 
 
 def _drop_empty_fastmcp_meta(low_level_server: Any) -> None:
