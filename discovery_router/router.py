@@ -22,12 +22,12 @@ from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry, clean_id
 from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
-from discovery_router.errors import UnknownServerError, UnknownToolError
+from discovery_router.errors import RouterError, UnknownServerError, UnknownToolError
 from discovery_router.governance.guard import Confirmer, governance_for
 from discovery_router.indexer import Indexer
 from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor, redact_logs
-from discovery_router.upstreams.relay import FrontRelay
+from discovery_router.upstreams.relay import FrontRelay, LoneClient
 from discovery_router.search import SearchIndex
 from discovery_router.upstreams.spec import UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
@@ -78,6 +78,8 @@ class Router:
         """Called when any upstream's resources, templates or prompts change (the MCP server notifies clients)."""
         self.resource_listeners: list[Callable[[str, str], None]] = []
         """Called with (server, uri) when an upstream says a subscribed resource was updated."""
+        self.lone_client = LoneClient()
+        """The stdio client, when it declared roots: asked for them by upstreams outside any call."""
         self._descriptions = {name: spec.description for name, spec in specs.items() if spec.description}
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(
@@ -92,6 +94,8 @@ class Router:
                 transport=spec.transport,
                 enabled=spec.enabled,
                 config_error=spec.error,
+                roots=spec.roots,
+                lone_client=self.lone_client,
             )
             for name, spec in specs.items()
         }
@@ -264,6 +268,10 @@ class Router:
         for listener in self.resource_listeners:
             listener(upstream.name, uri)
 
+    async def client_roots_changed(self) -> None:
+        """The stdio client arrived with roots, or changed them: servers that use roots ask again."""
+        await asyncio.gather(*(upstream.roots_changed() for upstream in self.upstreams.values()))
+
     # -- the three operations --------------------------------------------
 
     async def search(self, query: str, limit: int | None = None, server: str | None = None) -> list[ToolEntry]:
@@ -273,7 +281,9 @@ class Router:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
         limit = self.settings.search_limit if limit is None else limit
-        limit = max(1, min(limit, self.settings.max_search_limit))
+        if limit < 1:
+            raise RouterError(f"limit must be at least 1 (got {limit}).")
+        limit = min(limit, self.settings.max_search_limit)
         catalog, index = self.indexer.served
         return [catalog.resolve(hit.doc.id) for hit in index.search(query, limit, server)]
 

@@ -43,6 +43,12 @@ def server_everything() -> tuple[str, Path]:
     return npm.server_everything()
 
 
+def server_filesystem() -> tuple[str, Path]:
+    """(node, entry .js) of @modelcontextprotocol/server-filesystem."""
+    _require()
+    return npm.server_filesystem()
+
+
 def conformance() -> tuple[Path, Path]:
     """(Node 22 binary, CLI .js) of @modelcontextprotocol/conformance."""
     _require()

@@ -184,3 +184,16 @@ def test_add_refuses_what_it_would_silently_drop_or_misread(config: Path):
     assert no_dashes.returncode == 2
     assert "put the server's command after --: discovery-router add local -- /opt/bin/my-server --flag" in no_dashes.stderr
     assert config.read_text() == before
+
+
+def test_serve_on_a_port_in_use_says_pass_port(tmp_path: Path):
+    import socket
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes")}}))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run("serve", "--config", str(path), "--transport", "http", "--port", str(port))
+    assert result.returncode == 1
+    assert f"error: port {port} is in use on 127.0.0.1: pass --port N" in result.stderr
+    assert "Traceback" not in result.stderr and "Starting MCP server" not in result.stderr  # nothing started

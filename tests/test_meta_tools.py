@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 
 import pytest
 from fastmcp import Client
 
+from discovery_router.router import Router
 from discovery_router.mcp.server import build_server
 
-from tests.upstreams import PNG_1PX
+from tests.conftest import FAST
+from tests.upstreams import PNG_1PX, build_notes
 
 
 def dump(result) -> dict:
@@ -155,10 +158,6 @@ async def test_client_cancellation_reaches_the_upstream(client: Client, weather)
 
 
 async def test_router_can_be_stopped_and_started_again(weather):
-    from discovery_router.router import Router
-    from tests.conftest import FAST
-    from tests.upstreams import build_notes
-
     router = Router({"weather": weather, "notes": build_notes()}, FAST)
     for _ in range(2):
         async with Client(build_server(router)) as client:
@@ -201,3 +200,50 @@ async def test_server_info_reports_the_package_version(client: Client):
     from discovery_router import __version__
 
     assert client.server_info.version == __version__
+
+
+# -- issue 13: the limit, argument mistakes, tools/list bytes ---------------------------------------
+
+
+async def test_search_limit_default_and_maximum_come_from_the_router_settings(weather):
+    settings = dataclasses.replace(FAST, search_limit=2, max_search_limit=3)
+    router = Router({"weather": weather, "notes": build_notes()}, settings)
+    async with Client(build_server(router)) as client:
+        [search] = [tool for tool in await client.list_tools() if tool.name == "search_tools"]
+        limit = search.input_schema["properties"]["limit"]
+        assert (limit["default"], limit["maximum"], limit["minimum"]) == (2, 3, 1)
+        default = await client.call_tool_mcp("search_tools", {"query": "weather forecast radar notes echo"})
+        assert len(default.content[0].text.splitlines()) == 2  # the configured default, not a hard-coded 5
+        many = await client.call_tool_mcp("search_tools", {"query": "weather forecast radar notes echo", "limit": 3})
+        assert len(many.content[0].text.splitlines()) == 3
+
+
+@pytest.mark.parametrize(("tool", "arguments", "expected"), [
+    ("call_tool", {"name": "weather/get_forecast", "args": {"city": "Oslo"}},
+     "call_tool takes `name` and `arguments` (not `args`)."),
+    ("search_tools", {"query": "weather", "limit": 0},
+     "search_tools takes `query`, `limit` and `server` (`limit` must be at least 1, not 0)."),
+    ("search_tools", {"query": "weather", "limit": 26},
+     "search_tools takes `query`, `limit` and `server` (`limit` must be at most 25, not 26)."),
+    ("describe_tool", {"id": "weather/get_forecast"},
+     "describe_tool takes `name` (`name` is missing; not `id`)."),
+])
+async def test_meta_tool_argument_mistakes_say_what_the_tool_takes(client: Client, tool: str, arguments: dict,
+                                                                    expected: str):
+    result = await client.call_tool_mcp(tool, arguments)
+    assert result.is_error
+    assert result.content[0].text == expected  # one sentence: no pydantic report, no URL
+
+
+async def test_tools_list_carries_no_empty_fastmcp_meta(client: Client):
+    listed = await client.list_tools_mcp()
+    wire = json.dumps(dump(listed))
+    assert '"fastmcp"' not in wire and '"tags"' not in wire
+    assert all("_meta" not in tool for tool in dump(listed)["tools"])
+
+
+async def test_router_search_refuses_a_limit_below_one(router: Router):
+    from discovery_router.errors import RouterError
+
+    with pytest.raises(RouterError, match=r"^limit must be at least 1 \(got 0\)\.$"):  # the CLI's --limit 0
+        await router.search("weather", 0)

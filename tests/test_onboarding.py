@@ -454,3 +454,18 @@ async def test_the_installed_entry_starts_and_routes_a_call(client: str, env: En
         assert {"search_tools", "describe_tool", "call_tool"} <= tools
         called = await mcp_client.call_tool("call_tool", {"name": "notes/create_note", "arguments": {"title": "t"}})
         assert "created t" in called.content[0].text
+
+
+def test_import_lists_the_inputs_it_could_not_carry_over_before_replace(env: Environment, router_config: Path,
+                                                                        capsys, monkeypatch: pytest.MonkeyPatch):
+    """VS Code's ${input:...} prompt becomes ${PERPLEXITY_KEY}: said, with how to set it, before --replace."""
+    place(env, "vscode_mcp.json")
+    monkeypatch.delenv("PERPLEXITY_KEY", raising=False)
+    code, out, _ = run_cli(capsys, "--config", str(router_config), "import", "--from", "vscode")
+    assert code == 0
+    lines = out.splitlines()
+    warning = next(line for line in lines if "not carried over" in line)
+    assert "${PERPLEXITY_KEY} (used by Perplexity) is not set" in warning
+    how = next(i for i, line in enumerate(lines) if "discovery-router secret set NAME" in line)
+    replace = next(i for i, line in enumerate(lines) if "install --client <client> --replace" in line)
+    assert lines.index(warning) < how < replace

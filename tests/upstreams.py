@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import mcp_types
 from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp_types import ImageContent, TextContent
@@ -120,6 +121,37 @@ def build_notes() -> FastMCP:
     return mcp
 
 
+def build_rooted() -> FastMCP:
+    """Takes its directories from the client's roots, as server-filesystem does: asks ``roots/list``
+    right after the handshake (no call in flight) and again on ``notifications/roots/list_changed``."""
+    mcp = FastMCP("rooted")
+    seen: dict[str, Any] = {"roots": None, "error": None}
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def ask(ctx: Any) -> None:
+        connection = getattr(ctx.session, "_connection", ctx.session)
+        try:
+            result = await connection.send_request(mcp_types.ListRootsRequest())
+            seen["roots"], seen["error"] = [str(root.uri) for root in result.roots], None
+        except Exception as exc:  # noqa: BLE001 - reported by the tool below
+            seen["error"] = str(exc)
+
+    async def on_notification(ctx: Any, _params: Any) -> None:
+        task = asyncio.create_task(ask(ctx))  # off the reader: the answer arrives on it
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    for method in ("notifications/initialized", "notifications/roots/list_changed"):
+        mcp._mcp_server.add_notification_handler(method, mcp_types.NotificationParams, on_notification)
+
+    @mcp.tool
+    def allowed_directories() -> str:
+        """The roots this server was given, as JSON (or the error its roots/list got)."""
+        return json.dumps(seen)
+
+    return mcp
+
+
 def add_extra_tools(server: FastMCP, path: str) -> None:
     """Tools named in a JSON file, read at start: a server whose tool list changes between runs."""
     for name in json.loads(Path(path).read_text()):
@@ -130,7 +162,7 @@ if __name__ == "__main__":
     if os.environ.get("UPSTREAM_BROKEN"):
         sys.exit("this upstream is configured to fail at start")
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
-    server = build_notes() if os.environ.get("UPSTREAM") == "notes" else build_weather()
+    server = {"notes": build_notes, "rooted": build_rooted}.get(os.environ.get("UPSTREAM", ""), build_weather)()
     if os.environ.get("EXTRA_TOOLS_FILE"):
         add_extra_tools(server, os.environ["EXTRA_TOOLS_FILE"])
     if transport in ("http", "sse"):

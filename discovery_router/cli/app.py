@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -189,6 +190,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from discovery_router.mcp.access import serving_middleware
 
         guard = serving_middleware(args.host, config.settings, redactor=config.redactor)
+        if _port_in_use(args.host, args.port):  # uvicorn would log a bare bind error after starting everything
+            raise RouterError(f"port {args.port} is in use on {args.host}: pass --port N")
     if not config.servers:
         logging.getLogger("discovery_router").warning(
             "no servers configured in %s; add one with `discovery-router add`", config.path
@@ -207,6 +210,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 uvicorn_config=access_to_stderr, middleware=guard, host_origin_protection="auto",
                 **({"allowed_origins": origins} if origins else {}))
     return EXIT_OK
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """True when ``host:port`` cannot be bound now (another server holds it)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            return False
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
 
 
 def _serve_stdio_until_stopped(app: Any, router: Router) -> None:

@@ -7,6 +7,8 @@ namespace (with ``.config`` and ``.verbose``) and returns an exit code.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from typing import Any
 
 from discovery_router.config.loader import locate_config
@@ -109,9 +111,32 @@ def render_import(out: Output, plan: ImportPlan, env: Environment, *, dry_run: b
         out.line(f"{summary}. Dry run: nothing written.")
     elif plan.written:
         out.line(f"{summary}. Wrote {len(plan.to_write)} server(s) to {plan.config_path}.", "ok")
+        missing = unset_inputs(plan, env)
+        for variable, servers in missing.items():
+            out.line(f"not carried over: ${{{variable}}} (used by {', '.join(servers)}) is not set; the "
+                     f"server{'s stay' if len(servers) > 1 else ' stays'} failed until it is", "warn")
+        if missing:
+            out.line("Set each in the environment the client starts the router with (an `env` entry in its "
+                     "config, or your shell), or store it with `discovery-router secret set NAME` and write "
+                     "${keyring:discovery-router/NAME} in the server's env/headers. Then:")
         out.line("Next: `discovery-router doctor`, then `discovery-router install --client <client> --replace`.")
     else:
         out.line(f"{summary}. Nothing to write.")
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")  # ${VAR}, ${VAR:-default}
+
+
+def unset_inputs(plan: ImportPlan, env: Environment) -> dict[str, list[str]]:
+    """Variables the written entries need but the environment lacks (VS Code's ``${input:...}`` prompts
+    become such variables), each with the servers using it: said before ``install --replace`` is offered."""
+    missing: dict[str, list[str]] = {}
+    for item in plan.to_write:
+        for variable in sorted(set(_VARIABLE.findall(json.dumps(item.entry)))):
+            name, has_default = variable
+            if not has_default and name not in env.environ and item.name not in missing.setdefault(name, []):
+                missing[name].append(item.name)
+    return {name: servers for name, servers in missing.items() if servers}
 
 
 # -- install / uninstall -------------------------------------------------------

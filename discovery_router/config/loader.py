@@ -35,7 +35,7 @@ _STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
 _OTHER_CLIENTS_KEYS = {"autoApprove", "alwaysAllow"}
 """Approval lists other clients write; accepted and ignored (the router's ``tools`` policy decides instead)."""
-_COMMON_KEYS = {"enabled", "disabled", "timeout", "type", "description", "protocol"}
+_COMMON_KEYS = {"enabled", "disabled", "timeout", "type", "description", "protocol", "roots"}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORT_ALIASES: dict[str, Transport] = {
@@ -231,7 +231,7 @@ def _parse_server(
         near = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
         raise fail(key, f"unknown field ({hint}stdio servers take command/args/env/envFile/cwd, "
-                   "remote ones url/headers/transport; both take enabled/timeout/description/protocol "
+                   "remote ones url/headers/transport; both take enabled/timeout/description/protocol/roots "
                    "and tools/readOnly/confirmDestructive/auditArguments)")
     has_command, has_url = "command" in entry, "url" in entry
     if has_command and has_url:
@@ -269,6 +269,11 @@ def _parse_server(
         redactor.add(*substituted)
         return result
 
+    roots = None
+    if "roots" in entry:
+        roots = tuple(_root_uri(expanded(root, f"roots[{i}]", secret=False), base_dir, f"roots[{i}]", fail)
+                      for i, root in enumerate(_string_list(entry["roots"], "roots", fail)))
+
     declared = entry.get("transport", entry.get("type"))
     if declared is not None and declared not in _TRANSPORT_ALIASES:
         raise fail("transport", "must be one of stdio, http, streamable-http, sse")
@@ -301,6 +306,7 @@ def _parse_server(
             description=description,
             protocol=protocol,
             policy=policy,
+            roots=roots,
         )
 
     if set(entry) & {"args", "env", "cwd"}:
@@ -326,6 +332,7 @@ def _parse_server(
         description=description,
         protocol=protocol,
         policy=policy,
+        roots=roots,
     )
 
 
@@ -359,6 +366,16 @@ def _typed(entry: Mapping[str, Any], key: str, expected: type, default: Any, fai
     if value is not None and not isinstance(value, expected):
         raise fail(key, f"must be {_type_word(expected)}")
     return value
+
+
+def _root_uri(root: str, base_dir: Path, key: str, fail: Any) -> str:
+    """A ``roots`` item as the ``file://`` URI MCP roots are: a path (``~`` and relative to the
+    config file allowed) or a ``file://`` URI as given."""
+    if root.startswith("file://"):
+        return root
+    if "://" in root or not root.strip():
+        raise fail(key, "must be a directory path or a file:// URI")
+    return (base_dir / Path(root).expanduser()).resolve().as_uri()
 
 
 def _string_list(value: Any, key: str, fail: Any) -> list[str]:

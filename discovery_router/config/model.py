@@ -86,6 +86,8 @@ class ServerConfig:
     """Protocol era towards this server: "auto" (negotiate) or "legacy" (force the initialize handshake)."""
     policy: ServerPolicy = ServerPolicy()
     """Governance: tools allow/deny/safe, readOnly, confirmDestructive, auditArguments."""
+    roots: tuple[str, ...] | None = None
+    """The server's answer to ``roots/list`` (``file://`` URIs), set in its entry; None: ask the client."""
     error: str | None = None
     """Why this entry could not be used (file, server and field named, never a value): the server is
     shown as failed and never started, while every other server serves."""

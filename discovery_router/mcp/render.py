@@ -139,3 +139,31 @@ def readable_result(result: Any) -> str:
         parts.append(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
     prefix = "error: " if result.is_error else ""
     return prefix + "\n".join(parts)
+
+
+def argument_mistakes(tool: str, parameters: Sequence[str], errors: Sequence[Any]) -> str:
+    """"call_tool takes `name` and `arguments` (not `args`)": one line from pydantic's error list.
+
+    Short and without pydantic's URL: a model reads it and retries with the right names.
+    """
+    problems = []
+    for error in errors:
+        field = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
+        kind, ctx = error.get("type", ""), error.get("ctx") or {}
+        if kind == "unexpected_keyword_argument":
+            problems.append(f"not `{field}`")
+        elif kind in ("missing_argument", "missing"):
+            problems.append(f"`{field}` is missing")
+        elif kind in ("greater_than_equal", "less_than_equal") and ("ge" in ctx or "le" in ctx):
+            bound = f"at least {ctx['ge']}" if "ge" in ctx else f"at most {ctx['le']}"
+            problems.append(f"`{field}` must be {bound}, not {_short(error.get('input'))}")
+        else:
+            problems.append(f"`{field}`: {str(error.get('msg', kind)).lower()}, not {_short(error.get('input'))}")
+    names = [f"`{name}`" for name in parameters]
+    takes = " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+    return f"{tool} takes {takes} ({'; '.join(problems)})."
+
+
+def _short(value: Any, max_chars: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"

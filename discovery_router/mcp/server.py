@@ -16,8 +16,11 @@ from typing import Annotated, Any
 import mcp_types
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import ValidationError as FastMCPValidationError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import InputRequiredToolResult, ToolResult
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
 
 from discovery_router import __version__
 from discovery_router._compat import low_level_server
@@ -26,9 +29,10 @@ from discovery_router.mcp import render
 from discovery_router.paths import APP_NAME
 from discovery_router.mcp.confirmers import ElicitationConfirmer
 from discovery_router.errors import RouterError
+from discovery_router._compat import connection_of
 from discovery_router.mcp.notify import ClientNotifier
 from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
-from discovery_router.mcp.pinned import PinnedTools
+from discovery_router.mcp.pinned import META_TOOLS, PinnedTools
 from discovery_router.upstreams.relay import ContextRelay
 from discovery_router.router import Router
 
@@ -80,15 +84,20 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
     router.component_listeners.append(notifier.components_changed)
     router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
     mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
-                  middleware=[notifier, AmbiguousPromptNames(components)], version=__version__)
-    notifier.install(low_level_server(mcp))
-    low_level_server(mcp).add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
+                  middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()], version=__version__)
+    low = low_level_server(mcp)
+    notifier.install(low)
+    _drop_empty_fastmcp_meta(low)
+    _answer_roots_from_the_stdio_client(mcp, router)
+    low.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
 
-    @mcp.tool(name="search_tools", description=SEARCH_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)
+    # One source for the limit: the router settings (router.search_limit / max_search_limit in the config).
+    default_limit, max_limit = router.settings.search_limit, router.settings.max_search_limit
+
     async def search_tools(
         query: Annotated[str, Field(description="What you want to do, in plain words.")],
-        limit: Annotated[int, Field(description="How many tools to return.", ge=1, le=50)] = 5,
+        limit: int = default_limit,  # its bounds are set below, from the settings
         server: Annotated[str | None, Field(description="Only search this server's tools.")] = None,
     ) -> str:
         try:
@@ -97,6 +106,12 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
             raise ToolError(str(exc)) from None
         down = router.failed_servers_named(query, server)
         return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down)
+
+    # Annotations are strings here (PEP 563), evaluated without this closure: give the bounds as a real type.
+    search_tools.__annotations__["limit"] = Annotated[int, Field(description="How many tools to return.",
+                                                                 ge=1, le=max_limit)]
+    mcp.tool(name="search_tools", description=SEARCH_DESCRIPTION, output_schema=None,
+             annotations=_READ_ONLY)(search_tools)
 
     @mcp.tool(name="describe_tool", description=DESCRIBE_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)
     async def describe_tool(
@@ -142,3 +157,71 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         return ToolResult.from_mcp_result(result)
 
     return mcp
+
+
+class MetaToolArguments(Middleware):
+    """A meta-tool called with wrong arguments says what it takes, not pydantic's report and URL.
+
+    Models mostly get these right; when they do not (``args`` for ``arguments``, a
+    ``limit`` of 0) one short sentence lets them retry at once.
+    """
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        try:
+            return await call_next(context)
+        except FastMCPValidationError as exc:
+            name, cause = context.message.name, exc.__cause__
+            if name not in META_TOOLS or context.fastmcp_context is None or not isinstance(cause, PydanticValidationError):
+                raise
+            tool = await context.fastmcp_context.fastmcp.get_tool(name)
+            if tool is None:
+                raise
+            raise ToolError(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
+                                                     cause.errors())) from None
+
+
+def _answer_roots_from_the_stdio_client(mcp: FastMCP, router: Router) -> None:
+    """Upstreams asking ``roots/list`` outside a call get the stdio client's roots (see LoneClient).
+
+    Learned when the client finishes its handshake; each time it arrives or says its roots
+    changed, the upstreams hear ``notifications/roots/list_changed`` and ask again (servers
+    ask at their own start, often before the client is there).
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    def tell_upstreams() -> None:
+        task = asyncio.create_task(router.client_roots_changed())  # not on the client's reader: it may be asked
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def initialized(ctx: Any, _params: Any) -> None:
+        if Context(fastmcp=mcp).transport == "stdio" and router.lone_client.connected(connection_of(ctx.session)):
+            tell_upstreams()
+
+    async def roots_list_changed(ctx: Any, _params: Any) -> None:
+        if Context(fastmcp=mcp).transport == "stdio":
+            tell_upstreams()
+
+    low_level = low_level_server(mcp)
+    low_level.add_notification_handler("notifications/initialized", mcp_types.NotificationParams, initialized)
+    low_level.add_notification_handler("notifications/roots/list_changed", mcp_types.NotificationParams,
+                                       roots_list_changed)
+
+
+def _drop_empty_fastmcp_meta(low: Any) -> None:
+    """Leave fastmcp's ``"_meta": {"fastmcp": {"tags": []}}`` out of ``tools/list``.
+
+    fastmcp adds it to every tool and has no switch for it; the router uses no tags,
+    and the bytes would be paid in every session's tools/list.
+    """
+    entry = low.get_request_handler("tools/list")
+
+    async def list_tools(ctx: Any, params: Any) -> Any:
+        result = await entry.handler(ctx, params)
+        for tool in getattr(result, "tools", ()):
+            meta = tool.meta
+            if meta and meta.get("fastmcp") == {"tags": []}:
+                tool.meta = {key: value for key, value in meta.items() if key != "fastmcp"} or None
+        return result
+
+    low.add_request_handler("tools/list", entry.params_type, list_tools)

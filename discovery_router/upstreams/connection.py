@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -32,7 +32,7 @@ from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
-from discovery_router.upstreams.relay import FrontRelay, RelayUnavailableError, current_relay
+from discovery_router.upstreams.relay import FrontRelay, LoneClient, RelayUnavailableError, current_relay
 from discovery_router.eras import is_2026_era
 
 logger = logging.getLogger("discovery_router.upstreams.connection")
@@ -122,9 +122,17 @@ class Upstream:
         transport: str = "",
         enabled: bool = True,
         config_error: str | None = None,
+        roots: Sequence[str] | None = None,
+        lone_client: LoneClient | None = None,
     ) -> None:
-        """``config_error``: the entry could not be used; the upstream stays failed with that reason, never started."""
+        """``config_error``: the entry could not be used; the upstream stays failed with that reason, never started.
+
+        ``roots``: the config's roots for this server (URIs), its answer to ``roots/list`` whoever is
+        connected; without them the calling client is asked, or outside a call ``lone_client``.
+        """
         self.name = name
+        self._roots = None if roots is None else [mcp_types.Root(uri=uri) for uri in roots]  # type: ignore[arg-type]
+        self._lone_client = lone_client
         self._config_error = config_error
         self.transport = transport
         self._make_client = make_client
@@ -452,12 +460,30 @@ class Upstream:
         return await self._ask(mcp_types.ElicitRequest(params=params), mcp_types.ElicitResult)
 
     async def _relay_roots(self, context: Any) -> list[mcp_types.Root]:
-        result = await self._ask(mcp_types.ListRootsRequest(), mcp_types.ListRootsResult)
+        if self._roots is not None:  # the config's roots win
+            return list(self._roots)
+        result = await self._ask(mcp_types.ListRootsRequest(), mcp_types.ListRootsResult, lone_client=True)
         return list(result.roots)
 
-    async def _ask(self, request: Any, result_type: type[Any]) -> Any:
+    async def roots_changed(self) -> None:
+        """Tell the server the roots it would get changed (the lone client arrived or changed them)."""
+        client = self._client
+        if self._roots is None and client is not None and self.state is UpstreamState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await client.send_roots_list_changed()
+
+    async def _ask(self, request: Any, result_type: type[Any], *, lone_client: bool = False) -> Any:
+        """``lone_client``: outside a call, ask the stdio router's one client (roots only, see LoneClient)."""
         try:
-            return await self.relay_for_ask().ask(request, result_type)
+            try:
+                relay = self.relay_for_ask()
+            except RelayUnavailableError as exc:
+                lone = self._lone_client.relay() if lone_client and self._lone_client is not None else None
+                if lone is None:
+                    hint = "; give the server `roots` in its config entry" if lone_client else ""
+                    raise RelayUnavailableError(f"{exc}{hint}") from None
+                relay = lone
+            return await relay.ask(request, result_type)
         except RelayUnavailableError as exc:
             logger.info("refused %s from %s: %s", request.method, self.name, exc)
             raise RelayUnavailableError(f"{request.method} cannot be relayed by discovery-router: {exc}") from None

@@ -122,3 +122,56 @@ def _json(data: Any) -> str:
     import json
 
     return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class LoneClient:
+    """The one client of a stdio router, asked for its roots when an upstream asks outside any call.
+
+    Servers such as ``@modelcontextprotocol/server-filesystem`` take their directories from
+    the client's roots, and ask for them right after their handshake, when no call is in
+    flight to say whose roots they want. A stdio router has exactly one client, so the answer
+    is certain; over HTTP several clients may share one upstream, and none is picked
+    (the config's per-server ``roots`` serve there). Only clients that declared the roots
+    capability are kept.
+    """
+
+    def __init__(self) -> None:
+        self._connections: list[Any] = []
+
+    def connected(self, connection: Any) -> bool:
+        """Keep ``connection`` (it finished its handshake) if it declared roots; True when kept."""
+        if not connection.check_capability(_CAPABILITY_OF["roots/list"][1]) or connection in self._connections:
+            return False
+        self._connections.append(connection)
+        connection.exit_stack.callback(self._forget, connection)
+        return True
+
+    def _forget(self, connection: Any) -> None:
+        if connection in self._connections:
+            self._connections.remove(connection)
+
+    def relay(self) -> FrontRelay | None:
+        """A relay to the one client that declared roots, or None when there is not exactly one."""
+        return _ConnectionRelay(self._connections[0]) if len(self._connections) == 1 else None
+
+
+class _ConnectionRelay:
+    """A :class:`FrontRelay` over a whole client connection (no request of its own): roots only."""
+
+    passes_input_requests = False
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.session_key = connection
+
+    async def log(self, level: str, data: Any, logger_name: str | None) -> None:
+        return None  # log lines outside a call go to the router's own log only
+
+    def refusal(self, method: str) -> str | None:
+        return None if method == "roots/list" else f"{method} is relayed only during a call"
+
+    async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
+        reason = self.refusal(request.method)
+        if reason:
+            raise RelayUnavailableError(reason)
+        return await self._connection.send_request(request, result_type=result_type)

@@ -43,6 +43,8 @@ class UpstreamSpec:
     """Governance for this server; None means the router-wide defaults."""
     protocol: str = "auto"
     """Protocol era towards the server: "auto" (negotiate) or "legacy" (force the initialize handshake)."""
+    roots: tuple[str, ...] | None = None
+    """The server's answer to ``roots/list`` (``file://`` URIs); None: ask the client."""
 
     def __repr__(self) -> str:
         return f"UpstreamSpec(name={self.name!r}, transport={self.transport!r})"
@@ -51,7 +53,7 @@ class UpstreamSpec:
     def from_config(cls, config: ServerConfig) -> UpstreamSpec:
         return cls(config.name, config, transport=config.transport, description=config.description or "",
                    call_timeout=config.timeout, enabled=config.enabled, error=config.error,
-                   policy=config.policy, protocol=config.protocol)
+                   policy=config.policy, protocol=config.protocol, roots=config.roots)
 
     def client_factory(self) -> Callable[..., Client[Any]]:
         """Makes a fresh, unconnected fastmcp ``Client`` per connection attempt (kwargs: its handlers)."""
