@@ -145,8 +145,8 @@ class ServerConfig:
     def __repr__(self) -> str:
         return f"ServerConfig(name={self.name!r}, transport={self.transport!r})"
 
-    def to_transport(self) -> Any:
-        """A fresh fastmcp client transport for one connection attempt."""
+    def to_transport(self, errlog: Any = None) -> Any:
+        """A fresh fastmcp client transport for one connection attempt; ``errlog`` takes a stdio child's stderr."""
         from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
 
         if self.transport == "stdio":
@@ -157,6 +157,7 @@ class ServerConfig:
                 env=dict(self.env) or None,
                 cwd=self.cwd,
                 keep_alive=False,
+                log_file=errlog,
             )
         assert self.url is not None
         if self.transport == "sse":

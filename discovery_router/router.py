@@ -40,9 +40,10 @@ ServerTarget = ServerConfig | Any
 
 
 def _client_factory(target: ServerTarget):
-    def make(**kwargs: Any) -> Client[Any]:
+    def make(errlog: Any = None, **kwargs: Any) -> Client[Any]:
+        """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``)."""
         if isinstance(target, ServerConfig):
-            return Client(target.to_transport(), mode=target.protocol, **kwargs)
+            return Client(target.to_transport(errlog=errlog), mode=target.protocol, **kwargs)
         return Client(target, **kwargs)
 
     return make
