@@ -92,7 +92,8 @@ def build_server(router: Router, *, name: str = "discovery-router") -> FastMCP:
         except RouterError as exc:
             raise ToolError(str(exc)) from None
         down = router.failed_servers_named(query, server)
-        return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down)
+        return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down,
+                                     starting=router.starting_servers())
 
     @mcp.tool(name="describe_tool", description=DESCRIBE_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)
     async def describe_tool(
