@@ -8,6 +8,7 @@ upgrade that renames one fails there, loudly, instead of deep inside a call.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +23,17 @@ async def await_with_session_monitoring(client: Any, work: Awaitable[T]) -> T:
     return await client._await_with_session_monitoring(work)
 
 
+def connection_ended(client: Any) -> bool:
+    """The client's connection has seen its end: a request sent on it now would never be written.
+
+    The SDK has no public flag for this; fastmcp's ``StdioTransport._is_session_dead`` reads the same
+    one (``session._dispatcher._closed``).
+    """
+    if not client.is_connected():
+        return True
+    return bool(getattr(getattr(client.session, "_dispatcher", None), "_closed", False))
+
+
 def low_level_server(mcp: Any) -> Any:
     """The MCP SDK server under a FastMCP server (``FastMCP._mcp_server``).
 
@@ -29,6 +41,15 @@ def low_level_server(mcp: Any) -> Any:
     ``resources/subscribe`` and ``subscriptions/listen``; the router registers those handlers there.
     """
     return mcp._mcp_server
+
+
+def lifespan_of(app: Any) -> AbstractAsyncContextManager[Any]:
+    """A FastMCP server's lifespan (``FastMCP._lifespan_manager``), entered by the router's own stdio runner.
+
+    The router runs stdio itself (to answer requests the SDK cannot parse), so it
+    must enter the lifespan fastmcp's ``run_stdio_async`` would.
+    """
+    return app._lifespan_manager()  # type: ignore[no-any-return]
 
 
 def connection_of(session: Any) -> Any:

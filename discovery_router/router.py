@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ logger = logging.getLogger("discovery_router")
 
 ServerTarget = ServerConfig | UpstreamSpec | Any
 """A config entry, a spec, or anything ``fastmcp.Client`` accepts (a FastMCP server, a transport, a URL)."""
+
+
+STARTING_GRACE = 10.0
+"""Seconds after start during which a search waits for servers never seen before (bounded by connect_timeout)."""
+
+
+def _server_named(name: str) -> str | None:
+    """The server part of a ``<server>/<tool>`` id (None for a bare tool name)."""
+    name = clean_id(name)
+    return name.split("/", 1)[0] if "/" in name else None
 
 
 def _names(query: str, name: str) -> bool:
@@ -111,6 +122,7 @@ class Router:
         )
         self._load_cached_tools()
         self._started = False
+        self._started_at = 0.0
         self._watch_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -178,6 +190,7 @@ class Router:
         """Begin connecting to every enabled upstream concurrently; returns at once."""
         if not self._started:
             self._started = True
+            self._started_at = time.monotonic()
             self.indexer.start()
             for upstream in self.upstreams.values():
                 upstream.start()
@@ -201,14 +214,32 @@ class Router:
         except TimeoutError:
             return False
 
-    async def ready_catalog(self) -> Catalog:
-        """Every server's tools, live or cached (waiting, bounded, only for servers never seen before)."""
-        await self._settled(u for u in self.upstreams.values() if not u.tools)
+    async def ready_catalog(self, server: str | None = None) -> Catalog:
+        """Every server's tools, live or cached.
+
+        With ``server`` (a call or lookup aimed at it), waits for that server's first connection attempt
+        (bounded by ``connect_timeout``). Otherwise waits only for servers never seen before, and only
+        during the first :data:`STARTING_GRACE` seconds after start: a server that never connects must
+        not hold every session's first search for ``connect_timeout``; search says it is still starting.
+        """
+        await self.start()
+        if server is not None and server in self.upstreams:
+            await self._settled([self.upstreams[server]])
+            return self.catalog
+        left = self._started_at + min(STARTING_GRACE, self.settings.connect_timeout) - time.monotonic()
+        unseen = [u for u in self.upstreams.values() if not u.tools]
+        if unseen and left > 0:
+            await self._settled(unseen, timeout=left)
         return self.catalog
 
-    async def _index_ready(self) -> None:
+    def starting_servers(self) -> list[str]:
+        """Servers still making their first connection, whose tools search cannot show yet."""
+        return [name for name, u in self.upstreams.items()
+                if u.state is UpstreamState.CONNECTING and not u.tools and not u.first_attempt_done.is_set()]
+
+    async def _index_ready(self, server: str | None = None) -> None:
         """Searching also needs the index to include every change so far."""
-        await self.ready_catalog()
+        await self.ready_catalog(server)
         await self.indexer.up_to_date()
 
     async def stop(self) -> None:
@@ -230,7 +261,7 @@ class Router:
         """``server``'s live client, for passthrough requests (waits for its first connection attempt)."""
         upstream = self.upstreams[server]
         await self._settled([upstream])
-        return upstream.client
+        return await upstream.live_client()
 
     def redact(self, text: str) -> str:
         """Mask this config's secrets in ``text``."""
@@ -275,8 +306,8 @@ class Router:
     # -- the three operations --------------------------------------------
 
     async def search(self, query: str, limit: int | None = None, server: str | None = None) -> list[ToolEntry]:
-        """The best-matching tools for a plain-language query."""
-        await self._index_ready()
+        """The best-matching tools for a plain-language query (from the servers ready; see :meth:`ready_catalog`)."""
+        await self._index_ready(server)
         if server is not None and server not in self.upstreams:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
@@ -300,7 +331,7 @@ class Router:
 
     async def describe(self, name: str) -> ToolEntry:
         """One tool by id (or unambiguous bare name)."""
-        await self.ready_catalog()
+        await self.ready_catalog(_server_named(name))
         return self.resolve(name)
 
     def resolve(self, name: str) -> ToolEntry:
@@ -338,7 +369,7 @@ class Router:
         wraps the whole call; see :mod:`discovery_router.governance.guard`.
         """
         async with self.governance.audited(name, arguments) as audit:
-            await self.ready_catalog()
+            await self.ready_catalog(_server_named(name))
             entry = audit.entry = self.resolve(name)
             prepared = audit.arguments = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
             leg = await self.governance.authorize(entry, audit, confirmer, input_responses, request_state)

@@ -117,6 +117,22 @@ def build_library(name: str = "library") -> FastMCP:
         await ctx.session.send_resource_updated("docs://readme")
         return "touched"
 
+    later: set[asyncio.Task[None]] = set()
+
+    @mcp.tool
+    async def answer_then_log(text: str, ctx: Context) -> str:
+        """Answer at once, then log a line about this call (as servers that log on completion do)."""
+        session = ctx.session
+
+        async def log_later() -> None:
+            await asyncio.sleep(0.3)
+            await session.send_log_message(level="info", data=f"finished {text}", logger="library")
+
+        task = asyncio.get_running_loop().create_task(log_later())
+        later.add(task)
+        task.add_done_callback(later.discard)
+        return f"answered {text}"
+
     @mcp.tool
     def every_content() -> ToolResult:
         """Return one of each content type."""

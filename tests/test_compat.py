@@ -45,3 +45,32 @@ async def test_connection_of_is_stable_per_client_and_differs_between_clients():
         a2 = (await first.call_tool("who", {})).content[0].text
         b = (await second.call_tool("who", {})).content[0].text
     assert a1 == a2 != b
+
+
+async def test_lifespan_of_enters_the_servers_lifespan():
+    from contextlib import asynccontextmanager
+
+    from discovery_router._compat import lifespan_of
+
+    entered: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(_app: FastMCP):
+        entered.append("in")
+        yield
+        entered.append("out")
+
+    async with lifespan_of(FastMCP("compat", lifespan=lifespan)):
+        assert entered == ["in"]
+    assert entered == ["in", "out"]
+
+
+async def test_connection_ended_reads_the_sdk_dispatcher_flag():
+    from discovery_router._compat import connection_ended
+
+    client = Client(_server_reporting_connections())
+    async with client:
+        dispatcher = client.session._dispatcher  # the names connection_ended reads must exist
+        assert dispatcher._closed is False
+        assert not connection_ended(client)
+    assert connection_ended(client)

@@ -92,6 +92,14 @@ def build_weather() -> FastMCP:
         return "rested"
 
     @mcp.tool
+    async def record(path: str, seconds: float) -> str:
+        """Append this process's id to a file, then sleep (shows from outside whether a call ran, and where)."""
+        with open(path, "a") as file:
+            file.write(f"{os.getpid()}\n")
+        await asyncio.sleep(seconds)
+        return "recorded"
+
+    @mcp.tool
     def whoami() -> str:
         """Report this server's process id."""
         return str(os.getpid())

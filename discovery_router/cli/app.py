@@ -238,11 +238,13 @@ def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
         sys.stderr.flush()
         os._exit(EXIT_OK)
 
+    from discovery_router.mcp.stdio import run_stdio
+
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: loop.create_task(stop_and_exit()))
-        await app.run_async(transport="stdio", show_banner=False)
+        await run_stdio(app)  # answers a request the SDK cannot parse (a lone surrogate) instead of dropping it
 
     asyncio.run(serve())
     # EOF: the lifespan has stopped every upstream. Exit without joining the
@@ -299,8 +301,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows = [[s.state.value, s.name, s.transport, s.tool_count if s.state is UpstreamState.CONNECTED else "",
                  s.error or ""] for s in statuses]
         out.table(Table("servers", ["state", "server", "transport", "tools", "error"], rows))
+        for s in statuses:  # a hostile or buggy server's tool list: what was dropped, so nothing vanishes silently
+            if s.duplicate_tools:
+                out.line(f"{s.name}: tools listed twice (first kept): {', '.join(s.duplicate_tools)}", "warn")
+            if s.refused_tools:
+                out.line(f"{s.name}: tools refused for invalid names: {', '.join(s.refused_tools)}", "warn")
         out.document([{"server": s.name, "state": s.state.value, "transport": s.transport, "tools": s.tool_count,
-                       "error": s.error} for s in statuses])
+                       "error": s.error, "duplicate_tools": list(s.duplicate_tools),
+                       "refused_tools": list(s.refused_tools)} for s in statuses])
         failed = [s for s in statuses if s.state not in (UpstreamState.CONNECTED, UpstreamState.DISABLED)]
         return EXIT_FAILURE if failed else EXIT_OK
 

@@ -24,13 +24,16 @@ def summarize(description: str | None, max_chars: int) -> str:
 
 
 def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bool = False,
-                   down: Sequence[tuple[str, str]] = ()) -> str:
+                   down: Sequence[tuple[str, str]] = (), starting: Sequence[str] = ()) -> str:
     """One line per hit: ``id: summary``, with unreachable servers flagged.
 
     ``filtered``: a server filter was given (the no-match hint then says to drop it).
     ``down``: (server, reason) of servers the query names that are not connected, said after the hits.
+    ``starting``: servers still connecting for the first time, whose tools were not searched.
     """
     notes = [f"Server {name!r} exists but is down: {reason}" for name, reason in down]
+    if starting:
+        notes.append(f"Still starting, not searched yet (search again shortly): {', '.join(starting)}")
     if not entries:
         return "\n".join([NO_MATCH_FILTERED if filtered else NO_MATCH, *notes])
     lines = []

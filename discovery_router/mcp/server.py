@@ -105,7 +105,8 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         except RouterError as exc:
             raise ToolError(str(exc)) from None
         down = router.failed_servers_named(query, server)
-        return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down)
+        return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down,
+                                     starting=router.starting_servers())
 
     # Annotations are strings here (PEP 563), evaluated without this closure: give the bounds as a real type.
     search_tools.__annotations__["limit"] = Annotated[int, Field(description="How many tools to return.",

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -27,7 +29,7 @@ from fastmcp.client.progress import ProgressHandler
 from mcp import MCPError
 from mcp.client.subscriptions import ResourceUpdated, listen
 
-from discovery_router._compat import await_with_session_monitoring
+from discovery_router._compat import await_with_session_monitoring, connection_ended
 from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
@@ -53,6 +55,15 @@ _UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 """Control, format, surrogate, private, unassigned, line and paragraph separator characters."""
 
 
+LOG_TAIL = 5.0
+"""Seconds after a call ends during which a log line its server sends may still be about it (see
+:meth:`Upstream.relay_for_log`)."""
+
+STABLE_AFTER = 5.0
+"""A connection that lived this long before it was lost is reconnected at once; one that died sooner
+waits out the growing backoff (a server that crashes right after starting is not restarted in a loop)."""
+
+
 class UpstreamState(str, Enum):
     DISABLED = "disabled"
     CONNECTING = "connecting"
@@ -69,6 +80,14 @@ class UpstreamStatus:
     tool_count: int
     error: str | None = None
     transport: str = ""
+    duplicate_tools: tuple[str, ...] = ()
+    """Tool names the server listed more than once (the first is kept)."""
+    refused_tools: tuple[str, ...] = ()
+    """Tool names refused as invalid, shown with ``ascii()`` (they may hold newlines or control characters)."""
+
+
+class _Lost(Exception):
+    """Raised inside the supervisor when a live connection ended (its process exited, a call saw it close)."""
 
 
 class _Restart(Exception):
@@ -103,6 +122,64 @@ class _Notifications(MessageHandler):
 
     async def on_resource_updated(self, message: mcp_types.ResourceUpdatedNotification) -> None:
         self._upstream.on_resource_updated(self._upstream, str(message.params.uri))
+
+
+class _StderrTail:
+    """A stdio child's stderr, read by the router instead of being copied onto the router's own.
+
+    Each line is logged at INFO under the server's name, masked (``serve`` shows it, one-shot CLI
+    commands only with ``-v``); the last line is kept for failure reasons; and the end of the stream,
+    once the router has closed its own copy of the pipe, means the process exited: ``on_end`` is
+    called at once, so a crash is noticed when it happens, not at the next call.
+    """
+
+    MAX_LINE = 2000
+
+    def __init__(self, name: str, redact: Redactor, on_end: Callable[[], None]) -> None:
+        read_fd, write_fd = os.pipe()
+        self.writer = os.fdopen(write_fd, "wb", buffering=0)
+        """Handed to the child as its stderr; closed here once the child holds its own copy."""
+        self._name, self._redact, self._on_end = name, redact, on_end
+        self.last_line: str | None = None
+        self.ended = asyncio.Event()
+        self._task = asyncio.create_task(self._read(os.fdopen(read_fd, "rb", buffering=0)), name=f"stderr:{name}")
+
+    def spawned(self) -> None:
+        """The child is running: drop the router's copy of the write end, so EOF means the child is gone."""
+        if not self.writer.closed:
+            self.writer.close()
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """Stop reading once the child's remaining output is in (bounded: a grandchild may hold the pipe)."""
+        self.spawned()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), timeout)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+
+    async def _read(self, pipe: Any) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        pending = b""
+        try:
+            while chunk := await reader.read(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                pending = pending[-self.MAX_LINE * 4:]
+                for line in lines:
+                    self._line(line)
+            self._line(pending)
+        finally:
+            transport.close()
+            self.ended.set()
+        self._on_end()
+
+    def _line(self, raw: bytes) -> None:
+        text = self._redact(raw.decode("utf-8", "replace").rstrip()[: self.MAX_LINE])
+        if text.strip():
+            self.last_line = text.strip()
+            logger.info("[%s] %s", self._name, text)
 
 
 class Upstream:
@@ -148,12 +225,18 @@ class Upstream:
         self._bridge = AskBridge()
         self._inflight: list[FrontRelay] = []
         """Relays of the calls now running here, oldest first (see :meth:`relay_for_ask`)."""
+        self._ended: deque[tuple[float, object]] = deque()
+        """(when, client) of calls ended here in the last :data:`LOG_TAIL` seconds (see :meth:`relay_for_log`)."""
+        self._tail: _StderrTail | None = None
+        self._connected_at = 0.0
+        self.duplicate_tools: tuple[str, ...] = ()
+        self.refused_tools: tuple[str, ...] = ()
+        self._new_events()
         self.state = UpstreamState.CONNECTING if enabled else UpstreamState.DISABLED
         self.error: str | None = None
         if config_error is not None and enabled:
             self.state, self.error = UpstreamState.FAILED, config_error
         self.tools: list[mcp_types.Tool] = []
-        self._new_events()
         if not enabled or config_error is not None:
             self.first_attempt_done.set()
         self._client: Client[Any] | None = None
@@ -182,11 +265,29 @@ class Upstream:
                 await asyncio.wait_for(self._task, timeout=10)
             self._task = None
         await self._disconnect()
+        self._listed_at = 0.0
         if self.state is not UpstreamState.DISABLED:
             self.state = UpstreamState.CONNECTING
             self.first_attempt_done.clear()
 
+    @property
+    def state(self) -> UpstreamState:
+        return self._state
+
+    @state.setter
+    def state(self, state: UpstreamState) -> None:
+        """Calls waiting for a (re)connection wake when the state leaves ``connecting``."""
+        self._state = state
+        if state is UpstreamState.CONNECTING:
+            self._decided.clear()
+        else:
+            self._decided.set()
+
     def _new_events(self) -> None:
+        self._decided = asyncio.Event()
+        if getattr(self, "_state", UpstreamState.CONNECTING) is not UpstreamState.CONNECTING:
+            self._decided.set()
+        self._exited = asyncio.Event()
         self.first_attempt_done = asyncio.Event()
         self._lost = asyncio.Event()
         self._refresh = asyncio.Event()
@@ -207,14 +308,14 @@ class Upstream:
 
     @property
     def status(self) -> UpstreamStatus:
-        return UpstreamStatus(self.name, self.state, len(self.tools), self.error, self.transport)
+        return UpstreamStatus(self.name, self.state, len(self.tools), self.error, self.transport,
+                              self.duplicate_tools, self.refused_tools)
 
     async def _supervise(self) -> None:
         delay = self._settings.retry_initial
         while not self._stopping:
             try:
                 await self._connect()
-                delay = self._settings.retry_initial
                 self.first_attempt_done.set()
                 await self._watch()
             except asyncio.CancelledError:
@@ -222,20 +323,46 @@ class Upstream:
             except _Restart:
                 logger.info("restarting %s to pick up its new tool list", self.name)
                 await self._disconnect()
+            except _Lost as lost:
+                # Reconnect, keeping the tools searchable: calls wait for the new connection meanwhile.
+                stable = time.monotonic() - self._connected_at >= STABLE_AFTER
+                await self._disconnect()
+                self.error = self._redact(self._explain(str(lost)))
+                self.state = UpstreamState.CONNECTING
+                logger.warning("server %s: %s; %s", self.name, self.error,
+                               "reconnecting" if stable else f"reconnecting in {delay:g} s")
+                if stable:
+                    delay = self._settings.retry_initial
+                else:
+                    await self._backoff(delay)
+                    delay = min(delay * 2, self._settings.retry_max)
             except BaseException as exc:  # noqa: BLE001 - any failure is reported, then retried
                 if self._stopping:
                     return
                 await self._mark_failed(exc)
                 self.first_attempt_done.set()
-                self._retry_now.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
+                await self._backoff(delay)
                 delay = min(delay * 2, self._settings.retry_max)
+            else:
+                continue
+            if self._stopping:
+                return
+
+    async def _backoff(self, delay: float) -> None:
+        self._retry_now.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
 
     async def _connect(self) -> None:
+        was = self.state
         if self.state is not UpstreamState.FAILED:  # a failed server stays "failed" while it is retried
             self.state = UpstreamState.CONNECTING
         self._lost.clear()
+        self._exited.clear()
+        extra: dict[str, Any] = {}
+        if self.transport == "stdio":
+            self._tail = _StderrTail(self.name, self._redact, self._exited.set)
+            extra["errlog"] = self._tail.writer
         client = self._make_client(
             message_handler=_Notifications(self),
             log_handler=self._log_upstream,
@@ -243,15 +370,20 @@ class Upstream:
             elicitation_handler=self._relay_elicitation,
             roots=self._relay_roots,
             init_timeout=self._settings.connect_timeout,
+            **extra,
         )
         self._client = client
         await asyncio.wait_for(client.__aenter__(), timeout=self._settings.connect_timeout)
+        if self._tail is not None:
+            self._tail.spawned()
         tools = self._usable(await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout))
         components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
+        changed = tools != self.tools or was is not UpstreamState.CONNECTING or not self._listed_at
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
-        self._listed_at = time.monotonic()
+        self._listed_at = self._connected_at = time.monotonic()
         logger.info("connected to %s: %d tools", self.name, len(tools))
-        self._on_tools_changed(self)
+        if changed:  # a reconnect with the same tools leaves the index (and other servers) alone
+            self._on_tools_changed(self)
         self._set_components(components)
         for uri in sorted(self.subscriptions):
             await self._send_subscription(client, uri, subscribe=True)
@@ -337,23 +469,59 @@ class Upstream:
             raise self.unavailable_error()
         return self._client
 
+    async def live_client(self) -> Client[Any]:
+        """The connection to send on, waiting while the server is (re)connecting, at most ``connect_timeout``.
+
+        A connection found already closed (its process exited a moment ago) is handed to the supervisor
+        and waited for the same way: nothing was sent on it, so nothing is lost.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.connect_timeout
+        while True:
+            client = self._client
+            if self.state is UpstreamState.CONNECTED and client is not None:
+                if not connection_ended(client):
+                    return client
+                self._note_lost("Connection closed")
+            elif self.state is not UpstreamState.CONNECTING:
+                self.retry_now()
+                raise self.unavailable_error()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self.unavailable_error()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._decided.wait(), timeout=remaining)
+
+    def _note_lost(self, reason: str) -> None:
+        """Hand a lost connection to the supervisor (which reconnects); calls wait for the new one."""
+        if self.state is UpstreamState.CONNECTED:
+            self.error = self._redact(self._explain(reason))
+            self.state = UpstreamState.CONNECTING
+        self._lost.set()
+
     async def _watch(self) -> None:
         """Return (by raising) when the connection is lost; refresh tools on request."""
         ticks = [t for t in (self._settings.health_interval, self._settings.refresh_interval) if t]
         interval = min(ticks) if ticks else None
         while True:
-            waiters = [asyncio.ensure_future(e.wait()) for e in (self._lost, self._refresh, self._restart)]
+            events = (self._lost, self._refresh, self._restart, self._exited)
+            waiters = [asyncio.ensure_future(e.wait()) for e in events]
             try:
                 done, _ = await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             finally:  # also when the supervisor is cancelled: no waiter outlives this loop
                 for waiter in waiters:
                     waiter.cancel()
             if self._lost.is_set():
-                raise ConnectionError(self.error or "connection lost")
+                raise _Lost(self.error or "connection lost")
             if self._restart.is_set():
                 self._restart.clear()
                 raise _Restart
             assert self._client is not None
+            if self._exited.is_set():
+                # The child's stderr ended: it exited (or closed stderr, and then it answers this ping).
+                self._exited.clear()
+                await self._check_alive(self._client)
+                continue
             stale = time.monotonic() - self._listed_at > (self._settings.refresh_interval or float("inf"))
             if self._refresh.is_set() or stale:
                 self._refresh.clear()
@@ -363,10 +531,14 @@ class Upstream:
 
     async def _check_alive(self, client: Client[Any]) -> None:
         """Ping; any JSON-RPC answer, even an error (the 2026 protocol has no ``ping``), proves it is alive."""
+        if connection_ended(client):
+            raise _Lost("Connection closed")
         try:
             await asyncio.wait_for(client.ping(), timeout=self._settings.connect_timeout)
         except MCPError as exc:
-            if exc.code in (mcp_types.CONNECTION_CLOSED, mcp_types.REQUEST_TIMEOUT):
+            if exc.code == mcp_types.CONNECTION_CLOSED:
+                raise _Lost(exc.message) from None
+            if exc.code == mcp_types.REQUEST_TIMEOUT:
                 raise
 
     async def _relist(self, client: Client[Any]) -> None:
@@ -383,27 +555,44 @@ class Upstream:
         """The tools whose names are valid MCP tool names, first of each name only.
 
         A hostile server's name with a newline would inject lines into search results, and an
-        empty or ``../..`` name makes an id that means something else; both are refused, logged.
+        empty or ``../..`` name makes an id that means something else; both are refused, logged,
+        and kept in :attr:`refused_tools` / :attr:`duplicate_tools` for ``status``.
         """
         usable: list[mcp_types.Tool] = []
         seen: set[str] = set()
+        refused: list[str] = []
+        duplicates: list[str] = []
         for tool in tools:
             if not valid_tool_name(tool.name):
+                refused.append(ascii(tool.name[:80]))
                 logger.warning("%s: refusing tool with an invalid name %s (MCP tool names are 1-128 of "
-                               "printable, no ./.. segments)", self.name, ascii(tool.name[:80]))
+                               "printable, no ./.. segments)", self.name, refused[-1])
             elif tool.name in seen:
+                if tool.name not in duplicates:
+                    duplicates.append(tool.name)
                 logger.warning("%s: tool %r listed twice; keeping the first", self.name, tool.name)
             else:
                 seen.add(tool.name)
                 usable.append(tool)
+        self.refused_tools, self.duplicate_tools = tuple(refused), tuple(duplicates)
         return usable
+
+    def _explain(self, reason: str) -> str:
+        """A stdio child's failure said in its terms: a closed connection means the process ended,
+        and its last stderr line usually says why (``AttributeError: ...``)."""
+        if self.transport != "stdio":
+            return reason
+        if "Connection closed" in reason:
+            reason = "the server process exited"
+        last = self._tail.last_line if self._tail is not None else None
+        return f"{reason}; last stderr line: {last}" if last else reason
 
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
-        self.error = self._redact(reason)
+        await self._disconnect()  # first: it collects the child's last stderr lines
+        self.error = self._redact(self._explain(reason))
         self.state = UpstreamState.FAILED
         logger.warning("server %s is unreachable: %s (retrying)", self.name, self.error)
-        await self._disconnect()
         self._on_tools_changed(self)
         self._set_components(Components())
 
@@ -415,17 +604,42 @@ class Upstream:
         if client is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(client.close(), timeout=5)
+        if self._tail is not None:
+            await self._tail.close()  # keeps last_line for the failure reason
 
     async def _log_upstream(self, message: LogMessage) -> None:
-        """Log locally, and pass the message on to the client whose call it belongs to, if that is certain."""
+        """Pass the message on to the client whose call it belongs to, if that is certain; else log it
+        here only, masked, at debug (it may be about another client's call)."""
+        relay = self.relay_for_log()
+        if relay is None:
+            logger.debug("[%s] log line for no certain client: %s", self.name, self._redact(str(message.data)))
+            return
         level = logging.getLevelNamesMapping().get(str(message.level).upper(), logging.INFO)
         logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
-        try:
-            relay = self.relay_for_ask()
-        except RelayUnavailableError:
-            return
         with contextlib.suppress(Exception):
             await relay.log(str(message.level), message.data, message.logger)
+
+    def relay_for_log(self) -> FrontRelay | None:
+        """The client a log line from this server belongs to, or None when that is not certain.
+
+        Inside a call's task (2026-era servers, and HTTP responses streamed to the call) the line is
+        that call's. A handshake-era server's line on its connection names no call, and servers log
+        after answering too: it goes to a client only when that client's calls are the only ones this
+        server is running and the only ones that ended in the last :data:`LOG_TAIL` seconds.
+        """
+        relay = current_relay.get()
+        if relay is not None:
+            return relay
+        now = time.monotonic()
+        while self._ended and now - self._ended[0][0] > LOG_TAIL:
+            self._ended.popleft()
+        if not self._inflight:
+            return None
+        client = self._inflight[-1].session_key
+        others = [r for r in self._inflight if r.session_key is not client]
+        if others or any(key is not client for _, key in self._ended):
+            return None
+        return self._inflight[-1]
 
     # -- requests from the upstream to the client --------------------------
 
@@ -512,7 +726,7 @@ class Upstream:
         client's retry brings ``input_responses`` and ``request_state`` down
         again. Otherwise asks are put to the client through the relay.
         """
-        client = self.client
+        client = await self.live_client()
         if relay is not None and relay.passes_input_requests and not is_2026_era(client.protocol_version):
             return await self._bridge.run(
                 relay, lambda bridged: self._forward(client, tool, arguments, bridged.progress, bridged, None, None),
@@ -559,13 +773,17 @@ class Upstream:
             current_relay.reset(token)
             if relay is not None:
                 self._inflight.remove(relay)
+                self._ended.append((time.monotonic(), relay.session_key))
 
     def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError:
-        """Hand the failure to the supervisor (which reconnects) and describe it to the caller."""
-        self.error = self._redact(describe_exception(exc))
-        self.state = UpstreamState.FAILED
-        self._lost.set()
-        return self.unavailable_error()
+        """The connection closed under a call that may have reached the server: never replayed, the
+        caller gets the error; the supervisor reconnects for the next call."""
+        reason = describe_exception(exc)
+        self._note_lost(reason)
+        return UpstreamUnavailableError(
+            f"Server {self.name!r} is unreachable: {self._redact(self._explain(reason))} (the call was not "
+            "repeated: it may have reached the server)"
+        )
 
 
 def describe_exception(exc: BaseException) -> str:

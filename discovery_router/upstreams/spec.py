@@ -59,8 +59,9 @@ class UpstreamSpec:
         """Makes a fresh, unconnected fastmcp ``Client`` per connection attempt (kwargs: its handlers)."""
         target, protocol = self.target, self.protocol
 
-        def make(**kwargs: Any) -> Client[Any]:
-            transport = transport_for(target) if isinstance(target, ServerConfig) else target
+        def make(errlog: Any = None, **kwargs: Any) -> Client[Any]:
+            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``)."""
+            transport = transport_for(target, errlog) if isinstance(target, ServerConfig) else target
             return Client(transport, mode=protocol, **kwargs)  # type: ignore[arg-type]
 
         return make

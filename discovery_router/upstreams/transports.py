@@ -11,8 +11,11 @@ from typing import Any
 from discovery_router.config.model import ServerConfig
 
 
-def transport_for(config: ServerConfig) -> Any:
-    """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive)."""
+def transport_for(config: ServerConfig, errlog: Any = None) -> Any:
+    """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive).
+
+    ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines).
+    """
     from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
 
     if config.transport == "stdio":
@@ -23,6 +26,7 @@ def transport_for(config: ServerConfig) -> Any:
             env=dict(config.env) or None,
             cwd=config.cwd,
             keep_alive=False,
+            log_file=errlog,
         )
     assert config.url is not None
     if config.transport == "sse":

@@ -1,0 +1,148 @@
+"""Reliability II (issue 14), the upstream side: log lines reach only the client they belong to (item 10),
+dropped tool names show in ``status`` (item 11), an upstream's stderr is prefixed, masked and shown only with
+``-v`` (also seen), and a stdio request the SDK cannot parse is answered (item 7). Real processes throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastmcp import Client
+
+from discovery_router.mcp.server import build_server
+from tests.conftest import config_router
+from tests.test_passthrough import library_stdio
+
+REPO = Path(__file__).parent.parent
+SECRET = "tok-77aa66bb55cc"
+
+RAW_SERVER = r'''
+import json, os, sys
+print(f"raw server starting with {os.environ['RAW_TOKEN']}", file=sys.stderr, flush=True)
+def tool(name):
+    return {"name": name, "description": f"Look up {name}", "inputSchema": {"type": "object"}}
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "raw", "version": "1"}}
+    elif msg["method"] == "tools/list":
+        result = {"tools": [tool("lookup"), tool("lookup"), tool("bad\nname"), tool("other")]}
+    else:
+        result = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+'''
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "discovery_router", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+
+
+def raw_config(tmp_path: Path) -> Path:
+    script = tmp_path / "raw_server.py"
+    script.write_text(RAW_SERVER)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"mcpServers": {"raw": {"command": sys.executable, "args": [str(script)],
+                                                         "protocol": "legacy", "env": {"RAW_TOKEN": SECRET}}},
+                                  "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    return config
+
+
+# -- 10: a log line reaches only the client whose call it is about ----------------------------------------
+
+
+async def test_log_line_after_a_clients_answer_never_reaches_another_client():
+    """Client A's call answers, then the (handshake-era, stdio) upstream logs about it while only client B's
+    call is in flight: nothing ties the line to a call, so no client gets it."""
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+
+    def recorder(who: str) -> Any:
+        async def on_log(message: Any) -> None:
+            data = message.data
+            seen[who].append(data.get("msg") if isinstance(data, dict) else str(data))
+        return on_log
+
+    router = config_router({"library": library_stdio()})
+    app = build_server(router)
+    async with Client(app, log_handler=recorder("a")) as a, Client(app, log_handler=recorder("b")) as b:
+        await router.wait_ready()
+        b_call = asyncio.create_task(b.call_tool("call_tool", {"name": "library/nap", "arguments": {"seconds": 3}}))
+        await asyncio.sleep(0.5)
+        answer = await a.call_tool("call_tool", {"name": "library/answer_then_log", "arguments": {"text": "A-only"}})
+        assert answer.content[0].text == "answered A-only"
+        assert (await b_call).content[0].text == "slept 3"
+    assert not any("A-only" in line for line in seen["b"])
+    assert not any("A-only" in line for line in seen["a"])  # not certain either: logged locally only
+
+
+async def test_log_lines_during_a_single_clients_call_still_reach_it():
+    logs: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        logs.append(message.data.get("msg") if isinstance(message.data, dict) else str(message.data))
+
+    router = config_router({"library": library_stdio()})
+    async with Client(build_server(router), log_handler=on_log) as client:
+        await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": 2}})
+    assert [line for line in logs if line.startswith("step")] == ["step 0 of 2", "step 1 of 2"]
+
+
+# -- 11: duplicates and refused names in status; stderr prefixed, masked, only with -v --------------------
+
+
+def test_status_flags_duplicate_and_refused_tool_names_and_keeps_stderr_out(tmp_path: Path):
+    config = raw_config(tmp_path)
+    status = cli("--config", str(config), "status")
+    assert status.returncode == 0, status.stderr
+    assert "raw: tools listed twice (first kept): lookup" in status.stdout
+    assert "raw: tools refused for invalid names: 'bad\\nname'" in status.stdout
+    assert "raw server starting" not in status.stderr + status.stdout  # upstream stderr only with -v
+    document = json.loads(cli("--config", str(config), "status", "--json").stdout)
+    assert document[0]["duplicate_tools"] == ["lookup"] and document[0]["refused_tools"] == ["'bad\\nname'"]
+
+    verbose = cli("--config", str(config), "-v", "status")
+    assert "[raw] raw server starting with ***" in verbose.stderr
+    assert SECRET not in verbose.stderr + verbose.stdout
+
+
+# -- 7: a request with a lone surrogate over stdio gets a JSON-RPC error ------------------------------------
+
+
+def test_stdio_request_with_a_lone_surrogate_is_answered_and_serving_goes_on(tmp_path: Path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"mcpServers": {}, "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]
+    raw = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    raw += b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_tools","arguments":' \
+           b'{"query":"a\\ud800b"}}}\n'
+    raw += b'{"jsonrpc":"2.0","id":3,"method":"tools/list"}\n'
+    process = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(raw)
+        process.stdin.flush()
+        replies: dict[int, dict] = {}
+        while 3 not in replies:  # bounded by the test timeout; a missing reply for id 2 fails below
+            message = json.loads(process.stdout.readline())
+            if "id" in message:
+                replies[message["id"]] = message
+        assert "result" in replies[3]  # still serving after the bad line
+        assert 2 in replies and replies[2]["error"]["code"] in (-32600, -32602, -32700)
+        assert "surrogate" in replies[2]["error"]["message"]
+    finally:
+        process.kill()
+        process.wait(10)
