@@ -29,7 +29,7 @@ class FusionConfig:
     server_weight: float = 0.3
     split_steps: bool = False
     steps_min_tokens: int = 30
-    task_weight: float = 0.3
+    task_weight: float = 0.5
     """Step search: each step's scores plus this share of the whole task's (context for the step)."""
     weak_cosine: float = 0.3
     weak_coverage: float = 0.5

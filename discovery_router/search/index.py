@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from discovery_router.search.dense import DenseVectors
 from discovery_router.search.embedders.base import Embedder
 from discovery_router.search.fusion import FusionConfig, ServerGroups, fuse, server_pass
 from discovery_router.search.text import document_text, embedding_text, split_steps, tokenize
+
+T = TypeVar("T")
 
 
 class SearchIndex:
@@ -141,7 +144,7 @@ class SearchIndex:
             scores = scores.copy()
             scores[exact] = max(float(scores.max()), 0.0) + 1.0
         top = order[:limit]
-        weak = self._weak(query, semantic[0], top[:1]) if len(top) and exact is None else False
+        weak = self._weak(query, semantic[0], int(top[0])) if len(top) and exact is None else False
         return [Hit(self.docs[i], float(scores[i]), weak) for i in top]
 
     def search_steps(
@@ -193,20 +196,17 @@ class SearchIndex:
                         groups[s].append(i)
                         break
         return [
-            [Hit(self.docs[i], float(step_scores[s][i]), self._weak(steps[s], semantic[s], group[:1]) if j == 0
+            [Hit(self.docs[i], float(step_scores[s][i]), self._weak(steps[s], semantic[s], group[0]) if j == 0
                  else False) for j, i in enumerate(group)]
             for s, group in enumerate(groups)
         ]
 
-    def _weak(self, query: str, semantic: np.ndarray | None, top: np.ndarray) -> bool:
+    def _weak(self, query: str, semantic: np.ndarray | None, i: int) -> bool:
         """True when the best hit barely matches: low cosine and few of the query's words.
 
         Fused scores are relative (the best is always near 1), so strength is
         judged on the raw evidence of the top document instead.
         """
-        if not len(top):
-            return False
-        i = int(top[0])
         words = set(tokenize(query))
         covered = len(words & set(tokenize(document_text(self.docs[i])))) / len(words) if words else 0.0
         if semantic is not None:
@@ -214,7 +214,7 @@ class SearchIndex:
         return covered < self.fusion.weak_coverage
 
     @staticmethod
-    def merged(groups: Sequence[Sequence[Hit]]) -> list[Hit]:
+    def merged(groups: Sequence[Sequence[T]]) -> list[T]:
         """Groups flattened round-robin: every step's first tool, then every step's second, ..."""
         depth = max((len(g) for g in groups), default=0)
         return [g[r] for r in range(depth) for g in groups if r < len(g)]
