@@ -184,3 +184,14 @@ def test_add_refuses_what_it_would_silently_drop_or_misread(config: Path):
     assert no_dashes.returncode == 2
     assert "put the server's command after --: discovery-router add local -- /opt/bin/my-server --flag" in no_dashes.stderr
     assert config.read_text() == before
+
+
+def test_search_with_steps_prints_a_block_per_step(config: Path):
+    found = run("--config", str(config), "search", "jot two things down", "--step", "write a new note",
+                "--step", "find my notes about a topic")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert lines[0] == "[1] write a new note" and lines[1].startswith("notes/create_note: ")
+    assert "[2] find my notes about a topic" in lines
+    as_json = json.loads(run("--config", str(config), "search", "jot", "--step", "write a new note", "--json").stdout)
+    assert as_json[0]["id"] == "notes/create_note" and as_json[0]["step"] == 1

@@ -100,10 +100,10 @@ class SearchIndex:
             scores = np.where(allowed, scores, 0.0)
         n = len(scores)
         if k is not None and k < n:
-            part = np.argpartition(-scores, k - 1)[:k]
-            part = part[scores[part] > 0]
-            # ties at the cut are resolved by index, as the stable full sort did
-            return part[np.lexsort((part, -scores[part]))]
+            cut = scores[np.argpartition(-scores, k - 1)[k - 1]]
+            # every document tied at the cut, so ties go by index as in the stable full sort
+            part = np.flatnonzero(scores >= max(cut, np.nextafter(0, 1)))
+            return part[np.argsort(-scores[part], kind="stable")][:k]
         candidates = np.flatnonzero(scores > 0)
         return candidates[np.argsort(-scores[candidates], kind="stable")]
 
