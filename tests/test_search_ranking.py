@@ -159,3 +159,16 @@ def test_partial_top_k_matches_a_full_sort(hybrid):
 def test_weak_flag_only_when_nothing_fits(hybrid):
     assert not hybrid.search("weather forecast for Paris", limit=3)[0].weak
     assert hybrid.search("quantum chromodynamics lattice simulation", limit=3)[0].weak
+
+
+def test_plural_descriptions_and_destructive_names_do_not_win_by_word_overlap(embedder):
+    docs = [ToolDoc("git", "git_log", "Shows the commit logs"), ToolDoc("git", "git_show", "Shows the contents of a commit"),
+            ToolDoc("git", "git_commit", "Records changes to the repository"),
+            ToolDoc("memory", "create_entities", "Create multiple new entities in the knowledge graph"),
+            ToolDoc("memory", "delete_entities", "Delete multiple entities and their associated relations from the "
+                    "knowledge graph"), ToolDoc("memory", "read_graph", "Read the entire knowledge graph")]
+    index = SearchIndex(docs)
+    index.attach_embeddings(embedder, embedder.encode(index.embedding_texts()))
+    assert top(index, "show the commit log")[0] == "git/git_log"
+    assert top(index, "store an entity in the knowledge graph")[0] == "memory/create_entities"
+    assert top(index, "delete an entity from the knowledge graph")[0] == "memory/delete_entities"

@@ -29,6 +29,9 @@ class FusionConfig:
     server_weight: float = 0.3
     split_steps: bool = False
     steps_min_tokens: int = 30
+    destructive_penalty: float = 0.15
+    """Subtracted from tools whose name says delete/remove/drop... when the query asks for none of that:
+    "store an entity" shares every word with ``delete_entities`` but not the intent."""
     task_weight: float = 0.5
     """Step search: each step's scores plus this share of the whole task's (context for the step)."""
     weak_cosine: float = 0.3

@@ -20,7 +20,14 @@ from discovery_router.search.bm25 import BM25Retriever
 from discovery_router.search.dense import DenseVectors
 from discovery_router.search.embedders.base import Embedder
 from discovery_router.search.fusion import FusionConfig, ServerGroups, fuse, server_pass
-from discovery_router.search.text import document_text, embedding_text, split_steps, tokenize
+from discovery_router.search.text import (
+    asks_to_destroy,
+    destructive_name,
+    document_text,
+    embedding_text,
+    split_steps,
+    tokenize,
+)
 
 T = TypeVar("T")
 
@@ -47,6 +54,7 @@ class SearchIndex:
         self._servers = servers
         self._server_ids = np.array([self._server_pos[d.server] for d in self.docs], dtype=np.int64)
         self._server_groups = ServerGroups(self._server_ids, len(servers))
+        self._destructive = np.array([destructive_name(d.name) for d in self.docs], dtype=bool)
         keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
         seen = Counter(key for key, _ in keys)
         self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
@@ -88,6 +96,9 @@ class SearchIndex:
                 semantic = np.where(allowed, semantic, semantic[allowed].min() if allowed.any() else 0.0)
         fused = fuse(lexical, semantic, self.fusion)
         fused = server_pass(fused, self._server_groups, self.fusion.server_weight)
+        if self.fusion.destructive_penalty and self._destructive.any() and not asks_to_destroy(query):
+            fused = np.where(self._destructive & (fused > 0), np.maximum(fused - self.fusion.destructive_penalty,
+                                                                         1e-9), fused)
         return fused
 
     def _ranked(self, scores: np.ndarray, allowed: np.ndarray | None, k: int | None = None) -> np.ndarray:
