@@ -54,6 +54,7 @@ class SearchIndex:
         self._servers = servers
         self._server_ids = np.array([self._server_pos[d.server] for d in self.docs], dtype=np.int64)
         self._server_groups = ServerGroups(self._server_ids, len(servers))
+        self._doc_words: dict[int, frozenset[str]] = {}
         self._destructive = np.array([destructive_name(d.name) for d in self.docs], dtype=bool)
         keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
         seen = Counter(key for key, _ in keys)
@@ -219,10 +220,17 @@ class SearchIndex:
         judged on the raw evidence of the top document instead.
         """
         words = set(tokenize(query))
-        covered = len(words & set(tokenize(document_text(self.docs[i])))) / len(words) if words else 0.0
+        covered = len(words & self._words_of(i)) / len(words) if words else 0.0
         if semantic is not None:
             return float(semantic[i]) < self.fusion.weak_cosine and covered < self.fusion.weak_coverage
         return covered < self.fusion.weak_coverage
+
+    def _words_of(self, i: int) -> frozenset[str]:
+        """Search tokens of document ``i``, kept once computed (only top hits are ever asked for)."""
+        words = self._doc_words.get(i)
+        if words is None:
+            words = self._doc_words[i] = frozenset(tokenize(document_text(self.docs[i])))
+        return words
 
     @staticmethod
     def merged(groups: Sequence[Sequence[T]]) -> list[T]:
