@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder with tools.jsonl and queries_dev.jsonl or queries.jsonl")
     parser.add_argument("--rankings", type=Path, default=None,
                         help="retrieval: write every query and the router's top 10 to this JSONL file")
+    parser.add_argument("--plans", type=Path, default=None,
+                        help='retrieval: JSONL of {"id", "steps"} giving queries a plan (step mode)')
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                         help="router cache dir for embeddings (shared across runs)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out=args.out, corpus_dir=args.corpus, quick=args.quick, rankings=args.rankings,
+    ctx = Context(out=args.out, corpus_dir=args.corpus, quick=args.quick, rankings=args.rankings, plans=args.plans,
                   cache_dir=args.cache_dir, verbose=not args.quiet)
     machine = machine_info()
     t0 = time.perf_counter()

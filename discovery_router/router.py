@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,28 @@ from discovery_router.upstreams.connection import Upstream, UpstreamState, Upstr
 from discovery_router.cache import IndexCache, clean_tool
 
 logger = logging.getLogger("discovery_router")
+
+
+class Matches(list[ToolEntry]):
+    """What :meth:`Router.search` found: the tools, best first, plus what a client should be told.
+
+    A list, so callers that only want the tools use it as one. ``weak``: even
+    the best hit barely matches the query (say so rather than pass off filler as
+    answers). In step mode, ``steps`` are the plan, ``groups[i]`` the tools for
+    ``steps[i]`` and ``weak_steps[i]`` whether that step's best is weak.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[ToolEntry] = (),
+        *,
+        weak: bool = False,
+        steps: tuple[str, ...] = (),
+        groups: tuple[list[ToolEntry], ...] = (),
+        weak_steps: tuple[bool, ...] = (),
+    ) -> None:
+        super().__init__(entries)
+        self.weak, self.steps, self.groups, self.weak_steps = weak, steps, groups, weak_steps
 
 
 ServerTarget = ServerConfig | UpstreamSpec | Any
@@ -305,18 +327,37 @@ class Router:
 
     # -- the three operations --------------------------------------------
 
-    async def search(self, query: str, limit: int | None = None, server: str | None = None) -> list[ToolEntry]:
-        """The best-matching tools for a plain-language query (from the servers ready; see :meth:`ready_catalog`)."""
+    async def search(
+        self, query: str, limit: int | None = None, server: str | None = None, steps: Sequence[str] | None = None
+    ) -> Matches:
+        """The best-matching tools for a plain-language query, or for each step of a plan.
+
+        With ``steps`` (the agent's plan for ``query``) each step is searched
+        with the whole task as context, and ``limit`` caps the tools per step
+        (at most ``settings.step_limit``); the answer lists every step's best
+        tool first (round-robin), each tool once, and ``Matches.groups`` says
+        which step each tool serves. Answers from the servers ready (see :meth:`ready_catalog`).
+        """
         await self._index_ready(server)
+        if limit is not None and limit < 1:
+            raise RouterError(f"limit must be at least 1 (got {limit}).")
         if server is not None and server not in self.upstreams:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
-        limit = self.settings.search_limit if limit is None else limit
-        if limit < 1:
-            raise RouterError(f"limit must be at least 1 (got {limit}).")
-        limit = min(limit, self.settings.max_search_limit)
         catalog, index = self.indexer.served
-        return [catalog.resolve(hit.doc.id) for hit in index.search(query, limit, server)]
+        plan = [s.strip() for s in steps or () if s and s.strip()]
+        if plan:
+            per_step = self.settings.step_limit if limit is None else min(limit, self.settings.step_limit)
+            groups = index.search_steps(query, plan, max(1, per_step), server)
+            entries = [[catalog.resolve(h.doc.id) for h in group] for group in groups]
+            flat = SearchIndex.merged(entries)
+            weak = tuple(bool(group) and group[0].weak for group in groups)
+            return Matches(flat, steps=tuple(plan), groups=tuple(entries), weak_steps=weak,
+                           weak=bool(weak) and all(weak))
+        limit = self.settings.search_limit if limit is None else limit
+        limit = min(limit, self.settings.max_search_limit)
+        hits = index.search(query, limit, server)
+        return Matches([catalog.resolve(hit.doc.id) for hit in hits], weak=bool(hits) and hits[0].weak)
 
     def failed_servers_named(self, query: str, server: str | None = None) -> list[tuple[str, str]]:
         """(name, reason) of failed servers the query names as a word, or the filter names: a search

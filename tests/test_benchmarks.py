@@ -89,3 +89,27 @@ def test_soak_lost_nothing(quick_run: Path) -> None:
     data = json.loads((quick_run / "soak.json").read_text())
     assert data["calls"] > 0 and data["mismatches"] == 0 and data["errors"] == 0
     assert data["samples"] and all(s["rss_mb"] for s in data["samples"])
+
+
+def test_retrieval_ranks_queries_with_steps_in_both_modes(tmp_path: Path) -> None:
+    """A labelled fixture whose queries carry plans: both modes reported, ranked_steps written."""
+    pytest.importorskip("matplotlib")
+    corpus = ROOT / "tests" / "data" / "steps_corpus"
+    rankings = tmp_path / "rankings.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "retrieval", "--corpus", str(corpus), "--out",
+         str(tmp_path), "--quiet", "--rankings", str(rankings), "--cache-dir", str(tmp_path / "cache")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = json.loads((tmp_path / "retrieval.json").read_text())
+    assert data["queries_with_steps"] == 2
+    by_key = {r["key"]: r for r in data["retrievers"]}
+    assert by_key["router_steps"]["metrics"]["all"]["n"] == by_key["router_whole_planned"]["metrics"]["all"]["n"] == 2
+    assert by_key["router_steps"]["metrics"]["all"]["R@3"] == 1.0  # each step's best tool is its gold tool
+    lines = [json.loads(line) for line in rankings.read_text().splitlines()]
+    assert [("ranked_steps" in line) for line in lines] == [True, True, False]
+    first = lines[0]["ranked_steps"]
+    assert first[:3] == [{"server": "Weather", "tool": "get_forecast"}, {"server": "Translate", "tool": "translate_text"},
+                         {"server": "Mail", "tool": "send_email"}]
+    assert len(first) == len({(r["server"], r["tool"]) for r in first}) <= 10

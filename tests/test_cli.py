@@ -197,3 +197,14 @@ def test_serve_on_a_port_in_use_says_pass_port(tmp_path: Path):
     assert result.returncode == 1
     assert f"error: port {port} is in use on 127.0.0.1: pass --port N" in result.stderr
     assert "Traceback" not in result.stderr and "Starting MCP server" not in result.stderr  # nothing started
+
+
+def test_search_with_steps_prints_a_block_per_step(config: Path):
+    found = run("--config", str(config), "search", "jot two things down", "--step", "write a new note",
+                "--step", "find my notes about a topic")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert lines[0] == "[1] write a new note" and lines[1].startswith("notes/create_note: ")
+    assert "[2] find my notes about a topic" in lines
+    as_json = json.loads(run("--config", str(config), "search", "jot", "--step", "write a new note", "--json").stdout)
+    assert as_json[0]["id"] == "notes/create_note" and as_json[0]["step"] == 1

@@ -247,3 +247,29 @@ async def test_router_search_refuses_a_limit_below_one(router: Router):
 
     with pytest.raises(RouterError, match=r"^limit must be at least 1 \(got 0\)\.$"):  # the CLI's --limit 0
         await router.search("weather", 0)
+
+
+async def test_search_with_steps_gives_each_step_its_tools_once(client: Client):
+    result = await client.call_tool_mcp("search_tools", {
+        "query": "check the forecast for Oslo and keep a note of it",
+        "steps": ["get the weather forecast for a city", "create a note"], "limit": 2})
+    lines = result.content[0].text.splitlines()
+    assert lines[0] == "[1] get the weather forecast for a city"
+    assert lines[1].startswith("weather/get_forecast: ")
+    second = lines.index("[2] create a note")
+    assert lines[second + 1].startswith("notes/create_note: ")
+    ids = [line.split(":")[0] for line in lines if not line.startswith("[")]
+    assert len(ids) == len(set(ids)) and len(lines) <= 2 + 2 * 2  # a tool once, at most `limit` per step
+
+
+async def test_a_weak_best_match_is_flagged_and_a_good_one_is_not(client: Client):
+    weak = (await client.call_tool_mcp("search_tools", {"query": "weather satellite launch schedule orbit"}))
+    assert weak.content[0].text.splitlines()[-1].startswith("(weak matches")
+    good = (await client.call_tool_mcp("search_tools", {"query": "weather forecast for a city"}))
+    assert "weak" not in good.content[0].text
+
+
+async def test_search_description_asks_for_the_plan_as_steps(client: Client):
+    tool = {t.name: t for t in await client.list_tools()}["search_tools"]
+    assert "steps" in tool.description
+    assert tool.input_schema["properties"]["steps"]["anyOf"][0] == {"items": {"type": "string"}, "type": "array"}

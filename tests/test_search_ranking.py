@@ -131,3 +131,44 @@ def test_attach_while_searching_from_another_thread(embedder):
     thread.join()
     assert not errors
     assert index.hybrid
+
+
+def test_steps_each_get_their_own_best_tools_once(hybrid):
+    groups = hybrid.search_steps("trip prep", ["weather forecast for Berlin", "translate text to French",
+                                               "email the summary to my team"], per_step=2)
+    assert [g[0].doc.id for g in groups] == ["weather/get_forecast", "translate/translate_text", "mail/send_email"]
+    ids = [h.doc.id for g in groups for h in g]
+    assert len(ids) == len(set(ids)) == 6
+    merged = [h.doc.id for h in SearchIndex.merged(groups)]
+    assert merged[:3] == [g[0].doc.id for g in groups]  # every step's best before any step's second
+
+
+def test_step_shared_by_two_steps_goes_to_the_first(hybrid):
+    groups = hybrid.search_steps("", ["read a file", "read the file again"], per_step=1)
+    assert groups[0][0].doc.id == "files/read_file" and groups[1][0].doc.id != "files/read_file"
+    assert hybrid.search_steps("x", [], per_step=2) == [] and hybrid.search_steps("x", ["a file"], per_step=0) == [[]]
+
+
+def test_partial_top_k_matches_a_full_sort(hybrid):
+    scores = np.array([0.5, 0.0, 0.9, 0.5, 0.1, 0.9, 0.0, 0.3])
+    full = hybrid._ranked(scores, None)
+    for k in range(1, len(scores) + 2):
+        assert list(hybrid._ranked(scores, None, k)) == list(full[:k])
+
+
+def test_weak_flag_only_when_nothing_fits(hybrid):
+    assert not hybrid.search("weather forecast for Paris", limit=3)[0].weak
+    assert hybrid.search("quantum chromodynamics lattice simulation", limit=3)[0].weak
+
+
+def test_plural_descriptions_and_destructive_names_do_not_win_by_word_overlap(embedder):
+    docs = [ToolDoc("git", "git_log", "Shows the commit logs"), ToolDoc("git", "git_show", "Shows the contents of a commit"),
+            ToolDoc("git", "git_commit", "Records changes to the repository"),
+            ToolDoc("memory", "create_entities", "Create multiple new entities in the knowledge graph"),
+            ToolDoc("memory", "delete_entities", "Delete multiple entities and their associated relations from the "
+                    "knowledge graph"), ToolDoc("memory", "read_graph", "Read the entire knowledge graph")]
+    index = SearchIndex(docs)
+    index.attach_embeddings(embedder, embedder.encode(index.embedding_texts()))
+    assert top(index, "show the commit log")[0] == "git/git_log"
+    assert top(index, "store an entity in the knowledge graph")[0] == "memory/create_entities"
+    assert top(index, "delete an entity from the knowledge graph")[0] == "memory/delete_entities"

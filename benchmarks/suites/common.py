@@ -60,6 +60,7 @@ class Context:
     corpus_dir: Path = DEFAULT_CORPUS
     quick: bool = False
     rankings: Path | None = None
+    plans: Path | None = None
     cache_dir: Path = DEFAULT_CACHE
     verbose: bool = True
     started: float = field(default_factory=time.perf_counter)
@@ -69,7 +70,7 @@ class Context:
     def corpus(self) -> Corpus:
         """The labelled corpus; in --quick a subset (every gold server plus others, ~400 tools)."""
         if "corpus" not in self.shared:
-            corpus = load_corpus(self.corpus_dir)
+            corpus = load_corpus(self.corpus_dir, self.plans)
             if self.quick:
                 corpus = corpus.subset(max_tools=400, max_queries=80)
             self.shared["corpus"] = corpus
@@ -235,7 +236,8 @@ class CorpusRouter:
     info: dict[str, Any]
 
 
-def load_corpus(folder: Path) -> Corpus:
+def load_corpus(folder: Path, plans: Path | None = None) -> Corpus:
+    """The corpus in ``folder``; ``plans`` (JSONL of ``{"id", "steps"}``) adds steps to queries by id."""
     folder = Path(folder)
     tools = [json.loads(line) for line in open(folder / "tools.jsonl", encoding="utf-8") if line.strip()]
     descriptions: dict[str, str] = {}
@@ -249,6 +251,9 @@ def load_corpus(folder: Path) -> Corpus:
         if (folder / candidate).exists():
             queries = [json.loads(line) for line in open(folder / candidate, encoding="utf-8") if line.strip()]
             break
+    if plans is not None:
+        steps = {p["id"]: p["steps"] for p in map(json.loads, open(plans, encoding="utf-8").read().splitlines()) if p}
+        queries = [q | {"steps": steps[q["id"]]} if q.get("id") in steps else q for q in queries]
     return Corpus(folder.name, tools, descriptions, queries)
 
 

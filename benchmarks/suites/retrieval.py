@@ -59,11 +59,13 @@ def aggregate(rows: list[tuple[Any, dict[str, float]]]) -> dict[str, dict[str, f
     return out
 
 
-async def _evaluate(name: str, corpus: Corpus, rank: Callable[[str], Any], ctx: Context) -> dict[str, Any]:
+async def _evaluate(name: str, corpus: Corpus, rank: Callable[[Any], Any], ctx: Context,
+                    queries: Sequence[dict[str, Any]] | None = None, whole: bool = True) -> dict[str, Any]:
+    """``rank`` gets each query's text (``whole``) or the query object itself (step mode)."""
     rows, latencies, rankings = [], [], []
-    for q in corpus.queries:
+    for q in corpus.queries if queries is None else queries:
         t0 = time.perf_counter()
-        ranked = rank(q["query"])
+        ranked = rank(q["query"] if whole else q)
         if hasattr(ranked, "__await__"):
             ranked = await ranked
         latencies.append(time.perf_counter() - t0)
@@ -94,6 +96,24 @@ async def run(ctx: Context) -> dict[str, Any]:
     shipped = await _evaluate(f"router (shipped default: {shared.info['mode']})", corpus, rank_router, ctx)
     shipped["key"] = "router"
     retrievers.append(shipped)
+
+    # 1b. step mode: queries that carry the agent's plan, through the same Router.search the MCP tool calls
+    planned = [q for q in corpus.queries if q.get("steps")]
+    step_rankings: dict[int, list[tuple[str, str]]] = {}
+    if planned:
+        async def rank_steps(q: dict[str, Any]) -> list[tuple[str, str]]:
+            hits = await router.search(q["query"], DEPTH, steps=q["steps"])  # the merged list, as the client sees it
+            return [(unslug.get(e.server, e.server), e.name) for e in hits][:DEPTH]
+
+        whole = await _evaluate("router, whole task (queries with steps)", corpus, rank_router, ctx, planned)
+        whole["key"] = "router_whole_planned"
+        steps = await _evaluate("router, step mode (queries with steps)", corpus, rank_steps, ctx, planned,
+                                whole=False)
+        steps["key"] = "router_steps"
+        retrievers += [whole, steps]
+        step_rankings = {id(q): r for q, r in zip(planned, steps["_rankings"])}
+    else:
+        notes.append("step mode: no query in this corpus carries steps (pass --plans FILE to add them)")
 
     # 2. the lexical part alone: the router's own documents and fusion config, no embeddings
     from discovery_router.search import SearchIndex
@@ -141,12 +161,16 @@ async def run(ctx: Context) -> dict[str, Any]:
         ctx.rankings.parent.mkdir(parents=True, exist_ok=True)
         with open(ctx.rankings, "w", encoding="utf-8") as handle:
             for q, ranked in zip(corpus.queries, shipped["_rankings"]):
-                handle.write(json.dumps({"query": q["query"], "ranked": [
-                    {"server": s, "tool": t} for s, t in ranked[:DEPTH]]}, ensure_ascii=False) + "\n")
+                line: dict[str, Any] = {"query": q["query"], "ranked": [
+                    {"server": s, "tool": t} for s, t in ranked[:DEPTH]]}
+                if id(q) in step_rankings:
+                    line["steps"] = q["steps"]
+                    line["ranked_steps"] = [{"server": s, "tool": t} for s, t in step_rankings[id(q)]]
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     for r in retrievers:
         r.pop("_rankings", None)
 
-    plots = [_plot(ctx, retrievers)]
+    plots = [_plot(ctx, [r for r in retrievers if r["key"] not in ("router_whole_planned", "router_steps")])]
     checks = []
     by_key = {r["key"]: r for r in retrievers}
     if by_key["router"]["metrics"] and by_key["peer"]["metrics"]:
@@ -163,6 +187,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "tools": len(corpus.tools),
         "servers": len(corpus.servers),
         "queries": len(corpus.queries),
+        "queries_with_steps": len(planned),
         "router_info": shared.info,
         "server_descriptions_in_router": True,
         "retrievers": retrievers,
@@ -270,12 +295,16 @@ def summary(result: dict[str, Any]) -> str:
         for r in measured:
             rows.append([r["name"]] + [
                 f"{r['metrics'][lv]['R@5']:.3f} / {r['metrics'][lv]['MRR']:.3f} / {r['metrics'][lv]['all@10']:.3f}"
-                for lv in levels])
+                if lv in r["metrics"] else "-" for lv in levels])
         lines.append(md_table(["retriever"] + [f"{lv} (n={measured[0]['metrics'][lv]['n']})" for lv in levels],
                               rows))
     for r in result["retrievers"]:
         if r.get("note"):
             lines.append(f"\n- {r['name']}: {r['note']}")
+    if result.get("queries_with_steps"):
+        lines += ["", f"Step mode: {result['queries_with_steps']} queries carry a plan (`steps`); each is ranked "
+                      "as the whole task and with its steps (`Router.search(query, steps=...)`, the merged "
+                      "round-robin list as the client gets it, at most `step_limit` tools per step)."]
     lines += ["", "Latency columns are per query as driven here (router: `Router.search` in-process; "
                   "peer: an MCP round trip through an in-memory fastmcp Client), not comparable with each other.",
               "", "![retrieval](retrieval.png)"]

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=None)
     search.add_argument("--server", default=None, help="only this server's tools")
+    search.add_argument("--step", action="append", default=None, dest="steps", metavar="STEP",
+                        help="one step of the task's plan (repeat): tools are found per step")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(handler=cmd_search)
 
@@ -257,15 +259,19 @@ def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
         await router.wait_hybrid(timeout=120)
-        hits = await router.search(args.query, args.limit, args.server)
+        hits = await router.search(args.query, args.limit, args.server, steps=args.steps)
         out = Output(as_json=args.json)
-        if out.rich:
+        if out.rich and hits.steps:
+            print(render.search_results(hits, router.settings.summary_chars))  # a table cannot show the steps
+        elif out.rich:
             rows = [[h.id, "" if h.available else "unreachable", render.summarize(h.tool.description, 200)] for h in hits]
             out.table(Table(f"search: {args.query}", ["id", "server state", "summary"], rows, status_column=None))
         elif not args.json:
             print(render.search_results(hits, router.settings.summary_chars))  # what an agent gets
+        step_of = {e.id: n for n, group in enumerate(hits.groups) for e in group}
         out.document([{"id": h.id, "server": h.server, "tool": h.name, "available": h.available,
-                       "summary": render.summarize(h.tool.description, router.settings.summary_chars)} for h in hits])
+                       "summary": render.summarize(h.tool.description, router.settings.summary_chars)}
+                      | ({"step": step_of[h.id] + 1} if h.id in step_of else {}) for h in hits])
         return EXIT_OK if hits else EXIT_FAILURE
 
     return _run_with_router(args, work, semantic=True)

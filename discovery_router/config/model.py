@@ -37,6 +37,8 @@ class RouterSettings:
     max_search_limit: int = 25
     summary_chars: int = 96
     """Longest one-line summary shown per search hit."""
+    step_limit: int = 3
+    """Most tools shown per step when a search is given the plan's steps (a 4-step plan: 12 lines)."""
     cache_dir: str | None = None
     """Where index_cache/ keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
     cache_poll_interval: float = 2.0

@@ -11,6 +11,9 @@ from discovery_router.catalog import ToolEntry
 
 NO_MATCH = "No tools matched. Try other words."
 NO_MATCH_FILTERED = "No tools matched. Try other words, or drop the server filter."
+WEAK_NOTE = "(weak matches: none fits well; rephrase or try other words)"
+WEAK_STEP = " (weak match)"
+STEP_CHARS = 60
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -27,6 +30,10 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bo
                    down: Sequence[tuple[str, str]] = (), starting: Sequence[str] = ()) -> str:
     """One line per hit: ``id: summary``, with unreachable servers flagged.
 
+    ``entries`` may be a :class:`~discovery_router.router.Matches`: a step search
+    is shown as one ``[n] step`` line per step followed by its tools, and a weak
+    best hit gets a one-line note (filler must not look like an answer).
+
     ``filtered``: a server filter was given (the no-match hint then says to drop it).
     ``down``: (server, reason) of servers the query names that are not connected, said after the hits.
     ``starting``: servers still connecting for the first time, whose tools were not searched.
@@ -36,14 +43,28 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bo
         notes.append(f"Still starting, not searched yet (search again shortly): {', '.join(starting)}")
     if not entries:
         return "\n".join([NO_MATCH_FILTERED if filtered else NO_MATCH, *notes])
-    lines = []
-    for entry in entries:
-        flag = " [server unreachable]" if not entry.available else ""
-        if entry.policy is not None and entry.policy.label:  # governance: read-only / asks to confirm / refused
-            flag += f" [{entry.policy.label}]"
-        summary = summarize(entry.tool.description, max_chars)
-        lines.append(f"{entry.id}{flag}: {summary}" if summary else f"{entry.id}{flag}")
+    steps: Sequence[str] = getattr(entries, "steps", ())
+    if steps:  # a Matches from a step search: one block per step
+        groups: Sequence[Sequence[ToolEntry]] = getattr(entries, "groups", ())
+        weak_steps: Sequence[bool] = getattr(entries, "weak_steps", ())
+        lines = []
+        for n, (step, group) in enumerate(zip(steps, groups), 1):
+            weak = WEAK_STEP if n <= len(weak_steps) and weak_steps[n - 1] else ""
+            lines.append(f"[{n}] {summarize(step, STEP_CHARS)}{weak if group else ' (no match)'}")
+            lines.extend(_hit_line(entry, max_chars) for entry in group)
+        return "\n".join(lines + notes)
+    lines = [_hit_line(entry, max_chars) for entry in entries]
+    if getattr(entries, "weak", False):
+        lines.append(WEAK_NOTE)
     return "\n".join(lines + notes)
+
+
+def _hit_line(entry: ToolEntry, max_chars: int) -> str:
+    flag = " [server unreachable]" if not entry.available else ""
+    if entry.policy is not None and entry.policy.label:  # governance: read-only / asks to confirm / refused
+        flag += f" [{entry.policy.label}]"
+    summary = summarize(entry.tool.description, max_chars)
+    return f"{entry.id}{flag}: {summary}" if summary else f"{entry.id}{flag}"
 
 
 def tool_description(entry: ToolEntry) -> dict[str, Any]:

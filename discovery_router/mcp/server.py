@@ -43,8 +43,10 @@ INSTRUCTIONS = (
 
 SEARCH_DESCRIPTION = (
     "Search the available tools by describing the task in plain words. Returns the best matches, one per "
-    "line, as `<server>/<tool>: summary`. Use the id with describe_tool (for its parameters) and call_tool."
+    "line, as `<server>/<tool>: summary`. Use the id with describe_tool (for its parameters) and call_tool. "
+    "For a multi-step task, also pass your plan as `steps`."
 )
+STEPS_DESCRIPTION = "Multi-step task: your plan, one short step each; returns tools per step."
 DESCRIBE_DESCRIPTION = (
     "Get one tool's full description and JSON input schema (plus output schema and annotations when it has "
     "them). Pass an id from search_tools, e.g. `time/get_current_time`. Call this before call_tool."
@@ -99,9 +101,10 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         query: Annotated[str, Field(description="What you want to do, in plain words.")],
         limit: int = default_limit,  # its bounds are set below, from the settings
         server: Annotated[str | None, Field(description="Only search this server's tools.")] = None,
+        steps: Annotated[list[str] | None, Field(description=STEPS_DESCRIPTION)] = None,
     ) -> str:
         try:
-            hits = await router.search(query, limit, server)
+            hits = await router.search(query, limit, server, steps=steps)
         except RouterError as exc:
             raise ToolError(str(exc)) from None
         down = router.failed_servers_named(query, server)

@@ -29,6 +29,8 @@ class ToolDoc:
 class Hit:
     doc: ToolDoc
     score: float
+    weak: bool = False
+    """The best hit of its search barely matches (see ``SearchIndex._weak``): the client is told so."""
 
 
 class Retriever(ABC):

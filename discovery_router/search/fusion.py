@@ -29,6 +29,14 @@ class FusionConfig:
     server_weight: float = 0.3
     split_steps: bool = False
     steps_min_tokens: int = 30
+    destructive_penalty: float = 0.15
+    """Subtracted from tools whose name says delete/remove/drop... when the query asks for none of that:
+    "store an entity" shares every word with ``delete_entities`` but not the intent."""
+    task_weight: float = 0.5
+    """Step search: each step's scores plus this share of the whole task's (context for the step)."""
+    weak_cosine: float = 0.3
+    weak_coverage: float = 0.5
+    """A best hit under both (raw cosine to the query, share of the query's words it contains) is weak."""
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
@@ -67,10 +75,32 @@ def fuse(lexical: np.ndarray, dense: np.ndarray | None, config: FusionConfig) ->
     raise ValueError(f"unknown fusion method {config.method!r}")
 
 
-def server_pass(scores: np.ndarray, server_ids: np.ndarray, n_servers: int, weight: float) -> np.ndarray:
+class ServerGroups:
+    """Which tools share a server, laid out for per-server reductions.
+
+    ``np.maximum.at`` (unbuffered) is slow at 100k tools; sorting the tools by
+    server once lets ``np.maximum.reduceat`` take each server's best in one pass.
+    """
+
+    def __init__(self, server_ids: np.ndarray, n_servers: int) -> None:
+        self.ids = server_ids
+        self.order = np.argsort(server_ids, kind="stable")
+        sorted_ids = server_ids[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if len(server_ids) else \
+            np.zeros(0, dtype=np.int64)
+        self.present = sorted_ids[self.starts] if len(server_ids) else np.zeros(0, dtype=np.int64)
+        self.n = n_servers
+
+    def best(self, scores: np.ndarray) -> np.ndarray:
+        """Each server's best score (``-inf`` for a server with no tools)."""
+        out = np.full(self.n, -np.inf)
+        if len(scores):
+            out[self.present] = np.maximum.reduceat(scores[self.order], self.starts)
+        return out
+
+
+def server_pass(scores: np.ndarray, groups: ServerGroups, weight: float) -> np.ndarray:
     """Add ``weight`` x the best score of each tool's server to the tool's own score."""
-    if weight <= 0:
+    if weight <= 0 or not len(scores):
         return scores
-    best = np.full(n_servers, -np.inf)
-    np.maximum.at(best, server_ids, scores)
-    return scores + weight * best[server_ids]
+    return scores + weight * groups.best(scores)[groups.ids]

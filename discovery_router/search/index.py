@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -18,8 +19,17 @@ from discovery_router.search.base import Hit, Retriever, ToolDoc
 from discovery_router.search.bm25 import BM25Retriever
 from discovery_router.search.dense import DenseVectors
 from discovery_router.search.embedders.base import Embedder
-from discovery_router.search.fusion import FusionConfig, fuse, server_pass
-from discovery_router.search.text import embedding_text, split_steps, tokenize
+from discovery_router.search.fusion import FusionConfig, ServerGroups, fuse, server_pass
+from discovery_router.search.text import (
+    asks_to_destroy,
+    destructive_name,
+    document_text,
+    embedding_text,
+    split_steps,
+    tokenize,
+)
+
+T = TypeVar("T")
 
 
 class SearchIndex:
@@ -40,9 +50,12 @@ class SearchIndex:
         self._embedding_text_of = embedding_text_of
         self._dense: DenseVectors | None = None
         servers = sorted({d.server for d in self.docs})
-        position = {s: i for i, s in enumerate(servers)}
+        self._server_pos = {s: i for i, s in enumerate(servers)}
         self._servers = servers
-        self._server_ids = np.array([position[d.server] for d in self.docs], dtype=np.int64)
+        self._server_ids = np.array([self._server_pos[d.server] for d in self.docs], dtype=np.int64)
+        self._server_groups = ServerGroups(self._server_ids, len(servers))
+        self._doc_words: dict[int, frozenset[str]] = {}
+        self._destructive = np.array([destructive_name(d.name) for d in self.docs], dtype=bool)
         keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
         seen = Counter(key for key, _ in keys)
         self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
@@ -83,21 +96,43 @@ class SearchIndex:
             if semantic is not None:
                 semantic = np.where(allowed, semantic, semantic[allowed].min() if allowed.any() else 0.0)
         fused = fuse(lexical, semantic, self.fusion)
-        return server_pass(fused, self._server_ids, len(self._servers), self.fusion.server_weight)
+        fused = server_pass(fused, self._server_groups, self.fusion.server_weight)
+        if self.fusion.destructive_penalty and self._destructive.any() and not asks_to_destroy(query):
+            fused = np.where(self._destructive & (fused > 0), np.maximum(fused - self.fusion.destructive_penalty,
+                                                                         1e-9), fused)
+        return fused
 
-    def _ranked(self, scores: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
-        mask = scores > 0
+    def _ranked(self, scores: np.ndarray, allowed: np.ndarray | None, k: int | None = None) -> np.ndarray:
+        """Indices of the ``k`` best documents with evidence, best first.
+
+        A partial selection (``argpartition``) then a sort of those ``k`` only: a
+        full sort of 100k scores cost about half of a hybrid search.
+        """
         if allowed is not None:
-            mask &= allowed
-        candidates = np.flatnonzero(mask)
+            scores = np.where(allowed, scores, 0.0)
+        n = len(scores)
+        if k is not None and k < n:
+            cut = scores[np.argpartition(-scores, k - 1)[k - 1]]
+            # every document tied at the cut, so ties go by index as in the stable full sort
+            part = np.flatnonzero(scores >= max(cut, np.nextafter(0, 1)))
+            return part[np.argsort(-scores[part], kind="stable")][:k]
+        candidates = np.flatnonzero(scores > 0)
         return candidates[np.argsort(-scores[candidates], kind="stable")]
+
+    def _allowed(self, server: str | None) -> tuple[bool, np.ndarray | None]:
+        """(searchable, mask): an unknown server filter matches nothing."""
+        if server is None:
+            return True, None
+        if server not in self._server_pos:
+            return False, None
+        return True, self._server_ids == self._server_pos[server]
 
     def search(self, query: str, limit: int = 5, server: str | None = None) -> list[Hit]:
         if not self.docs or limit <= 0 or not query.strip():
             return []
         dense = self._dense  # one read: a concurrent attach cannot change this search midway
-        allowed = (self._server_ids == self._servers.index(server)) if server in self._servers else None
-        if server is not None and allowed is None:
+        ok, allowed = self._allowed(server)
+        if not ok:
             return []
         steps: list[str] = []
         if self.fusion.split_steps and len(tokenize(query)) >= self.fusion.steps_min_tokens:
@@ -106,10 +141,11 @@ class SearchIndex:
                 steps = []
         semantic = dense.scores_many([query, *steps]) if dense is not None else [None] * (1 + len(steps))
         scores = self._scores(query, semantic[0], allowed)
-        order = self._ranked(scores, allowed)
+        order = self._ranked(scores, allowed, limit + 1 if not steps else None)
         if steps:
             rankings = [order] + [
-                self._ranked(self._scores(step, vec, allowed), allowed) for step, vec in zip(steps, semantic[1:])
+                self._ranked(self._scores(step, vec, allowed), allowed, limit + 1)
+                for step, vec in zip(steps, semantic[1:])
             ]
             order = self._interleave(rankings, limit + 1)
             scores = np.zeros(len(self.docs))
@@ -120,7 +156,87 @@ class SearchIndex:
             scores = scores.copy()
             scores[exact] = max(float(scores.max()), 0.0) + 1.0
         top = order[:limit]
-        return [Hit(self.docs[i], float(scores[i])) for i in top]
+        weak = self._weak(query, semantic[0], int(top[0])) if len(top) and exact is None else False
+        return [Hit(self.docs[i], float(scores[i]), weak) for i in top]
+
+    def search_steps(
+        self, task: str, steps: Sequence[str], per_step: int = 3, server: str | None = None
+    ) -> list[list[Hit]]:
+        """The best tools for each step of a plan, one group per step, a tool in one group only.
+
+        Each step is ranked as a single-intent query, with the whole ``task``
+        mixed in at ``FusionConfig.task_weight`` as context (it names the
+        platform a step often leaves out). Groups are filled round-robin by
+        step (every step's best tool before any step's second), so a tool two
+        steps share goes to the earlier step and the later one gets its next.
+        """
+        steps = [s for s in (step.strip() for step in steps) if s]
+        if not self.docs or per_step <= 0 or not steps:
+            return [[] for _ in steps]
+        dense = self._dense
+        ok, allowed = self._allowed(server)
+        if not ok:
+            return [[] for _ in steps]
+        task = task.strip()
+        use_task = bool(task) and self.fusion.task_weight > 0
+        texts = [*steps, task] if use_task else list(steps)
+        semantic = dense.scores_many(texts) if dense is not None else [None] * len(texts)
+        task_scores = self._scores(task, semantic[-1], allowed) if use_task else None
+        depth = per_step * len(steps)
+        rankings: list[np.ndarray] = []
+        step_scores: list[np.ndarray] = []
+        for step, vec in zip(steps, semantic):
+            scores = self._scores(step, vec, allowed)
+            exact = self._exact.get(step.casefold())
+            if task_scores is not None:
+                scores = scores + self.fusion.task_weight * task_scores
+            if exact is not None and (allowed is None or allowed[exact]):
+                scores = scores.copy()
+                scores[exact] = float(scores.max()) + 1.0
+            step_scores.append(scores)
+            rankings.append(self._ranked(scores, allowed, depth))
+        groups: list[list[int]] = [[] for _ in steps]
+        seen: set[int] = set()
+        cursor = [0] * len(steps)
+        for _ in range(per_step):
+            for s, ranking in enumerate(rankings):
+                while cursor[s] < len(ranking):
+                    i = int(ranking[cursor[s]])
+                    cursor[s] += 1
+                    if i not in seen:
+                        seen.add(i)
+                        groups[s].append(i)
+                        break
+        return [
+            [Hit(self.docs[i], float(step_scores[s][i]), self._weak(steps[s], semantic[s], group[0]) if j == 0
+                 else False) for j, i in enumerate(group)]
+            for s, group in enumerate(groups)
+        ]
+
+    def _weak(self, query: str, semantic: np.ndarray | None, i: int) -> bool:
+        """True when the best hit barely matches: low cosine and few of the query's words.
+
+        Fused scores are relative (the best is always near 1), so strength is
+        judged on the raw evidence of the top document instead.
+        """
+        words = set(tokenize(query))
+        covered = len(words & self._words_of(i)) / len(words) if words else 0.0
+        if semantic is not None:
+            return float(semantic[i]) < self.fusion.weak_cosine and covered < self.fusion.weak_coverage
+        return covered < self.fusion.weak_coverage
+
+    def _words_of(self, i: int) -> frozenset[str]:
+        """Search tokens of document ``i``, kept once computed (only top hits are ever asked for)."""
+        words = self._doc_words.get(i)
+        if words is None:
+            words = self._doc_words[i] = frozenset(tokenize(document_text(self.docs[i])))
+        return words
+
+    @staticmethod
+    def merged(groups: Sequence[Sequence[T]]) -> list[T]:
+        """Groups flattened round-robin: every step's first tool, then every step's second, ..."""
+        depth = max((len(g) for g in groups), default=0)
+        return [g[r] for r in range(depth) for g in groups if r < len(g)]
 
     @staticmethod
     def _interleave(rankings: list[np.ndarray], limit: int) -> np.ndarray:

@@ -22,11 +22,41 @@ def split_identifier(name: str) -> str:
     return " ".join(_CAMEL.sub(" ", part) for part in re.split(r"[_\-./:\s]+", name) if part)
 
 
+def stem(word: str) -> str:
+    """Plural and third-person ``-s`` off (``logs``/``shows`` -> ``log``/``show``, ``entities`` -> ``entity``).
+
+    Tool descriptions say "Shows the commit logs" where a user asks to "show the
+    commit log": without this the name word alone decides (git_show above git_log).
+    """
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is", "ous")):
+        return word[:-1]
+    return word
+
+
 def tokenize(text: str) -> list[str]:
-    """Identifier-aware, case-folded word tokens without stopwords."""
+    """Identifier-aware, case-folded, lightly stemmed word tokens without stopwords."""
     normalized = unicodedata.normalize("NFKC", text)
     words = _WORD.findall(_CAMEL.sub(" ", normalized))
-    return [w for w in (word.casefold() for word in words) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return [stem(w) for w in (word.casefold() for word in words) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+DESTRUCTIVE = frozenset(
+    "delete remove erase destroy drop purge wipe clear reset revoke uninstall unlink kill terminate truncate".split()
+)
+"""Name words of tools that destroy something: ranked lower unless the query asks for it."""
+
+
+def destructive_name(name: str) -> bool:
+    """The tool's name says it deletes, drops, clears... (``delete_entities``, ``dropTable``)."""
+    return any(word in DESTRUCTIVE for word in tokenize(split_identifier(name)))
+
+
+def asks_to_destroy(query: str) -> bool:
+    return any(word in DESTRUCTIVE for word in tokenize(query))
 
 
 def parameter_text(schema: Mapping[str, Any]) -> str:

@@ -63,13 +63,28 @@ class OnnxEmbedder(Embedder):
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
+        # Queries (a few short texts) run on their own one-thread session without
+        # spinning: on two shared cores, two spinning threads made one query encode
+        # 28 ms against 15 ms with one. Catalog embedding keeps the threaded session.
+        single = ort.SessionOptions()
+        single.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        single.enable_cpu_mem_arena = False
+        single.intra_op_num_threads = 1
+        single.inter_op_num_threads = 1
+        single.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        single.log_severity_level = 3
+        self._query_session = ort.InferenceSession(str(self.model_file), single, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._dimension = int(self._session.get_outputs()[0].shape[-1])
         self._model_id = model_id or f"onnx:{self.model_file.stem}"
         self.batch_size = batch_size
         self.source = source
 
+    QUERY_BATCH = 8
+    """At most this many texts count as queries (one thread); more is indexing (all threads)."""
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        session = self._query_session if len(texts) <= self.QUERY_BATCH else self._session
         encodings = self._tokenizer.encode_batch(list(texts))
         # Batches of similar length waste little work on padding; small batches keep memory low.
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
@@ -86,7 +101,7 @@ class OnnxEmbedder(Embedder):
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run(None, feeds)[0]
+            hidden = session.run(None, feeds)[0]
             weights = mask[..., None].astype(np.float32)
             out[chunk] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return out
