@@ -133,7 +133,16 @@ if __name__ == "__main__":
     server = build_notes() if os.environ.get("UPSTREAM") == "notes" else build_weather()
     if os.environ.get("EXTRA_TOOLS_FILE"):
         add_extra_tools(server, os.environ["EXTRA_TOOLS_FILE"])
-    if transport in ("http", "sse"):
-        server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
-    else:
-        server.run(transport="stdio", show_banner=False)
+    if os.environ.get("UPSTREAM_STUBBORN"):  # ignores SIGTERM and outlives its stdin: only SIGKILL stops it
+        import signal
+        import time
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        if transport in ("http", "sse"):
+            server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
+        else:
+            server.run(transport="stdio", show_banner=False)
+    finally:
+        if os.environ.get("UPSTREAM_STUBBORN"):
+            time.sleep(3600)
