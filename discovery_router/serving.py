@@ -7,7 +7,7 @@ request head is incomplete, and it caps nothing but requests. Here:
 
 - :class:`Drain` lets in-flight MCP requests finish for ``router.shutdown_drain``
   seconds, then answers the rest with an error (nothing is dropped unanswered);
-  requests arriving meanwhile are refused at once.
+  tool calls arriving meanwhile are refused at once.
 - :func:`guarded_h11` closes a connection whose request head is not complete
   within ``router.http_header_timeout`` seconds, and turns away connections
   beyond ``router.http_max_connections`` before they cost more than a descriptor.
@@ -62,8 +62,10 @@ class Drain(Middleware):
         return self._in_flight
 
     async def on_request(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
-        if self.draining:
-            raise _shutting_down(context.method, "the router is shutting down and takes no new requests")
+        if self.draining and context.method == "tools/call":
+            # Other requests still run (they are quick, and clients make some to finish a call: the MCP
+            # SDK lists tools to check a result's schema); the drain's deadline bounds them too.
+            raise _shutting_down(context.method, "the router is shutting down and starts no new calls")
         self._in_flight += 1
         self._idle.clear()
         work = asyncio.ensure_future(call_next(context))
@@ -83,7 +85,7 @@ class Drain(Middleware):
                 self._idle.set()
 
     async def drain(self, seconds: float) -> int:
-        """Refuse new requests, wait up to ``seconds`` for the running ones, then abandon the rest.
+        """Refuse new tool calls, wait up to ``seconds`` for the requests running, then abandon the rest.
 
         Returns how many were abandoned (each answered with an error).
         """
@@ -107,7 +109,7 @@ class Drain(Middleware):
         self._abandon.set()
 
 
-def _shutting_down(method: str, why: str) -> Exception:
+def _shutting_down(method: str | None, why: str) -> Exception:
     """An error answer: a tool error result for ``tools/call`` (the agent reads it), else a JSON-RPC error."""
     if method == "tools/call":
         return ToolError(f"{why}. Call it again once the router is back.")
@@ -268,7 +270,7 @@ class _DrainingServer:
 
     async def _drain_then_exit(self) -> None:
         # The listener stays open while draining: a call in flight may need its client to send more (the
-        # answer to a confirmation, on a new connection); new requests are refused by the drain instead.
+        # answer to a confirmation, on a new connection); new tool calls are refused by the drain instead.
         await self._drain.drain(self._seconds)
         self._server.should_exit = True
 

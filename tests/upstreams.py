@@ -138,6 +138,13 @@ if __name__ == "__main__":
         import time
 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        @server.tool
+        async def nap_after_progress(seconds: float, ctx: Context) -> str:
+            """Report progress once (the caller then knows the call is running here), then sleep."""
+            await ctx.report_progress(0, 1, "napping")
+            await asyncio.sleep(seconds)
+            return "rested"
     try:
         if transport in ("http", "sse"):
             server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
