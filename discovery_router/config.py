@@ -124,7 +124,8 @@ class RouterSettings:
     http_header_timeout: float = 10.0
     """Seconds a connection gets to send a complete request head before it is closed (0: no limit)."""
     http_max_connections: int = 500
-    """Open HTTP connections at most; more are turned away with 503 (lowered to fit the descriptor limit)."""
+    """Open HTTP connections at most; more are turned away with 503 (0, or more than the descriptor limit allows:
+    the limit less 64, kept for upstream pipes and files)."""
 
 
 @dataclass(frozen=True, repr=False)

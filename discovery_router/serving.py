@@ -181,16 +181,15 @@ def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol
 
 
 def connection_limit(configured: int) -> int:
-    """``configured``, lowered to fit under this process's descriptor limit (0 stays 0: no limit)."""
+    """``configured``, lowered to fit under this process's descriptor limit (0: as many as fit)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft <= DESCRIPTOR_RESERVE:
         return configured
     fits = soft - DESCRIPTOR_RESERVE
-    if configured == 0 or configured > fits:
+    if configured > fits:
         logger.warning("router.http_max_connections lowered to %d to stay under the descriptor limit (%d)",
                        fits, soft)
-        return fits
-    return configured
+    return fits if configured == 0 or configured > fits else configured
 
 
 # -- the server -------------------------------------------------------------
