@@ -114,7 +114,7 @@ class RouterSettings:
     """Browser origins allowed besides loopback ones when serving over HTTP (e.g. "https://app.example.com")."""
     http_require_token: bool = False
     """Refuse to serve over HTTP without a bearer token even on a loopback address."""
-    # -- serving (README "Serving over HTTP") --
+    # -- serving over HTTP (README "Governance", HTTP access: stopping and limits) --
     shutdown_drain: float = 10.0
     """Seconds calls in flight get to finish after SIGTERM/SIGINT before they are answered with an error."""
     http_max_sessions: int = 1000

@@ -126,11 +126,17 @@ _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; char
 def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
     """uvicorn's h11 protocol with a request-head deadline and a cap on open connections (0 disables either).
 
+    At the cap, the oldest connection still waiting for its request head is
+    closed to make room; only when every connection has sent its head is the
+    new one turned away (503).
+
     The deadline runs from the connection's opening, or from the first byte of
     each later request on a kept-alive connection (uvicorn's own keep-alive
     timeout covers the silence in between); it is not pushed back by each
     byte, so a client dribbling its headers is closed as well.
     """
+
+    waiting: dict[H11Protocol, None] = {}  # connections whose request head is not in yet, oldest first
 
     class GuardedH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
@@ -138,40 +144,51 @@ def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)  # type: ignore[arg-type]
             if max_connections and len(self.connections) > max_connections:
-                logger.warning("refusing a connection: %d are open (router.http_max_connections)",
-                               len(self.connections) - 1)
-                self.transport.write(_REFUSED)
-                self.transport.close()
-                return
-            self._arm_head_timer()
+                # Make room by closing the oldest connection that has sent no complete head yet: a flood
+                # of half-open connections then cannot keep out a client that sends its request at once.
+                oldest = next(iter(waiting), None)
+                if oldest is None:
+                    logger.warning("refusing a connection: %d are open (router.http_max_connections)",
+                                   len(self.connections) - 1)
+                    self.transport.write(_REFUSED)
+                    self.transport.close()
+                    return
+                logger.debug("closing the oldest connection still without a request head, to make room")
+                oldest.transport.write(_REFUSED)
+                oldest.transport.close()
+                waiting.pop(oldest, None)
+            self._await_head()
 
         def data_received(self, data: bytes) -> None:
-            if self._head_timer is None and self.conn.their_state is h11.IDLE and self.cycle_finished:
-                self._arm_head_timer()  # the first byte of the next request on a kept-alive connection
+            if self not in waiting and self.conn.their_state is h11.IDLE and self.cycle_finished:
+                self._await_head()  # the first byte of the next request on a kept-alive connection
             super().data_received(data)
             if self.conn.their_state is not h11.IDLE:
-                self._cancel_head_timer()  # the head is complete
+                self._head_in()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_head_timer()
+            self._head_in()
             super().connection_lost(exc)
 
         @property
         def cycle_finished(self) -> bool:
             return self.cycle is None or self.cycle.response_complete
 
-        def _arm_head_timer(self) -> None:
+        def _await_head(self) -> None:
+            self._head_in()
+            waiting[self] = None
             if header_timeout:
-                self._cancel_head_timer()
                 self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
 
-        def _cancel_head_timer(self) -> None:
+        def _head_in(self) -> None:
+            waiting.pop(self, None)
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
+            waiting.pop(self, None)
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
                 logger.debug("closing a connection whose request head took over %gs (router.http_header_timeout)",
                              header_timeout)
