@@ -22,7 +22,7 @@ from referencing.exceptions import Unresolvable
 from discovery_router.errors import InvalidArgumentsError
 
 _MAX_REPORTED_ERRORS = 5
-logger = logging.getLogger("discovery_router.arguments")
+logger = logging.getLogger(__name__)
 
 
 def parse_arguments(tool_id: str, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from discovery_router.paths import turned_off
 from discovery_router.search import SearchIndex
 from discovery_router.search.hybrid import HybridLoader, UpgradeReport
 
-logger = logging.getLogger("discovery_router.indexer")
+logger = logging.getLogger(__name__)
 
 
 

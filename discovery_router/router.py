@@ -34,7 +34,7 @@ from discovery_router.upstreams.spec import UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
 
-logger = logging.getLogger("discovery_router")
+logger = logging.getLogger(__name__)
 
 
 class Matches(list[ToolEntry]):

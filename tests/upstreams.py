@@ -173,7 +173,23 @@ if __name__ == "__main__":
     server = {"notes": build_notes, "rooted": build_rooted}.get(os.environ.get("UPSTREAM", ""), build_weather)()
     if os.environ.get("EXTRA_TOOLS_FILE"):
         add_extra_tools(server, os.environ["EXTRA_TOOLS_FILE"])
-    if transport in ("http", "sse"):
-        server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
-    else:
-        server.run(transport="stdio", show_banner=False)
+    if os.environ.get("UPSTREAM_STUBBORN"):  # ignores SIGTERM and outlives its stdin: only SIGKILL stops it
+        import signal
+        import time
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        @server.tool
+        async def nap_after_progress(seconds: float, ctx: Context) -> str:
+            """Report progress once (the caller then knows the call is running here), then sleep."""
+            await ctx.report_progress(0, 1, "napping")
+            await asyncio.sleep(seconds)
+            return "rested"
+    try:
+        if transport in ("http", "sse"):
+            server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
+        else:
+            server.run(transport="stdio", show_banner=False)
+    finally:
+        if os.environ.get("UPSTREAM_STUBBORN"):
+            time.sleep(3600)

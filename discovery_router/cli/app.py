@@ -203,14 +203,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         _serve_stdio_until_stopped(app, router)
     else:
-        # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
-        access_to_stderr = {"log_config": {"version": 1, "disable_existing_loggers": False,
-                                           "loggers": {"uvicorn": {"level": "INFO"}}}}
+        from discovery_router.mcp.http import serve_http
+
         # fastmcp's guard checks Host on a loopback bind (DNS rebinding); ours checks Origin and the token.
-        origins = list(config.settings.http_allowed_origins)
-        app.run(transport=args.transport, host=args.host, port=args.port, show_banner=False,
-                uvicorn_config=access_to_stderr, middleware=guard, host_origin_protection="auto",
-                **({"allowed_origins": origins} if origins else {}))
+        serve_http(app, config.settings, transport=args.transport, host=args.host, port=args.port,
+                   middleware=guard, allowed_origins=list(config.settings.http_allowed_origins))
     return EXIT_OK
 
 
@@ -226,14 +223,28 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
-    """Serve on stdio until EOF, SIGINT or SIGTERM; on a signal stop every upstream child first.
+    """Serve on stdio until EOF, SIGINT or SIGTERM; on a signal drain the calls in flight, then stop every child.
 
     A signal cannot simply cancel the server: its stdin reader is a worker
     thread that only returns when a line arrives. So the handler stops the
     router itself (terminating stdio children) and exits without waiting.
     """
+    from discovery_router.mcp.http import Drain
+
+    drain = Drain()  # calls in flight get router.shutdown_drain seconds, then an error answer
+    app.add_middleware(drain)
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if stopping:  # a second signal: answer what is left now
+            drain.abandon()
+        else:
+            stopping.append(asyncio.get_running_loop().create_task(stop_and_exit()))
 
     async def stop_and_exit() -> None:
+        with contextlib.suppress(BaseException):
+            await drain.drain(router.settings.shutdown_drain)
+            await asyncio.sleep(0.2)  # let the stdout writer send the last answers
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(router.stop(), timeout=10)
         sys.stdout.flush()
@@ -245,7 +256,7 @@ def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, lambda: loop.create_task(stop_and_exit()))
+            loop.add_signal_handler(signum, on_signal)
         await run_stdio(app)  # answers a request the SDK cannot parse (a lone surrogate) instead of dropping it
 
     asyncio.run(serve())

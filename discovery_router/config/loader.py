@@ -30,7 +30,7 @@ from discovery_router.config.model import RouterConfig, RouterSettings, ServerCo
 from discovery_router.governance.redact import Redactor
 
 
-logger = logging.getLogger("discovery_router.config.loader")
+logger = logging.getLogger(__name__)
 _STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"}
 _REMOTE_KEYS = {"url", "headers", "transport"}
 _OTHER_CLIENTS_KEYS = {"autoApprove", "alwaysAllow"}

@@ -64,6 +64,18 @@ class RouterSettings:
     """Browser origins allowed besides loopback ones when serving over HTTP (e.g. "https://app.example.com")."""
     http_require_token: bool = False
     """Refuse to serve over HTTP without a bearer token even on a loopback address."""
+    # -- serving over HTTP (README "Governance", HTTP access: stopping and limits) --
+    shutdown_drain: float = 10.0
+    """Seconds calls in flight get to finish after SIGTERM/SIGINT before they are answered with an error."""
+    http_max_sessions: int = 1000
+    """Live streamable-HTTP sessions at most; a new one beyond it is refused with 503 (0: no limit)."""
+    http_session_idle_timeout: float = 1800.0
+    """Seconds a session with no request in flight and no open stream lives on (0: until DELETE)."""
+    http_header_timeout: float = 10.0
+    """Seconds a connection gets to send a complete request head before it is closed (0: no limit)."""
+    http_max_connections: int = 500
+    """Open HTTP connections at most; more are turned away with 503 (0, or more than the descriptor limit allows:
+    the limit less 64, kept for upstream pipes and files)."""
 
 
 @dataclass(frozen=True, repr=False)

@@ -47,7 +47,7 @@ from discovery_router.errors import (
 )
 from discovery_router.governance.policy import Policy, ServerPolicy, ToolPolicy, Verdict
 
-logger = logging.getLogger("discovery_router.governance.guard")
+logger = logging.getLogger(__name__)
 
 CONFIRM_KEY = "discovery-router/confirm"
 """The router's own key among a call's ``input_requests``; never forwarded upstream."""

@@ -31,7 +31,7 @@ from discovery_router.errors import RouterError, SecretError
 from discovery_router.paths import TOKEN_ENV_VAR
 from discovery_router.config.keyring import DEFAULT_SERVICE, get_secret
 
-logger = logging.getLogger("discovery_router.mcp.access")
+logger = logging.getLogger(__name__)
 
 TOKEN_KEYRING_NAME = "http-token"
 

@@ -30,7 +30,7 @@ from mcp.server.subscriptions import (
 from discovery_router._compat import connection_of
 from discovery_router.eras import is_2026_era
 
-logger = logging.getLogger("discovery_router.mcp.notify")
+logger = logging.getLogger(__name__)
 
 Subscribe = Callable[[str], Awaitable[None]]
 """Subscribe (or unsubscribe) the upstream that serves a client-facing URI."""

@@ -37,7 +37,7 @@ from discovery_router.governance.redact import Redactor
 from discovery_router.upstreams.relay import FrontRelay, LoneClient, RelayUnavailableError, current_relay
 from discovery_router.eras import is_2026_era
 
-logger = logging.getLogger("discovery_router.upstreams.connection")
+logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], Client[Any]]
 

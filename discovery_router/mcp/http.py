@@ -1,0 +1,317 @@
+"""Serving the MCP face over HTTP without losing calls or descriptors: drain on stop, bounded sessions and connections.
+
+uvicorn alone (as fastmcp runs it) answers SIGTERM by cancelling every request
+still running after 2 s, then re-raises the signal, so the process dies before
+the router stops its upstream children. It never times out a connection whose
+request head is incomplete, and it caps nothing but requests. Here:
+
+- :class:`Drain` lets in-flight MCP requests finish for ``router.shutdown_drain``
+  seconds, then answers the rest with an error (nothing is dropped unanswered);
+  tool calls arriving meanwhile are refused at once.
+- :func:`guarded_h11` closes a connection whose request head is not complete
+  within ``router.http_header_timeout`` seconds, and turns away connections
+  beyond ``router.http_max_connections`` before they cost more than a descriptor.
+- :func:`serve_http` runs uvicorn with both, caps live streamable-HTTP sessions
+  (``router.http_max_sessions``, refused with 503 beyond it) and expires idle
+  ones (``router.http_session_idle_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import signal
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import h11
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+logger = logging.getLogger(__name__)
+
+ABANDON_GRACE = 2.0
+"""Seconds the error answers of abandoned requests get to reach their clients before connections close."""
+DESCRIPTOR_RESERVE = 64
+"""Descriptors kept free of HTTP connections (upstream pipes, the cache, the audit log, the listener)."""
+
+
+class Drain(Middleware):
+    """Counts in-flight MCP requests so a stop can wait for them, then answers the stragglers with an error.
+
+    Why a middleware and not uvicorn's graceful shutdown: uvicorn waits for
+    HTTP connections, and a client's open notification stream (GET) is a
+    connection that never finishes; and when its wait runs out it cancels
+    requests, which leaves their clients without any answer.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._abandon = asyncio.Event()
+        self.draining = False
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def on_request(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if self.draining and context.method == "tools/call":
+            # Other requests still run (they are quick, and clients make some to finish a call: the MCP
+            # SDK lists tools to check a result's schema); the drain's deadline bounds them too.
+            raise _shutting_down(context.method, "the router is shutting down and starts no new calls")
+        self._in_flight += 1
+        self._idle.clear()
+        work = asyncio.ensure_future(call_next(context))
+        abandon = asyncio.ensure_future(self._abandon.wait())
+        try:
+            await asyncio.wait({work, abandon}, return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                return work.result()
+            raise _shutting_down(context.method, "the router shut down before this request finished; "
+                                 "whether it took effect upstream is unknown")
+        finally:
+            for task in (work, abandon):
+                if not task.done():
+                    task.cancel()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def drain(self, seconds: float) -> int:
+        """Refuse new tool calls, wait up to ``seconds`` for the requests running, then abandon the rest.
+
+        Returns how many were abandoned (each answered with an error).
+        """
+        self.draining = True
+        if self._in_flight:
+            logger.info("stopping: waiting up to %gs for %d request(s) in flight", seconds, self._in_flight)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=seconds)
+        abandoned = self._in_flight
+        if abandoned:
+            logger.warning("stopping: answering %d request(s) still in flight after %gs with an error "
+                           "(router.shutdown_drain)", abandoned, seconds)
+            self.abandon()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=ABANDON_GRACE)
+        return abandoned
+
+    def abandon(self) -> None:
+        """Answer every request in flight with an error now (a second signal skips the wait)."""
+        self.draining = True
+        self._abandon.set()
+
+
+def _shutting_down(method: str | None, why: str) -> Exception:
+    """An error answer: a tool error result for ``tools/call`` (the agent reads it), else a JSON-RPC error."""
+    if method == "tools/call":
+        return ToolError(f"{why}. Call it again once the router is back.")
+    return MCPError(INTERNAL_ERROR, f"{why}.")
+
+
+# -- connections ------------------------------------------------------------
+
+_REFUSED_TEXT = b"Too many open connections to the router (router.http_max_connections).\n"
+_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(_REFUSED_TEXT), _REFUSED_TEXT))
+
+
+def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a request-head deadline and a cap on open connections (0 disables either).
+
+    At the cap, the oldest connection still waiting for its request head is
+    closed to make room; only when every connection has sent its head is the
+    new one turned away (503).
+
+    The deadline runs from the connection's opening, or from the first byte of
+    each later request on a kept-alive connection (uvicorn's own keep-alive
+    timeout covers the silence in between); it is not pushed back by each
+    byte, so a client dribbling its headers is closed as well.
+    """
+
+    waiting: dict[H11Protocol, None] = {}  # connections whose request head is not in yet, oldest first
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            if max_connections and len(self.connections) > max_connections:
+                # Make room by closing the oldest connection that has sent no complete head yet: a flood
+                # of half-open connections then cannot keep out a client that sends its request at once.
+                oldest = next(iter(waiting), None)
+                if oldest is None:
+                    logger.warning("refusing a connection: %d are open (router.http_max_connections)",
+                                   len(self.connections) - 1)
+                    self.transport.write(_REFUSED)
+                    self.transport.close()
+                    return
+                logger.debug("closing the oldest connection still without a request head, to make room")
+                oldest.transport.write(_REFUSED)
+                oldest.transport.close()
+                waiting.pop(oldest, None)
+            self._await_head()
+
+        def data_received(self, data: bytes) -> None:
+            if self not in waiting and self.conn.their_state is h11.IDLE and self.cycle_finished:
+                self._await_head()  # the first byte of the next request on a kept-alive connection
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._head_in()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._head_in()
+            super().connection_lost(exc)
+
+        @property
+        def cycle_finished(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _await_head(self) -> None:
+            self._head_in()
+            waiting[self] = None
+            if header_timeout:
+                self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
+
+        def _head_in(self) -> None:
+            waiting.pop(self, None)
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            waiting.pop(self, None)
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                logger.debug("closing a connection whose request head took over %gs (router.http_header_timeout)",
+                             header_timeout)
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def connection_limit(configured: int) -> int:
+    """``configured``, lowered to fit under this process's descriptor limit (0: as many as fit)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= DESCRIPTOR_RESERVE:
+        return configured
+    fits = soft - DESCRIPTOR_RESERVE
+    if configured > fits:
+        logger.warning("router.http_max_connections lowered to %d to stay under the descriptor limit (%d)",
+                       fits, soft)
+    return fits if configured == 0 or configured > fits else configured
+
+
+# -- the server -------------------------------------------------------------
+
+
+def serve_http(mcp: Any, settings: Any, *, transport: str, host: str, port: int, middleware: list[Any],
+               allowed_origins: list[str]) -> None:
+    """Serve ``mcp`` over streamable HTTP or SSE until SIGTERM/SIGINT; drain, stop the upstreams, return."""
+    import fastmcp
+    import uvicorn
+
+    drain = Drain()
+    mcp.add_middleware(drain)
+    allowed_hosts = fastmcp.settings.http_allowed_hosts
+    from discovery_router.access import is_loopback
+
+    if is_loopback(host):  # as fastmcp's own run: the Host check (DNS rebinding) also accepts the bound name
+        allowed_hosts = [*(allowed_hosts or []), host]
+    app = mcp.http_app(transport=transport, middleware=middleware, host_origin_protection="auto",
+                       allowed_hosts=allowed_hosts, allowed_origins=allowed_origins or None,
+                       **({} if transport == "sse" else
+                          {"session_idle_timeout": settings.http_session_idle_timeout or None}))
+    if transport != "sse":
+        _cap_sessions(app, settings.http_max_sessions or None)
+    max_connections = connection_limit(settings.http_max_connections)
+    config = uvicorn.Config(
+        app, host=host, port=port, lifespan="on",
+        http=guarded_h11(settings.http_header_timeout, max_connections),
+        # uvicorn answers 503 to a request once this many connections or requests are open; one above
+        # the connection cap, so it only counts requests (the protocol turns away extra connections).
+        limit_concurrency=max_connections + 1 if max_connections else None,
+        timeout_graceful_shutdown=int(ABANDON_GRACE),
+        # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
+        log_config={"version": 1, "disable_existing_loggers": False, "loggers": {"uvicorn": {"level": "INFO"}}},
+    )
+    server = _DrainingServer(config, drain, settings.shutdown_drain)
+    logger.info("serving MCP over %s on http://%s:%d%s", transport, host, port, getattr(app.state, "path", ""))
+    asyncio.run(server.serve())
+
+
+class _DrainingServer:
+    """A uvicorn server whose SIGTERM/SIGINT first drains in-flight MCP requests, and that exits with status 0.
+
+    uvicorn's own handling re-raises the signal once it has stopped, which
+    kills the process (status -15) before the router has stopped its children.
+    """
+
+    def __init__(self, config: Any, drain: Drain, drain_seconds: float) -> None:
+        import uvicorn
+
+        outer = self
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, outer.stop)
+                try:
+                    yield
+                finally:
+                    for signum in (signal.SIGINT, signal.SIGTERM):
+                        loop.remove_signal_handler(signum)
+
+        self._server = Server(config)
+        self._drain, self._seconds = drain, drain_seconds
+        self._stopping: asyncio.Task[None] | None = None
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        if self._stopping is not None:  # a second signal: answer what is left now
+            self._drain.abandon()
+            return
+        self._stopping = asyncio.get_running_loop().create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        # The listener stays open while draining: a call in flight may need its client to send more (the
+        # answer to a confirmation, on a new connection); new tool calls are refused by the drain instead.
+        await self._drain.drain(self._seconds)
+        self._server.should_exit = True
+
+
+def _cap_sessions(app: Any, max_sessions: int | None) -> None:
+    """Give the MCP SDK's session manager our session cap once the app's lifespan has created it.
+
+    fastmcp creates the manager in its lifespan without passing ``max_sessions``
+    (the SDK's default is 10,000 sessions, about 400 MB), so set it just after.
+    """
+    from fastmcp.server.http import StreamableHTTPASGIApp
+
+    endpoints = [getattr(route, "endpoint", None) for route in app.routes]
+    endpoint = next((e for e in endpoints if isinstance(e, StreamableHTTPASGIApp)), None)
+    if endpoint is None:
+        raise RuntimeError("fastmcp's streamable-HTTP endpoint was not found; the session cap cannot be set")
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(starlette_app: Any) -> AsyncIterator[Any]:
+        async with inner(starlette_app) as state:
+            manager = endpoint.session_manager
+            if manager is None or not hasattr(manager, "max_sessions"):
+                raise RuntimeError("the MCP SDK's session manager has no max_sessions; the session cap cannot be set")
+            manager.max_sessions = max_sessions
+            yield state
+
+    app.router.lifespan_context = lifespan
