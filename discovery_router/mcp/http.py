@@ -221,7 +221,7 @@ def serve_http(mcp: Any, settings: Any, *, transport: str, host: str, port: int,
     drain = Drain()
     mcp.add_middleware(drain)
     allowed_hosts = fastmcp.settings.http_allowed_hosts
-    from discovery_router.access import is_loopback
+    from discovery_router.mcp.access import is_loopback
 
     if is_loopback(host):  # as fastmcp's own run: the Host check (DNS rebinding) also accepts the bound name
         allowed_hosts = [*(allowed_hosts or []), host]
