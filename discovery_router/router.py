@@ -17,18 +17,18 @@ from typing import Any
 
 import mcp_types
 from fastmcp import Client
-from fastmcp.client.progress import ProgressHandler
 
 from discovery_router.arguments import prepare_arguments
 from discovery_router.catalog import Catalog, ToolEntry, clean_id
 from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
 from discovery_router.errors import RouterError, UnknownServerError, UnknownToolError
-from discovery_router.governance.guard import Confirmer, governance_for
+from discovery_router.front import NOBODY, FrontContext
+from discovery_router.governance.guard import Leg, ToolCall, governance_for
 from discovery_router.indexer import Indexer
 from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor, redact_logs
-from discovery_router.upstreams.relay import FrontRelay, LoneClient
+from discovery_router.upstreams.relay import LoneClient
 from discovery_router.search import SearchIndex
 from discovery_router.upstreams.spec import UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
@@ -391,33 +391,30 @@ class Router:
             raise
 
     async def call(
-        self,
-        name: str,
-        arguments: Mapping[str, Any] | str | None = None,
-        *,
-        progress_handler: ProgressHandler | None = None,
-        relay: FrontRelay | None = None,
-        input_responses: mcp_types.InputResponses | None = None,
-        request_state: str | None = None,
-        confirmer: Confirmer | None = None,
+        self, name: str, arguments: Mapping[str, Any] | str | None = None, *, front: FrontContext = NOBODY,
     ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
         """Validate and forward one call; the upstream's result comes back as it was.
 
-        ``relay`` lets the upstream log to and ask the calling client; an
-        ``InputRequiredResult`` comes back only when the relay's client can
-        answer it (then its retry passes ``input_responses``/``request_state``).
-        Governance (policy, confirmation through ``confirmer``, the audit line)
-        wraps the whole call; see :mod:`discovery_router.governance.guard`.
+        The call travels down once: governance's guard (policy, confirmation,
+        the audit line) prepares it through :meth:`_prepare`, then forwards it
+        through :meth:`_forward`. ``front`` is the calling client: its relay
+        lets the upstream log to and ask it, and an ``InputRequiredResult``
+        comes back only when that client can answer it (its retry then carries
+        ``input_responses``/``request_state`` in its own ``front``).
         """
-        async with self.governance.audited(name, arguments) as audit:
-            await self.ready_catalog(_server_named(name))
-            entry = audit.entry = self.resolve(name)
-            prepared = audit.arguments = prepare_arguments(entry.id, arguments, entry.tool.input_schema)
-            leg = await self.governance.authorize(entry, audit, confirmer, input_responses, request_state)
-            if leg.ask is not None:
-                return leg.ask  # the client asks its user, then repeats the call with the answer
-            upstream = self.upstreams[entry.server]
-            await self._settled([upstream])
-            result = await upstream.call(entry.name, prepared, progress_handler=progress_handler, relay=relay,
-                                         input_responses=leg.input_responses, request_state=leg.request_state)
-            return audit.done(leg.wrap(result))
+        return await self.governance.on_call_tool(ToolCall(name, arguments, front, self._prepare), self._forward)
+
+    async def _prepare(self, call: ToolCall) -> None:
+        """Resolve the id and repair/validate the arguments against the tool's schema (nothing is sent on failure)."""
+        await self.ready_catalog(_server_named(call.name))
+        entry = call.entry = self.resolve(call.name)
+        call.arguments = prepare_arguments(entry.id, call.raw_arguments, entry.tool.input_schema)
+
+    async def _forward(self, call: ToolCall, leg: Leg) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
+        """Send this leg on the live connection of the tool's server; the answer comes back unchanged."""
+        assert call.entry is not None and call.arguments is not None
+        upstream = self.upstreams[call.entry.server]
+        await self._settled([upstream])
+        return await upstream.call(call.entry.name, call.arguments, progress_handler=call.front.progress,
+                                   relay=call.front.relay, input_responses=leg.input_responses,
+                                   request_state=leg.request_state)

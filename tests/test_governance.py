@@ -34,11 +34,12 @@ from discovery_router.errors import (
     UpstreamUnavailableError,
 )
 from discovery_router.governance.guard import (
-    CallAudit,
+    ToolCall,
     Governance,
     _encode_state,
     call_digest,
 )
+from discovery_router.front import FrontContext
 from discovery_router.governance.policy import Policy, ServerPolicy
 from discovery_router.router import Router
 from discovery_router.mcp.server import build_server
@@ -242,15 +243,22 @@ def test_a_confirmation_answers_only_the_call_it_was_asked_for():
 
     import asyncio
 
+    forwarded = mcp_types.CallToolResult(content=[])
+
+    async def prepare(call: ToolCall) -> None:
+        call.entry, call.arguments = entry, dict(call.raw_arguments or {})  # type: ignore[arg-type]
+
+    async def forward(_call: ToolCall, _leg) -> mcp_types.CallToolResult:
+        return forwarded
+
     def leg(arguments: dict, asked_for: dict, action: str = "accept"):
-        record = CallAudit("inv/delete_item", arguments)
-        record.arguments = arguments
         state = _encode_state(call_digest(entry, asked_for), confirmed=False)
         answer = {"discovery-router/confirm": mcp_types.ElicitResult(action=action, content={"value": True})}
-        return asyncio.run(governance.authorize(entry, record, Modern(), answer, state))
+        front = FrontContext(confirmer=Modern(), input_responses=answer, request_state=state)
+        return asyncio.run(governance.on_call_tool(ToolCall("inv/delete_item", arguments, front, prepare), forward))
 
-    assert leg({"name": "apple"}, {"name": "apple"}).ask is None  # answered: go ahead
-    assert leg({"name": "prod"}, {"name": "apple"}).ask is not None  # another call: ask again
+    assert leg({"name": "apple"}, {"name": "apple"}) is forwarded  # answered: go ahead
+    assert isinstance(leg({"name": "prod"}, {"name": "apple"}), mcp_types.InputRequiredResult)  # another call
     with pytest.raises(PolicyRefusedError):
         leg({"name": "apple"}, {"name": "apple"}, action="decline")
 

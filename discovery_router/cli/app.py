@@ -25,7 +25,8 @@ from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config, loca
 from discovery_router.config.model import RouterConfig
 from discovery_router.config.edit import add_server, remove_server
 from discovery_router.errors import RouterError
-from discovery_router.mcp.confirmers import TerminalConfirmer
+from discovery_router.cli.confirm import TerminalConfirmer
+from discovery_router.front import FrontContext
 from discovery_router.cli.governance import register as register_governance
 from discovery_router.cli.onboarding import register as register_onboarding
 from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Output, Table
@@ -299,7 +300,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_call(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
-        result = await router.call(args.id, args.args, confirmer=TerminalConfirmer())  # y/N at a terminal
+        result = await router.call(args.id, args.args, front=FrontContext(confirmer=TerminalConfirmer()))  # y/N at a terminal
         if args.json:
             print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         else:

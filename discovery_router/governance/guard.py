@@ -1,16 +1,20 @@
 """The router's call guard: policy verdicts, the user's confirmation, and one audit line per call.
 
 :class:`~discovery_router.router.Router` owns one :class:`Governance` and
-routes every call through :meth:`Governance.audited` and
-:meth:`Governance.authorize`, so the MCP server, pinned tools and the CLI
-obey the same policy and leave the same trail. Asking the user is the
-caller's part (only the MCP layer can elicit, only the CLI has a terminal):
-it passes a :class:`Confirmer`.
+hands it every call as one step, shaped like fastmcp's middleware
+(``on_call_tool(context, call_next)``): :meth:`Governance.on_call_tool` takes
+the :class:`ToolCall` and the step that forwards it, owns the call's audit
+record, resolves and validates it (through the call), decides, asks, and
+only then calls the next step. The MCP server, pinned tools and the CLI
+therefore obey the same policy and leave the same trail. Asking the user is
+the caller's part (only the MCP layer can elicit, only the CLI has a
+terminal): its :class:`~discovery_router.front.FrontContext` carries a
+:class:`~discovery_router.front.Confirmer`.
 
 Confirmation in the two MCP protocol eras:
 
 - handshake era: the server sends ``elicitation/create`` mid-call and waits
-  (:meth:`Confirmer.ask`);
+  (``Confirmer.ask``);
 - 2026-07-28: there is no back-channel, so the call ends with an
   ``InputRequiredResult`` carrying the question, and the client repeats the
   call with the answer (SEP-2322). The request state, sealed by the MCP
@@ -25,10 +29,9 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import mcp_types
 
@@ -36,6 +39,7 @@ from discovery_router.governance import audit
 from discovery_router.governance.audit import AuditLog
 from discovery_router.catalog import ToolEntry
 from discovery_router.config.model import RouterSettings
+from discovery_router.front import FrontContext
 from discovery_router.errors import (
     AmbiguousToolError,
     InvalidArgumentsError,
@@ -60,24 +64,6 @@ CONFIRM_SCHEMA: dict[str, Any] = {
 _STATE_MARK = "discovery-router"
 
 
-class Confirmer(Protocol):
-    """Whoever can ask the user to confirm a call: the MCP client (elicitation) or a terminal."""
-
-    @property
-    def available(self) -> bool:
-        """False when nobody can be asked (a client without the elicitation capability, a script)."""
-        ...
-
-    @property
-    def multi_round(self) -> bool:
-        """True to ask by ending the call with an ``InputRequiredResult`` (MCP 2026-07-28) instead of :meth:`ask`."""
-        ...
-
-    async def ask(self, message: str) -> bool:
-        """Ask now and wait for the answer (handshake-era elicitation, a terminal prompt)."""
-        ...
-
-
 @dataclass(frozen=True)
 class Leg:
     """What this leg of an authorized call sends upstream, or the question it ends with instead."""
@@ -98,23 +84,29 @@ class Leg:
 
 
 @dataclass
-class CallAudit:
-    """What one call did, filled in as it goes; written as one line when it ends."""
+class ToolCall:
+    """One call as it travels down: what the client sent, then what the router made of it.
+
+    ``prepare`` is the router's own step (resolve the id, repair and validate the
+    arguments); the guard runs it inside the call's audit record, so an unknown
+    tool or invalid arguments leave their line too.
+    """
 
     name: str
     raw_arguments: Mapping[str, Any] | str | None
+    front: FrontContext
+    prepare: Callable[[ToolCall], Awaitable[None]]
+    """Fills in ``entry`` and ``arguments``, or raises a RequestError (nothing is sent then)."""
     entry: ToolEntry | None = None
     arguments: dict[str, Any] | None = None
     confirmed: bool = False
-    result: mcp_types.CallToolResult | None = None
     started: float = field(default_factory=time.monotonic)
     time: str = field(default_factory=audit.now_iso)
 
-    def done(self, result: Any) -> Any:
-        """Note the final result (an ``InputRequiredResult`` is not final: that leg writes no line)."""
-        if isinstance(result, mcp_types.CallToolResult):
-            self.result = result
-        return result
+
+Result = mcp_types.CallToolResult | mcp_types.InputRequiredResult
+Forward = Callable[[ToolCall, Leg], Awaitable[Result]]
+"""The next step: send this leg of the call upstream and return the upstream's answer unchanged."""
 
 
 _INVALID = (UnknownToolError, AmbiguousToolError, InvalidArgumentsError, UnknownServerError)
@@ -137,20 +129,47 @@ class Governance:
     def decide(self, server: str, tool: mcp_types.Tool) -> ToolPolicy:
         return self.policy.decide(server, tool)
 
-    async def authorize(
-        self,
-        entry: ToolEntry,
-        record: CallAudit,
-        confirmer: Confirmer | None,
-        input_responses: mcp_types.InputResponses | None = None,
-        request_state: str | None = None,
-    ) -> Leg:
+    async def on_call_tool(self, call: ToolCall, forward: Forward) -> Result:
+        """Guard one call: prepare it, decide, ask the user if the policy says so, forward; one audit line.
+
+        An ``InputRequiredResult`` (the user or the upstream must answer first)
+        is not the end of the call: that leg writes no line, its retry does.
+        """
+        try:
+            await call.prepare(call)
+            assert call.entry is not None
+            leg = await self._authorize(call, call.entry)
+            if leg.ask is not None:
+                return leg.ask  # the client asks its user, then repeats the call with the answer
+            result = leg.wrap(await forward(call, leg))
+        except PolicyRefusedError as exc:
+            self._write(call, audit.REFUSED, reason=str(exc))
+            raise
+        except _INVALID:
+            self._write(call, audit.INVALID)
+            raise
+        except _UPSTREAM:
+            self._write(call, audit.UPSTREAM_FAILURE)
+            raise
+        except asyncio.CancelledError:
+            self._write(call, audit.CANCELLED)
+            raise
+        except BaseException:
+            self._write(call, audit.ERROR)
+            raise
+        if isinstance(result, mcp_types.CallToolResult):
+            self._write(call, audit.TOOL_ERROR if result.is_error else audit.OK)
+        return result
+
+    async def _authorize(self, call: ToolCall, entry: ToolEntry) -> Leg:
         """Decide this leg of a call: go ahead (with what to forward), ask the user, or raise a refusal.
 
         ``input_responses``/``request_state`` are the client's retry fields
         (MCP 2026-07-28); the router's own answer and state are taken out of
         them before anything goes upstream.
         """
+        confirmer = call.front.confirmer
+        input_responses, request_state = call.front.input_responses, call.front.request_state
         decision = entry.policy or self.decide(entry.server, entry.tool)  # decided when the catalog was built
         if decision.verdict is Verdict.ALLOW:
             return Leg(input_responses, request_state)
@@ -161,12 +180,12 @@ class Governance:
                 f"Refused by the router's policy: {decision.reason}, so each call needs the user's confirmation, "
                 "but this client cannot ask the user (it does not support MCP elicitation). To allow unattended "
                 f"calls, set {decision.setting} to false.")
-        arguments = record.arguments or {}
+        arguments = call.arguments or {}
         digest = call_digest(entry, arguments)
         ours, upstream_state = _decode_state(request_state)
         upstream_responses = {k: v for k, v in (input_responses or {}).items() if k != CONFIRM_KEY} or None
         if ours is not None and ours.get("call") == digest and ours.get("confirmed") is True:
-            record.confirmed = True  # an upstream's follow-up leg of a call the user already confirmed
+            call.confirmed = True  # an upstream's follow-up leg of a call the user already confirmed
             return Leg(upstream_responses, upstream_state, confirmed_call=digest)
         message = confirmation_message(entry, arguments, self.redact)
         if confirmer.multi_round:
@@ -183,35 +202,10 @@ class Governance:
             accepted = await confirmer.ask(message)
         if not accepted:
             raise PolicyRefusedError(f"Refused: the user declined to run {entry.id}. Do not retry unless asked to.")
-        record.confirmed = True
+        call.confirmed = True
         return Leg(upstream_responses, None, confirmed_call=digest if confirmer.multi_round else None)
 
-    @asynccontextmanager
-    async def audited(self, name: str, arguments: Mapping[str, Any] | str | None) -> AsyncIterator[CallAudit]:
-        """Time the call in the block and write its audit line, whatever way it ends."""
-        record = CallAudit(name, arguments)
-        try:
-            yield record
-        except PolicyRefusedError as exc:
-            self._write(record, audit.REFUSED, reason=str(exc))
-            raise
-        except _INVALID:
-            self._write(record, audit.INVALID)
-            raise
-        except _UPSTREAM:
-            self._write(record, audit.UPSTREAM_FAILURE)
-            raise
-        except asyncio.CancelledError:
-            self._write(record, audit.CANCELLED)
-            raise
-        except BaseException:
-            self._write(record, audit.ERROR)
-            raise
-        else:
-            if record.result is not None:  # None: this leg only asked for input; the retry writes the line
-                self._write(record, audit.TOOL_ERROR if record.result.is_error else audit.OK)
-
-    def _write(self, record: CallAudit, outcome: str, reason: str | None = None) -> None:
+    def _write(self, record: ToolCall, outcome: str, reason: str | None = None) -> None:
         if self.audit_log is None:
             return
         entry = record.entry

@@ -1,9 +1,7 @@
-"""Who can confirm a destructive call: the MCP client's user (elicitation) or the person at a terminal."""
+"""The MCP client's user confirms a destructive call, through elicitation (the terminal's is in the CLI)."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from typing import Any
 from discovery_router.eras import is_2026_era
 
@@ -44,22 +42,3 @@ class ElicitationConfirmer:
 
         answer = await self._ctx.elicit(message, bool, response_title="Allow this call?")
         return isinstance(answer, AcceptedElicitation) and answer.data is True
-
-
-class TerminalConfirmer:
-    """``discovery-router call`` at a terminal asks y/N on stderr; in a script nobody can be asked."""
-
-    multi_round = False
-
-    @property
-    def available(self) -> bool:
-        return sys.stdin.isatty() and sys.stderr.isatty()
-
-    async def ask(self, message: str) -> bool:
-        def prompt() -> bool:
-            print(message, file=sys.stderr)
-            sys.stderr.write("[y/N] ")
-            sys.stderr.flush()
-            return sys.stdin.readline().strip().casefold() in ("y", "yes")
-
-        return await asyncio.to_thread(prompt)

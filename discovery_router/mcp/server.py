@@ -8,7 +8,6 @@ change (:mod:`discovery_router.mcp.notify`).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -27,13 +26,12 @@ from discovery_router._compat import low_level_server
 
 from discovery_router.mcp import render
 from discovery_router.paths import APP_NAME
-from discovery_router.mcp.confirmers import ElicitationConfirmer
+from discovery_router.mcp.context import front_context
 from discovery_router.errors import RouterError
 from discovery_router._compat import connection_of
 from discovery_router.mcp.notify import ClientNotifier
 from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
 from discovery_router.mcp.pinned import META_TOOLS, PinnedTools
-from discovery_router.upstreams.relay import ContextRelay
 from discovery_router.router import Router
 
 INSTRUCTIONS = (
@@ -135,25 +133,8 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         ] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> ToolResult:
-        # Upstream progress, logs and asks arrive on the upstream client's reader
-        # task, whose context is not this request's; act on them from a copy of ours.
-        request_context = contextvars.copy_context()
-
-        async def in_request(work: Any) -> Any:
-            return await asyncio.create_task(work, context=request_context)
-
-        async def forward_progress(progress: float, total: float | None, message: str | None) -> None:
-            if ctx is not None:
-                await in_request(ctx.report_progress(progress, total, message))
-
-        relay = ContextRelay(ctx, in_request) if ctx is not None and ctx.request_context is not None else None
         try:
-            result = await router.call(
-                name, arguments, progress_handler=forward_progress, relay=relay,
-                input_responses=ctx.input_responses if relay else None,
-                request_state=ctx.request_state if relay else None,
-                confirmer=ElicitationConfirmer(ctx),  # governance: asks the user before a destructive call
-            )
+            result = await router.call(name, arguments, front=front_context(ctx))
         except RouterError as exc:
             raise ToolError(str(exc)) from None
         if isinstance(result, mcp_types.InputRequiredResult):

@@ -21,7 +21,8 @@ import mcp_types
 
 from fastmcp.client.progress import ProgressHandler
 
-from discovery_router.upstreams.relay import FrontRelay, RelayUnavailableError
+from discovery_router.front import FrontRelay
+from discovery_router.upstreams.relay import RelayUnavailableError
 
 STATE_PREFIX = "discovery-router-bridge:"
 _ANSWER_KEY = "upstream-ask"

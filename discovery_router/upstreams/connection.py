@@ -34,7 +34,8 @@ from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
-from discovery_router.upstreams.relay import FrontRelay, LoneClient, RelayUnavailableError, current_relay
+from discovery_router.front import FrontRelay
+from discovery_router.upstreams.relay import LoneClient, RelayUnavailableError, current_relay
 from discovery_router.eras import is_2026_era
 
 logger = logging.getLogger(__name__)

@@ -18,12 +18,10 @@ cannot reach the wrong client (see ``Upstream.relay_for_ask``).
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Protocol
+from typing import Any
 
 import mcp_types
-from mcp.shared.message import ServerMessageMetadata
-from discovery_router._compat import connection_of
-from discovery_router.eras import is_2026_era
+from discovery_router.front import FrontRelay
 
 current_relay: contextvars.ContextVar[FrontRelay | None] = contextvars.ContextVar("current_relay", default=None)
 """The relay of the call running in this task (set by :meth:`Router.call`)."""
@@ -33,95 +31,11 @@ class RelayUnavailableError(RuntimeError):
     """The upstream asked for something the calling client cannot be asked; the message says why."""
 
 
-class FrontRelay(Protocol):
-    """What an upstream can reach of the client while one of its requests runs."""
-
-    session_key: object
-    """Identifies the client connection, so asks are never relayed across clients."""
-
-    @property
-    def passes_input_requests(self) -> bool:
-        """True when the client answers 2026-era ``InputRequiredResult``s itself (so they go to it unresolved)."""
-        ...
-
-    async def log(self, level: str, data: Any, logger_name: str | None) -> None: ...
-
-    def refusal(self, method: str) -> str | None:
-        """Why the client cannot be asked ``method`` (it did not declare the capability), or None."""
-        ...
-
-    async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
-        """Send one server-to-client request (sampling, elicitation, roots) and return the client's answer."""
-        ...
-
-
-_CAPABILITY_OF = {
+CAPABILITY_OF = {
     "sampling/createMessage": ("sampling", mcp_types.ClientCapabilities(sampling=mcp_types.SamplingCapability())),
     "elicitation/create": ("elicitation", mcp_types.ClientCapabilities(elicitation=mcp_types.ElicitationCapability())),
     "roots/list": ("roots", mcp_types.ClientCapabilities(roots=mcp_types.RootsCapability())),
 }
-
-
-class ContextRelay:
-    """A :class:`FrontRelay` over the fastmcp ``Context`` of the client's request."""
-
-    def __init__(self, ctx: Any, run_in_request: Any) -> None:
-        """``run_in_request`` schedules a coroutine in the request's own contextvars context.
-
-        Upstream asks arrive on the upstream client's reader task, whose
-        context is not this request's; fastmcp's ``Context`` reads the request
-        from contextvars, so its methods must run in a copy of ours.
-        """
-        self._ctx = ctx
-        self._run = run_in_request
-        request_context = ctx.request_context
-        self._protocol = getattr(request_context, "protocol_version", None)
-        self._request_id = getattr(request_context, "request_id", None)
-        self._session = _session_of(ctx)  # read now: the ask arrives outside this request's context
-        self.session_key = connection_of(self._session) or ctx
-
-    @property
-    def passes_input_requests(self) -> bool:
-        return is_2026_era(self._protocol)
-
-    async def log(self, level: str, data: Any, logger_name: str | None) -> None:
-        if isinstance(data, dict) and isinstance(data.get("msg"), str):
-            message, extra = data["msg"], data.get("extra")
-        else:
-            message, extra = (data if isinstance(data, str) else _json(data)), None
-        await self._run(self._ctx.log(message, level=level, logger_name=logger_name, extra=extra))
-
-    def refusal(self, method: str) -> str | None:
-        feature, capability = _CAPABILITY_OF[method]
-        if self._session is None or not self._session.check_client_capability(capability):
-            return f"the client did not declare the {feature} capability"
-        return None
-
-    async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
-        if self.passes_input_requests:
-            raise RelayUnavailableError(
-                "the client connected with the 2026-07-28 protocol, which cannot be sent requests in the "
-                "middle of a call (the router bridges this for handshake-era servers)"
-            )
-        reason = self.refusal(request.method)
-        if reason:
-            raise RelayUnavailableError(reason)
-        session = self._session
-        metadata = ServerMessageMetadata(related_request_id=self._request_id)
-        return await self._run(session.send_request(request=request, result_type=result_type, metadata=metadata))
-
-
-def _session_of(ctx: Any) -> Any:
-    try:
-        return ctx.session
-    except RuntimeError:
-        return None
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data, ensure_ascii=False, default=str)
 
 
 class LoneClient:
@@ -140,7 +54,7 @@ class LoneClient:
 
     def connected(self, connection: Any) -> bool:
         """Keep ``connection`` (it finished its handshake) if it declared roots; True when kept."""
-        if not connection.check_capability(_CAPABILITY_OF["roots/list"][1]) or connection in self._connections:
+        if not connection.check_capability(CAPABILITY_OF["roots/list"][1]) or connection in self._connections:
             return False
         self._connections.append(connection)
         connection.exit_stack.callback(self._forget, connection)
