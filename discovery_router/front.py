@@ -20,7 +20,7 @@ class FrontRelay(Protocol):
     """What an upstream can reach of the client while one of its requests runs."""
 
     session_key: object
-    """Identifies the client connection, so asks are never relayed across clients."""
+    """Identifies the client, so asks and log lines are never relayed across clients (equal keys: one client)."""
 
     @property
     def passes_input_requests(self) -> bool:

@@ -130,7 +130,7 @@ async def test_suite_content_types_through_call_tool(fixture_client):
     assert error.content[0].text == "This tool intentionally returns an error for testing"
 
 
-async def test_suite_progress_and_logging_through_call_tool(fixture_client):
+async def test_suite_progress_through_call_tool(fixture_client):
     client, logs = fixture_client
     progress: list[tuple[float, float | None]] = []
 
@@ -141,6 +141,11 @@ async def test_suite_progress_and_logging_through_call_tool(fixture_client):
     assert result.is_error is False
     assert progress == [(0, 100), (50, 100), (100, 100)]
 
+
+async def test_suite_logging_through_call_tool(fixture_client):
+    # Its own client: a handshake-era upstream's log lines name no call, so lines arriving just after
+    # another (2026-era, hence unidentifiable) request ended are kept from every client.
+    client, logs = fixture_client
     result = await call(client, "test_tool_with_logging")
     assert result.is_error is False
     messages = [str(getattr(log, "data", log)) for log in logs]

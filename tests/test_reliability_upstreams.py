@@ -95,6 +95,27 @@ async def test_log_lines_during_a_single_clients_call_still_reach_it():
     assert [line for line in logs if line.startswith("step")] == ["step 0 of 2", "step 1 of 2"]
 
 
+async def test_a_stdio_fronts_one_client_gets_its_logs_on_back_to_back_calls(tmp_path: Path):
+    """Over stdio the router has exactly one client, whatever its protocol era: a 2026-era client's
+    requests each look like a new connection, yet the second call's log lines are still its own."""
+    from fastmcp.client.transports import StdioTransport
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"mcpServers": {"library": library_stdio()},
+                                  "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    logs: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        logs.append(message.data.get("msg") if isinstance(message.data, dict) else str(message.data))
+
+    transport = StdioTransport(sys.executable, ["-m", "discovery_router", "serve", "--config", str(config)],
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    async with Client(transport, log_handler=on_log) as client:
+        for steps in (1, 2):  # the second call starts right after the first one ended
+            await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": steps}})
+    assert [line for line in logs if line.startswith("step")] == ["step 0 of 1", "step 0 of 2", "step 1 of 2"]
+
+
 # -- 11: duplicates and refused names in status; stderr prefixed, masked, only with -v --------------------
 
 

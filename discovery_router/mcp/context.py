@@ -23,6 +23,10 @@ from discovery_router.mcp.confirmers import ElicitationConfirmer
 from discovery_router.upstreams.relay import CAPABILITY_OF, RelayUnavailableError
 
 
+STDIO_CLIENT = "stdio"
+"""The session key of every request on a stdio front: one process, one client, whatever its era."""
+
+
 def front_context(ctx: Any) -> FrontContext:
     """The front of one ``call_tool`` request (``ctx`` is its fastmcp ``Context``, None outside a request)."""
     request_context = contextvars.copy_context()
@@ -60,7 +64,9 @@ class ContextRelay:
         self._protocol = getattr(request_context, "protocol_version", None)
         self._request_id = getattr(request_context, "request_id", None)
         self._session = _session_of(ctx)  # read now: the ask arrives outside this request's context
-        self.session_key = connection_of(self._session) or ctx
+        # A stdio front has exactly one client; elsewhere the connection tells clients apart (a 2026-era
+        # request stands alone, so each looks like a new client: ambiguous log lines then go nowhere).
+        self.session_key = STDIO_CLIENT if ctx.transport == "stdio" else (connection_of(self._session) or ctx)
 
     @property
     def passes_input_requests(self) -> bool:
