@@ -40,7 +40,7 @@ test: test-setup
 	$(BIN)/python -m pytest -q
 
 bench: test-setup
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -4,26 +4,24 @@ Cold: resolve the default embedder and embed the whole catalog into an empty
 cache. Warm: a new process-like start (fresh IndexCache, fresh embedder) over
 the filled cache until the index is hybrid. Also RSS with the model loaded.
 
-    .venv/bin/python benchmarks/measure_startup.py [--backend sentence-transformers]
+    .venv/bin/python -m benchmarks.measure_startup [--backend sentence-transformers]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tune_retrieval import DATA, load_corpus  # noqa: E402
+from benchmarks.tune_retrieval import DATA, load_corpus
 
-from discovery_router.search import SearchIndex  # noqa: E402
-from discovery_router.search.hybrid import HybridLoader  # noqa: E402
-from discovery_router.cache import IndexCache  # noqa: E402
+from discovery_router.search import SearchIndex
+from discovery_router.search.hybrid import HybridLoader
+from discovery_router.cache import IndexCache
 
 
 def rss_mib(field: str = "VmRSS") -> int:

@@ -1,9 +1,9 @@
 """Run discovery-router's benchmarks and write JSON, a Markdown summary and PNG plots.
 
-    .venv/bin/python benchmarks/run.py                      # every suite, full size
-    .venv/bin/python benchmarks/run.py tokens retrieval     # some suites
-    .venv/bin/python benchmarks/run.py --quick --out /tmp/b # every suite on small inputs (< 3 min)
-    .venv/bin/python benchmarks/run.py retrieval --corpus DIR --rankings ranked.jsonl
+    .venv/bin/python -m benchmarks.run                      # every suite, full size
+    .venv/bin/python -m benchmarks.run tokens retrieval     # some suites
+    .venv/bin/python -m benchmarks.run --quick --out /tmp/b # every suite on small inputs (< 3 min)
+    .venv/bin/python -m benchmarks.run retrieval --corpus DIR --rankings ranked.jsonl
 
 Suites: tokens, retrieval, latency, scale (see benchmarks/README.md).
 """
@@ -18,10 +18,9 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.suites import SUITES  # noqa: E402
-from benchmarks.suites.common import (  # noqa: E402
+from benchmarks.suites import SUITES
+from benchmarks.suites.common import (
     DEFAULT_CACHE,
     DEFAULT_CORPUS,
     Context,
@@ -128,7 +127,7 @@ def missing_corpus(args: argparse.Namespace) -> str | None:
     needing = [name for name in args.suites if name in CORPUS_SUITES]
     if not needing or (args.corpus / "tools.jsonl").is_file():
         return None
-    return (f"benchmarks/run.py: no corpus at {args.corpus} (no tools.jsonl), needed by {', '.join(needing)}.\n"
+    return (f"benchmarks.run: no corpus at {args.corpus} (no tools.jsonl), needed by {', '.join(needing)}.\n"
             "The suites run on the ETOM corpus: by default ../shared/data/etom beside the repository "
             "(see ../shared/data/README.md), or the folder $ETOM_DIR names. Pass --corpus DIR for any folder with "
             "tools.jsonl and queries_dev.jsonl (format: benchmarks/README.md, \"Corpus\"), "

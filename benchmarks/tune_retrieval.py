@@ -4,9 +4,9 @@ Imports the router's own code (discovery_router.search, index_cache); nothing
 here re-implements retrieval. Embeddings are cached under
 benchmarks/results/cache, so a second run embeds nothing.
 
-    .venv/bin/python benchmarks/tune_retrieval.py                 # the default variants
-    .venv/bin/python benchmarks/tune_retrieval.py --backend sentence-transformers
-    .venv/bin/python benchmarks/tune_retrieval.py --sweep         # fusion grid
+    .venv/bin/python -m benchmarks.tune_retrieval                 # the default variants
+    .venv/bin/python -m benchmarks.tune_retrieval --backend sentence-transformers
+    .venv/bin/python -m benchmarks.tune_retrieval --sweep         # fusion grid
 """
 
 from __future__ import annotations
@@ -16,21 +16,19 @@ import functools
 import json
 import re
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from discovery_router.search import SearchIndex, ToolDoc  # noqa: E402
-from discovery_router.search.dense import QUERY_VECTORS  # noqa: E402
-from discovery_router.search.embedders import resolve_embedder  # noqa: E402
-from discovery_router.search.fusion import FusionConfig  # noqa: E402
-from discovery_router.search.text import document_text, embedding_text  # noqa: E402
-from benchmarks.suites.retrieval import KS, aggregate, score_query  # noqa: E402
-from discovery_router.cache import IndexCache  # noqa: E402
+from discovery_router.search import SearchIndex, ToolDoc
+from discovery_router.search.dense import QUERY_VECTORS
+from discovery_router.search.embedders import resolve_embedder
+from discovery_router.search.fusion import FusionConfig
+from discovery_router.search.text import document_text, embedding_text
+from benchmarks.suites.retrieval import KS, aggregate, score_query
+from discovery_router.cache import IndexCache
 
 DATA = Path(os.environ.get("ETOM_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "etom")
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from benchmarks.suites.system import free_port, wait_for_port
+from devkit.system import free_port, wait_for_port
 from discovery_router.config.loader import parse_config
 from discovery_router.config.model import RouterSettings
 from discovery_router.router import Router

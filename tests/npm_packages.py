@@ -1,6 +1,6 @@
 """Pinned npm packages for the tests: installed once under ~/.cache/discovery-router-tests/npm/.
 
-A thin pytest face over :mod:`benchmarks.npm` (shared with ``benchmarks/conformance.py``): a missing
+A thin pytest face over :mod:`benchmarks.npm` (shared with ``devkit/conformance.py``): a missing
 ``npm``/``node`` skips the test with the reason; a failed install (npm is there) raises, so the test
 fails rather than silently skipping.
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import npm
-from benchmarks.npm import CONFORMANCE, NODE22, SERVER_EVERYTHING, NpmInstallError  # noqa: F401 - re-exported
+from devkit import npm
+from devkit.npm import CONFORMANCE, NODE22, SERVER_EVERYTHING, NpmInstallError  # noqa: F401 - re-exported
 
 
 def _require() -> None:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_missing_corpus_exits_non_zero_and_says_where_it_comes_from(tmp_path: Path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "retrieval", "--quick", "--quiet",
+        [sys.executable, "-m", "benchmarks.run", "retrieval", "--quick", "--quiet",
          "--corpus", str(tmp_path / "etom"), "--out", str(tmp_path / "out")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )

