@@ -90,6 +90,34 @@ def test_unknown_top_level_key_and_bad_router_setting():
     assert parse_config({"router": {"log_level": "debug"}}, environ={}).settings.log_level == "debug"
 
 
+@pytest.mark.parametrize(("router", "field", "problem"), [
+    ({"connect_timeout": True}, "connect_timeout", "must be a number"),  # strict: true is not 1
+    ({"connect_timeout": -1}, "connect_timeout", "must not be negative"),
+    ({"pinned": ["ok", "  "]}, "pinned", "must be a list of non-empty strings"),
+    ({"pinned": "weather/*"}, "pinned", "must be a list of non-empty strings"),
+    ({"read_only": "yes-s3cr3t-value"}, "read_only", "must be true or false"),
+    ({"cache_dri": "x"}, "cache_dri", "unknown setting (did you mean 'cache_dir'?)"),
+])
+def test_router_settings_are_validated_in_the_loaders_words_without_values(router, field, problem):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"router": router}, path=Path("c.json"), environ={})
+    message = str(caught.value)
+    assert message.startswith(f"c.json: field 'router.{field}': {problem}"), message
+    assert "s3cr3t" not in message and "pydantic" not in message and "errors.pydantic.dev" not in message
+
+
+def test_settings_made_in_code_are_validated_too():
+    from dataclasses import replace
+
+    from pydantic import ValidationError
+
+    from discovery_router.config.model import RouterSettings
+
+    assert replace(RouterSettings(), pinned=["a/b"]).pinned == ("a/b",)  # a list becomes the tuple
+    with pytest.raises(ValidationError):
+        replace(RouterSettings(), search_limit=-3)
+
+
 def test_invalid_json_names_the_file_and_position(tmp_path: Path):
     path = tmp_path / "broken.json"
     path.write_text('{"mcpServers": {"a": {"command": "x" "args": []}}}')

@@ -19,6 +19,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 
 from discovery_router.errors import ConfigError, MissingVariableError, SecretError
 from discovery_router.paths import CONFIG_ENV_VAR, default_config_path
@@ -36,7 +38,6 @@ _REMOTE_KEYS = {"url", "headers", "transport"}
 _OTHER_CLIENTS_KEYS = {"autoApprove", "alwaysAllow"}
 """Approval lists other clients write; accepted and ignored (the router's ``tools`` policy decides instead)."""
 _COMMON_KEYS = {"enabled", "disabled", "timeout", "type", "description", "protocol", "roots"}
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRANSPORT_ALIASES: dict[str, Transport] = {
     "stdio": "stdio",
@@ -169,33 +170,37 @@ def parse_config(
 
 
 def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
+    """The ``router`` object as settings; pydantic validates, the complaint is said in our words."""
     if not isinstance(raw, dict):
         raise ConfigError(path, None, "router", "must be an object")
-    known = {f.name: f for f in fields(RouterSettings)}
-    defaults = RouterSettings()
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            hint = ", ".join(sorted(known))
-            raise ConfigError(path, None, f"router.{key}", f"unknown setting (known: {hint})")
-        default = getattr(defaults, key)
-        if isinstance(default, tuple):  # list settings: strings only
-            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-                raise ConfigError(path, None, f"router.{key}", "must be a list of non-empty strings")
-            values[key] = tuple(value)
-            continue
-        expected = type(default) if default is not None else str  # optional settings are strings
-        if expected is float and type(value) is int:
-            value = float(value)
-        nullable_and_null = value is None and default is None
-        if not nullable_and_null and type(value) is not expected:  # exact type: True is not an int
-            raise ConfigError(path, None, f"router.{key}", f"must be {_type_word(expected)}")
-        if isinstance(value, (int, float)) and value < 0:
-            raise ConfigError(path, None, f"router.{key}", "must not be negative")
-        if key == "log_level" and value.upper() not in _LOG_LEVELS:
-            raise ConfigError(path, None, "router.log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
-        values[key] = value
-    return RouterSettings(**values)
+    try:
+        return RouterSettings(**raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "router"
+        raise ConfigError(path, None, f"router.{key}", _setting_problem(error, key)) from None
+
+
+_SETTING_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+                       "string_type": "a string"}
+
+
+def _setting_problem(error: Any, key: str) -> str:
+    """One pydantic error on a setting, as the rest of the loader says things (never with the value)."""
+    kind = error["type"]
+    if kind == "unexpected_keyword_argument":
+        known = sorted(f.name for f in fields(RouterSettings))
+        close = difflib.get_close_matches(key, known, n=1)
+        return f"unknown setting{f' (did you mean {close[0]!r}?)' if close else ''} (known: {', '.join(known)})"
+    if kind in ("tuple_type", "string_pattern_mismatch") or len(error["loc"]) > 1:
+        return "must be a list of non-empty strings"
+    if kind in _SETTING_TYPE_WORDS:
+        return f"must be {_SETTING_TYPE_WORDS[kind]}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return "must not be negative"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    return str(error["msg"])
 
 
 def _entry_enabled(entry: Any) -> bool:

@@ -10,42 +10,66 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor
 
 Transport = Literal["stdio", "http", "sse"]
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-@dataclass(frozen=True)
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+Seconds = Annotated[float, Field(ge=0)]
+"""A duration setting: a number (an integer is fine), never negative."""
+Count = Annotated[int, Field(ge=0)]
+"""A count setting: an integer, never negative."""
+Names = Annotated[tuple[Annotated[str, StringConstraints(pattern=r"\S")], ...], Field(strict=False)]
+"""A list setting: non-empty strings (a JSON list becomes a tuple)."""
+LogLevel = Annotated[str, AfterValidator(_log_level)]
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True))
 class RouterSettings:
-    """The router's own knobs; every one has a default so the section is optional."""
+    """The router's own knobs; every one has a default so the section is optional.
 
-    connect_timeout: float = 30.0
+    Validated when made (a pydantic dataclass, strict: ``true`` is not a number, and no value ever
+    appears in an error); ``dataclasses.replace`` validates too.
+    """
+
+    connect_timeout: Seconds = 30.0
     """Seconds a server gets to start, initialize and list its tools."""
-    call_timeout: float = 120.0
+    call_timeout: Seconds = 120.0
     """Default seconds per forwarded call when a server sets no ``timeout``."""
-    retry_initial: float = 2.0
+    retry_initial: Seconds = 2.0
     """First delay before reconnecting a failed server; doubles up to ``retry_max``."""
-    retry_max: float = 60.0
-    health_interval: float = 30.0
+    retry_max: Seconds = 60.0
+    health_interval: Seconds = 30.0
     """Seconds between pings of connected servers (0 disables)."""
-    refresh_interval: float = 300.0
+    refresh_interval: Seconds = 300.0
     """Seconds between re-listing each server's tools, for servers that never send list_changed (0 disables)."""
-    search_limit: int = 5
-    max_search_limit: int = 25
-    summary_chars: int = 96
+    search_limit: Count = 5
+    max_search_limit: Count = 25
+    summary_chars: Count = 96
     """Longest one-line summary shown per search hit."""
-    step_limit: int = 3
+    step_limit: Count = 3
     """Most tools shown per step when a search is given the plan's steps (a 4-step plan: 12 lines)."""
     cache_dir: str | None = None
     """Where index_cache/ keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
-    cache_poll_interval: float = 2.0
+    cache_poll_interval: Seconds = 2.0
     """Seconds between checks for a ``reindex`` run by another process (0 disables)."""
     embedding_model: str | None = None
     """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     """How much the router logs to stderr while serving (``--verbose`` means DEBUG)."""
     # -- governance (README "Governance") --
     read_only: bool = False
@@ -54,26 +78,26 @@ class RouterSettings:
     """Destructive tools need the user's confirmation through MCP elicitation; per server: confirmDestructive."""
     audit_log: str | None = None
     """The audit JSON Lines file (default: audit.jsonl in the user log dir; "none" disables)."""
-    audit_max_bytes: int = 5_000_000
+    audit_max_bytes: Count = 5_000_000
     """Rotate the audit log when it would grow past this size (0: never rotate)."""
-    audit_backups: int = 3
+    audit_backups: Count = 3
     """Rotated audit files to keep (audit.jsonl.1 is the newest)."""
-    pinned: tuple[str, ...] = ()
+    pinned: Names = ()
     """Tool ids or globs over ids listed directly in tools/list, beside the three meta-tools."""
-    http_allowed_origins: tuple[str, ...] = ()
+    http_allowed_origins: Names = ()
     """Browser origins allowed besides loopback ones when serving over HTTP (e.g. "https://app.example.com")."""
     http_require_token: bool = False
     """Refuse to serve over HTTP without a bearer token even on a loopback address."""
     # -- serving over HTTP (README "Governance", HTTP access: stopping and limits) --
-    shutdown_drain: float = 10.0
+    shutdown_drain: Seconds = 10.0
     """Seconds calls in flight get to finish after SIGTERM/SIGINT before they are answered with an error."""
-    http_max_sessions: int = 1000
+    http_max_sessions: Count = 1000
     """Live streamable-HTTP sessions at most; a new one beyond it is refused with 503 (0: no limit)."""
-    http_session_idle_timeout: float = 1800.0
+    http_session_idle_timeout: Seconds = 1800.0
     """Seconds a session with no request in flight and no open stream lives on (0: until DELETE)."""
-    http_header_timeout: float = 10.0
+    http_header_timeout: Seconds = 10.0
     """Seconds a connection gets to send a complete request head before it is closed (0: no limit)."""
-    http_max_connections: int = 500
+    http_max_connections: Count = 500
     """Open HTTP connections at most; more are turned away with 503 (0, or more than the descriptor limit allows:
     the limit less 64, kept for upstream pipes and files)."""
 
