@@ -7,7 +7,6 @@ held before, and bumps the cache generation so running servers re-list.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -75,19 +74,24 @@ async def reindex(
 
     report = ReindexReport(statuses=[])
     async with router:
-        waiting = asyncio.ensure_future(router.wait_ready())
-        while not waiting.done():
-            progress("connecting", sum(u.first_attempt_done.is_set() for u in router.upstreams.values()), len(servers))
-            await asyncio.wait({waiting}, timeout=0.1)
+        settled: list[str] = []
+        progress("connecting", 0, len(servers))
+
+        def one_more(name: str) -> None:
+            settled.append(name)
+            progress("connecting", len(settled), len(servers))
+
+        await router.wait_ready(on_settled=one_more)
         progress("connecting", len(servers), len(servers))
         progress("embedding", 0, 0)
         await router.wait_hybrid(timeout=embed_timeout)
         report.statuses = router.status()
-        for name, upstream in router.upstreams.items():
-            if upstream.state is not UpstreamState.CONNECTED:
+        for status in report.statuses:
+            name = status.name
+            if status.state is not UpstreamState.CONNECTED:
                 report.failed.append(name)
                 continue
-            after = [clean_tool(t) for t in upstream.tools]  # what was just listed, not a file that may lag
+            after = [clean_tool(t) for t in router.listed_tools(name)]  # just listed, not a file that may lag
             added, changed, removed = _diff(before[name], after)
             report.new, report.changed, report.removed = report.new + added, report.changed + changed, report.removed + removed
         report.total = len(router.catalog)

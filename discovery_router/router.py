@@ -23,6 +23,7 @@ from discovery_router.catalog import Catalog, ToolEntry, clean_id
 from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
 from discovery_router.errors import RouterError, UnknownServerError, UnknownToolError
+from discovery_router.events import ComponentsChanged, EventStream, Listener, ResourceUpdated
 from discovery_router.front import NOBODY, FrontContext
 from discovery_router.governance.guard import Leg, ToolCall, governance_for
 from discovery_router.indexer import Indexer
@@ -31,7 +32,7 @@ from discovery_router.governance.redact import Redactor, redact_logs
 from discovery_router.upstreams.relay import LoneClient
 from discovery_router.search import SearchIndex
 from discovery_router.upstreams.spec import UpstreamSpec, spec_of
-from discovery_router.upstreams.connection import Upstream, UpstreamState, UpstreamStatus
+from discovery_router.upstreams.connection import Components, Upstream, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
 
 logger = logging.getLogger(__name__)
@@ -107,10 +108,7 @@ class Router:
         specs = {name: spec_of(name, target) for name, target in servers.items()}
         own_policies = {name: spec.policy for name, spec in specs.items() if spec.policy is not None}
         self.governance = governance_for({**own_policies, **(policies or {})}, self.settings, self._redactor)
-        self.component_listeners: list[Callable[[], None]] = []
-        """Called when any upstream's resources, templates or prompts change (the MCP server notifies clients)."""
-        self.resource_listeners: list[Callable[[str, str], None]] = []
-        """Called with (server, uri) when an upstream says a subscribed resource was updated."""
+        self._events = EventStream()
         self.lone_client = LoneClient()
         """The stdio client, when it declared roots: asked for them by upstreams outside any call."""
         self._descriptions = {name: spec.description for name, spec in specs.items() if spec.description}
@@ -219,9 +217,26 @@ class Router:
             if self.cache is not None and self.settings.cache_poll_interval:
                 self._watch_task = asyncio.create_task(self._watch_cache(), name="cache-watch")
 
-    async def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait until every upstream has made its first connection attempt."""
-        return await self._settled(self.upstreams.values(), timeout)
+    async def wait_ready(self, timeout: float | None = None,
+                         on_settled: Callable[[str], None] | None = None) -> bool:
+        """Wait until every upstream has made its first connection attempt (True if all did in time).
+
+        ``on_settled(name)`` is called as each one settles, connected or failed (progress, start-up times).
+        """
+        if on_settled is None:
+            return await self._settled(self.upstreams.values(), timeout)
+        await self.start()
+
+        async def settled(name: str, upstream: Upstream) -> None:
+            await upstream.first_attempt_done.wait()
+            on_settled(name)
+
+        limit = self.settings.connect_timeout + 5 if timeout is None else timeout
+        try:
+            await asyncio.wait_for(asyncio.gather(*(settled(n, u) for n, u in self.upstreams.items())), limit)
+            return True
+        except TimeoutError:
+            return False
 
     async def _settled(self, upstreams: Iterable[Upstream], timeout: float | None = None) -> bool:
         """Wait (bounded) for these upstreams' first connection attempts; True if all made one."""
@@ -313,13 +328,31 @@ class Router:
                 logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
         self.indexer.request_rebuild()
 
-    def _components_changed(self, _upstream: Upstream) -> None:
-        for listener in self.component_listeners:
-            listener()
+    def _components_changed(self, upstream: Upstream) -> None:
+        self._events.emit(ComponentsChanged(upstream.name))
 
     def _resource_updated(self, upstream: Upstream, uri: str) -> None:
-        for listener in self.resource_listeners:
-            listener(upstream.name, uri)
+        self._events.emit(ResourceUpdated(upstream.name, uri))
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Hear :mod:`discovery_router.events` as they happen (components changed, resources updated);
+        returns the function that stops listening."""
+        return self._events.listen(listener)
+
+    def components(self) -> dict[str, Components]:
+        """Every server's resources, resource templates and prompts as last listed (empty while down)."""
+        return {name: upstream.components for name, upstream in self.upstreams.items()}
+
+    def listed_tools(self, server: str) -> list[mcp_types.Tool]:
+        """The tools ``server`` listed, as it listed them (policy not applied; cached ones while it is down)."""
+        return list(self.upstreams[server].tools)
+
+    async def subscribe(self, server: str, uri: str) -> None:
+        """Ask ``server`` for updates of its resource ``uri`` (renewed after reconnects)."""
+        await self.upstreams[server].subscribe(uri)
+
+    async def unsubscribe(self, server: str, uri: str) -> None:
+        await self.upstreams[server].unsubscribe(uri)
 
     async def client_roots_changed(self) -> None:
         """The stdio client arrived with roots, or changed them: servers that use roots ask again."""

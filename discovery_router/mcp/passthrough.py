@@ -48,7 +48,7 @@ class UpstreamComponents(Provider):
 
     def namespace(self) -> Namespace:
         """Names for the current components; rebuilt only when an upstream's components changed."""
-        snapshot = tuple((name, u.components) for name, u in self._router.upstreams.items())
+        snapshot = tuple(self._router.components().items())
         if snapshot != self._snapshot:
             self._snapshot = snapshot
             self._namespace = Namespace(
@@ -79,11 +79,11 @@ class UpstreamComponents(Provider):
         """Listed URIs, rewritten ones, and unlisted URIs when only one server has resources at all."""
         await self._router.wait_ready()
         located = self.locate(uri)
-        if located is None or located[0] not in self._router.upstreams:
+        components = self._router.components()
+        if located is None or located[0] not in components:
             return None
         server, upstream_uri = located
-        listed = next((r for r in self._router.upstreams[server].components.resources if str(r.uri) == upstream_uri),
-                      None)
+        listed = next((r for r in components[server].resources if str(r.uri) == upstream_uri), None)
         if listed is None:
             if await self._get_resource_template(uri) is not None:
                 return None  # let the template read it, with its parameters
@@ -91,7 +91,7 @@ class UpstreamComponents(Provider):
         return self._resource(server, listed, uri)
 
     def _sole_resource_server(self, uri: str) -> tuple[str, str] | None:
-        having = [n for n, u in self._router.upstreams.items() if u.components.resources or u.components.templates]
+        having = [name for name, c in self._router.components().items() if c.resources or c.templates]
         return (having[0], uri) if len(having) == 1 else None
 
     def _resource(self, server: str, item: Any, front_uri: str) -> Resource:

@@ -28,6 +28,7 @@ from discovery_router.mcp import render
 from discovery_router.paths import APP_NAME
 from discovery_router.mcp.context import front_context
 from discovery_router.errors import RouterError
+from discovery_router.events import ComponentsChanged, ResourceUpdated, RouterEvent
 from discovery_router._compat import connection_of
 from discovery_router.mcp.notify import ClientNotifier
 from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
@@ -73,16 +74,21 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
     async def subscribe(uri: str) -> None:
         located = components.locate(uri)
         if located is not None:
-            await router.upstreams[located[0]].subscribe(located[1])
+            await router.subscribe(*located)
 
     async def unsubscribe(uri: str) -> None:
         located = components.locate(uri)
         if located is not None:
-            await router.upstreams[located[0]].unsubscribe(located[1])
+            await router.unsubscribe(*located)
 
     notifier = ClientNotifier(subscribe, unsubscribe)
-    router.component_listeners.append(notifier.components_changed)
-    router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
+    def tell_clients(event: RouterEvent) -> None:
+        if isinstance(event, ComponentsChanged):
+            notifier.components_changed()
+        elif isinstance(event, ResourceUpdated):
+            notifier.resource_updated(components.front_uri(event.server, event.uri))
+
+    router.listen(tell_clients)
     mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
                   middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()], version=__version__)
     low = low_level_server(mcp)

@@ -167,18 +167,12 @@ async def _check_servers(report: DoctorReport, servers: dict[str, ServerConfig],
 
 async def _connect_all(report: DoctorReport, router: Any, servers: dict[str, ServerConfig], settings: RouterSettings,
                        seconds: dict[str, float], started: float, tools: dict[str, list[Any]]) -> None:
-    async def timed(name: str, event: asyncio.Event) -> None:
-        await event.wait()
+    def timed(name: str) -> None:
         seconds[name] = time.monotonic() - started
 
     async with router:
-        waits = [timed(name, u.first_attempt_done) for name, u in router.upstreams.items()]
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout=settings.connect_timeout + 5)
-        except TimeoutError:
-            pass
+        await router.wait_ready(settings.connect_timeout + 5, on_settled=timed)
         for status in router.status():
-            upstream = router.upstreams[status.name]
             taken = seconds.get(status.name) if status.state.value != "disabled" else None
             server = ServerReport(status.name, status.transport, status.state.value, status.tool_count,
                                   round(taken, 2) if taken is not None else None)
@@ -186,7 +180,7 @@ async def _connect_all(report: DoctorReport, router: Any, servers: dict[str, Ser
             if status.state.value == "disabled":
                 report.checks.append(Check("server", status.name, SKIP, "disabled in the config"))
             elif status.state.value == "connected":
-                tools[status.name] = list(upstream.tools)
+                tools[status.name] = router.listed_tools(status.name)
                 detail = f"{status.tool_count} tools, started in {taken:.1f}s" if taken is not None else \
                     f"{status.tool_count} tools"
                 if taken is not None and taken > SLOW_START_SECONDS:
