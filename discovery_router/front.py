@@ -10,10 +10,12 @@ upstream connection reads the relay and the progress handler.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types
-from fastmcp.client.progress import ProgressHandler
+
+if TYPE_CHECKING:  # fastmcp's client package is heavy; the CLI's fast commands never need it
+    from fastmcp.client.progress import ProgressHandler
 
 
 class FrontRelay(Protocol):
