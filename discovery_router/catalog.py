@@ -10,19 +10,11 @@ from typing import TYPE_CHECKING
 import mcp_types
 
 from discovery_router.errors import AmbiguousToolError, UnknownToolError
+from discovery_router.ids import ID_SEPARATOR, clean_id, tool_id
 from discovery_router.search.base import ToolDoc
 
 if TYPE_CHECKING:
     from discovery_router.governance.policy import ToolPolicy
-
-ID_SEPARATOR = "/"
-_WRAPPERS = "`'\"“”‘’"
-
-
-def clean_id(name: str) -> str:
-    """``name`` without the spaces, backticks or quotes a model copies around an id (`time/get_current_time`)."""
-    return name.strip().strip(_WRAPPERS).strip()
-
 
 @dataclass(frozen=True)
 class ToolEntry:
@@ -41,7 +33,7 @@ class ToolEntry:
 
     @property
     def id(self) -> str:
-        return f"{self.server}{ID_SEPARATOR}{self.tool.name}"
+        return tool_id(self.server, self.tool.name)
 
     def to_doc(self, server_description: str = "") -> ToolDoc:
         return ToolDoc(

@@ -19,7 +19,8 @@ import mcp_types
 from fastmcp import Client
 
 from discovery_router.arguments import prepare_arguments
-from discovery_router.catalog import Catalog, ToolEntry, clean_id
+from discovery_router.catalog import Catalog, ToolEntry
+from discovery_router.ids import server_of
 from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
 from discovery_router.errors import RouterError, UnknownServerError, UnknownToolError
@@ -66,12 +67,6 @@ ServerTarget = ServerConfig | UpstreamSpec | Any
 
 STARTING_GRACE = 10.0
 """Seconds after start during which a search waits for servers never seen before (bounded by connect_timeout)."""
-
-
-def _server_named(name: str) -> str | None:
-    """The server part of a ``<server>/<tool>`` id (None for a bare tool name)."""
-    name = clean_id(name)
-    return name.split("/", 1)[0] if "/" in name else None
 
 
 def _names(query: str, name: str) -> bool:
@@ -405,7 +400,7 @@ class Router:
 
     async def describe(self, name: str) -> ToolEntry:
         """One tool by id (or unambiguous bare name)."""
-        await self.ready_catalog(_server_named(name))
+        await self.ready_catalog(server_of(name))
         return self.resolve(name)
 
     def resolve(self, name: str) -> ToolEntry:
@@ -413,8 +408,7 @@ class Router:
         try:
             return self.catalog.resolve(name)
         except UnknownToolError as exc:
-            name = clean_id(name)
-            server = name.split("/", 1)[0] if "/" in name else None
+            server = server_of(name)
             upstream = self.upstreams.get(server) if server else None
             if upstream is not None and upstream.state is not UpstreamState.CONNECTED:
                 raise upstream.unavailable_error() from None
@@ -439,7 +433,7 @@ class Router:
 
     async def _prepare(self, call: ToolCall) -> None:
         """Resolve the id and repair/validate the arguments against the tool's schema (nothing is sent on failure)."""
-        await self.ready_catalog(_server_named(call.name))
+        await self.ready_catalog(server_of(call.name))
         entry = call.entry = self.resolve(call.name)
         call.arguments = prepare_arguments(entry.id, call.raw_arguments, entry.tool.input_schema)
 

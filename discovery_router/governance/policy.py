@@ -17,6 +17,8 @@ from typing import Any
 
 import mcp_types
 
+from discovery_router.ids import tool_id
+
 SERVER_POLICY_KEYS = frozenset({"tools", "readOnly", "confirmDestructive", "auditArguments"})
 _TOOLS_KEYS = ("allow", "deny", "safe")
 
@@ -122,16 +124,16 @@ class Policy:
         confirm, confirm_setting = _effective(policy.confirm_destructive, self.confirm_destructive, server,
                                               "confirmDestructive", "confirm_destructive")
         governed = read_only_mode or confirm
-        tool_id = f"{server}/{tool.name}"
+        shown = tool_id(server, tool.name)
         if read_only_mode and not read_only:
             why = "has no annotations" if annotations is None else "is not annotated readOnlyHint: true"
-            reason = (f"{tool_id} {why} and read-only mode is on ({read_only_setting}). If the tool only reads, "
+            reason = (f"{shown} {why} and read-only mode is on ({read_only_setting}). If the tool only reads, "
                       f"list it in mcpServers.{server}.tools.safe; otherwise set {read_only_setting} to false.")
             return ToolPolicy(Verdict.REFUSE, read_only, destructive, governed, reason, read_only_setting)
         if confirm and destructive:
             why = "destructiveHint: true" if annotations and annotations.destructive_hint else (
                 "it has no annotations" if annotations is None else "it is not annotated destructiveHint: false")
-            reason = f"{tool_id} counts as destructive ({why}) and {confirm_setting} is true"
+            reason = f"{shown} counts as destructive ({why}) and {confirm_setting} is true"
             return ToolPolicy(Verdict.CONFIRM, read_only, destructive, governed, reason, confirm_setting)
         return ToolPolicy(Verdict.ALLOW, read_only, destructive, governed)
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import mcp_types
 
+from discovery_router.ids import ID_SEPARATOR
+
 ROUTED_PREFIX = "mcp-router://"
-PROMPT_SEPARATOR = "/"
+PROMPT_SEPARATOR = ID_SEPARATOR
 
 
 def routed_uri(server: str, uri: str) -> str:

@@ -23,7 +23,7 @@ from fastmcp.server.providers.base import Provider
 from fastmcp.server.providers.proxy import ProxyPrompt, ProxyResource, ProxyTemplate
 from fastmcp.utilities.versions import VersionSpec
 
-from discovery_router.catalog import clean_id
+from discovery_router.ids import clean_id
 from discovery_router.mcp.namespace import Namespace
 from discovery_router.router import Router
 
