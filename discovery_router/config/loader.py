@@ -26,7 +26,7 @@ from discovery_router.config.expand import expand
 from discovery_router.config.jsonc import strip_jsonc
 from discovery_router.config.keyring import expand_keyring, has_reference, placeholder_lookup
 from discovery_router.governance.policy import SERVER_POLICY_KEYS, parse_server_policy
-from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig, Transport
+from discovery_router.config.model import MANAGE_SERVERS, RouterConfig, RouterSettings, ServerConfig, Transport
 from discovery_router.governance.redact import Redactor
 
 
@@ -192,6 +192,8 @@ def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
             raise ConfigError(path, None, f"router.{key}", f"must be {_type_word(expected)}")
         if isinstance(value, (int, float)) and value < 0:
             raise ConfigError(path, None, f"router.{key}", "must not be negative")
+        if key == "manage_servers" and value not in MANAGE_SERVERS:
+            raise ConfigError(path, None, "router.manage_servers", f"must be one of {', '.join(MANAGE_SERVERS)}")
         if key == "log_level" and value.upper() not in _LOG_LEVELS:
             raise ConfigError(path, None, "router.log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
         values[key] = value

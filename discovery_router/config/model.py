@@ -16,6 +16,8 @@ from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor
 
 Transport = Literal["stdio", "http", "sse"]
+MANAGE_SERVERS = ("off", "remote", "all")
+"""The values of ``router.manage_servers``."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class RouterSettings:
     """Rotate the audit log when it would grow past this size (0: never rotate)."""
     audit_backups: int = 3
     """Rotated audit files to keep (audit.jsonl.1 is the newest)."""
+    manage_servers: str = "off"
+    """Let the agent add and remove servers (add_server / remove_server / list_servers): "off", "remote"
+    (http(s) URLs only) or "all" (stdio commands too)."""
     pinned: tuple[str, ...] = ()
     """Tool ids or globs over ids listed directly in tools/list, beside the three meta-tools."""
     http_allowed_origins: tuple[str, ...] = ()

@@ -8,8 +8,9 @@ change (:mod:`discovery_router.mcp.notify`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import mcp_types
@@ -31,7 +32,9 @@ from discovery_router.errors import RouterError
 from discovery_router._compat import connection_of
 from discovery_router.mcp.notify import ClientNotifier
 from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
-from discovery_router.mcp.pinned import META_TOOLS, PinnedTools
+from discovery_router.config.watch import ConfigWatcher
+from discovery_router.mcp.manage import add_management_tools
+from discovery_router.mcp.pinned import META_TOOLS, PinnedTools, pinned_entries, pinned_names
 from discovery_router.router import Router
 
 INSTRUCTIONS = (
@@ -57,15 +60,24 @@ CALL_DESCRIPTION = (
 _READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 
 
-def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
-    """A FastMCP server that starts the router's upstreams with its lifespan."""
+def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | None = None) -> FastMCP:
+    """A FastMCP server that starts the router's upstreams with its lifespan.
+
+    With ``config_path`` (``serve``), the file is watched and applied live, and ``router.manage_servers``
+    lets the agent edit it.
+    """
+    watcher = ConfigWatcher(router, config_path) if config_path is not None else None
 
     @asynccontextmanager
     async def lifespan(_app: FastMCP) -> AsyncIterator[None]:
         await router.start()
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                await watcher.stop()
             await router.stop()
 
     components = UpstreamComponents(router)
@@ -83,6 +95,7 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
     notifier = ClientNotifier(subscribe, unsubscribe)
     router.component_listeners.append(notifier.components_changed)
     router.resource_listeners.append(lambda server, uri: notifier.resource_updated(components.front_uri(server, uri)))
+    router.tools_listeners.append(_pinned_watch(router, notifier))
     mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
                   middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()], version=__version__)
     low = low_level_server(mcp)
@@ -91,6 +104,8 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
     _answer_roots_from_the_stdio_client(mcp, router)
     low.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
+    if watcher is not None and router.settings.manage_servers != "off":
+        add_management_tools(mcp, router, watcher)
 
     # One source for the limit: the router settings (router.search_limit / max_search_limit in the config).
     default_limit, max_limit = router.settings.search_limit, router.settings.max_search_limit
@@ -163,6 +178,22 @@ class MetaToolArguments(Middleware):
                 raise
             raise ToolError(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
                                                      cause.errors())) from None
+
+
+def _pinned_watch(router: Router, notifier: ClientNotifier) -> Callable[[], None]:
+    """Tell clients ``tools/list_changed`` when the set of pinned tools changes (a server came, went, re-listed)."""
+    last: list[frozenset[tuple[str, str]]] = [frozenset()]
+
+    def check() -> None:
+        if not router.settings.pinned:
+            return
+        named = pinned_names(pinned_entries(router.catalog.entries, router.settings.pinned))
+        now = frozenset((front, entry.id) for front, entry in named.items())
+        if now != last[0]:
+            last[0] = now
+            notifier.tools_changed()
+
+    return check
 
 
 def _answer_roots_from_the_stdio_client(mcp: FastMCP, router: Router) -> None:
