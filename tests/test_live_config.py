@@ -336,3 +336,48 @@ async def test_add_and_remove_need_confirmation_when_confirm_destructive(tmp_pat
         else:
             assert failed and "declined" in message
             assert json.loads(path.read_text())["mcpServers"] == {}
+
+
+async def test_clients_hear_pinned_tools_and_components_change(tmp_path: Path):
+    """A reload tells clients: tools/list_changed when the pinned tools change, resources/prompts list_changed."""
+    from fastmcp.client.messages import MessageHandler
+
+    from discovery_router.config.loader import load_config
+    from discovery_router.mcp.server import build_server
+    from discovery_router.router import Router
+
+    heard: list[str] = []
+
+    class Ears(MessageHandler):
+        async def on_tool_list_changed(self, message: Any) -> None:
+            heard.append("tools")
+
+        async def on_resource_list_changed(self, message: Any) -> None:
+            heard.append("resources")
+
+        async def on_prompt_list_changed(self, message: Any) -> None:
+            heard.append("prompts")
+
+    path = tmp_path / "config.json"
+    router_settings = settings(tmp_path, pinned=["wx/get_forecast"])
+    write(path, {"keep": stdio_entry("notes")}, router_settings)
+    router = Router.from_config(load_config(path))
+    async with Client(build_server(router, config_path=path), mode="legacy", message_handler=Ears()) as client:
+        assert "get_forecast" not in [tool.name for tool in await client.list_tools()]
+        await client.call_tool("search_tools", {"query": "note"})  # the client's session is known from here
+        heard.clear()
+        write(path, {"keep": stdio_entry("notes"), "wx": stdio_entry("weather")}, router_settings)
+        await until(_async(lambda: "tools" in heard), "tools/list_changed")
+        assert "get_forecast" in [tool.name for tool in await client.list_tools()]
+        assert "resources" in heard and "prompts" in heard
+        heard.clear()
+        write(path, {"keep": stdio_entry("notes")}, router_settings)
+        await until(_async(lambda: "tools" in heard), "tools/list_changed after the removal")
+        assert "get_forecast" not in [tool.name for tool in await client.list_tools()]
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def wrapped() -> bool:
+        return check()
+
+    return wrapped

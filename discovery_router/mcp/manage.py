@@ -54,16 +54,16 @@ _REMOTE_PROPERTIES: dict[str, Any] = {
     "name": _NAME,
     "url": {"type": "string", "description": "http(s) URL of the server."},
     "headers": {**_STRINGS, "description": "HTTP headers, e.g. Authorization."},
-    "transport": {"type": "string", "enum": ["http", "sse"], "description": "Default: from the URL."},
+    "transport": {"type": "string", "enum": ["http", "sse"]},
 }
 _STDIO_PROPERTIES: dict[str, Any] = {
     "command": {"type": "string", "description": "Program to run (a stdio server)."},
     "args": {"type": "array", "items": {"type": "string"}},
     "env": {**_STRINGS, "description": "Environment variables for it."},
 }
-_DESTRUCTIVE = mcp_types.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
-_READ_ONLY = mcp_types.ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                                       open_world_hint=False)
+_DESTRUCTIVE = mcp_types.ToolAnnotations(destructive_hint=True)
+_READ_ONLY = mcp_types.ToolAnnotations(read_only_hint=True)
+"""Only what governance reads (and clients show): every byte here is paid in every session's tools/list."""
 _URL = re.compile(r"^https?://[^/\s]+\S*$")
 _REFERENCE = "${"
 CONNECT_WAIT = 15.0
@@ -80,8 +80,10 @@ class ManageTool(Tool):
     @classmethod
     def of(cls, name: str, description: str, properties: Mapping[str, Any], required: list[str],
            annotations: mcp_types.ToolAnnotations, handler: Handler) -> ManageTool:
-        tool = cls(name=name, description=description, annotations=annotations,
-                   parameters={"type": "object", "properties": dict(properties), "required": required})
+        parameters: dict[str, Any] = {"type": "object", "properties": dict(properties)}
+        if required:
+            parameters["required"] = required
+        tool = cls(name=name, description=description, annotations=annotations, parameters=parameters)
         tool._handler = handler
         return tool
 
@@ -167,7 +169,7 @@ def add_management_tools(mcp: FastMCP, router: Router, watcher: ConfigWatcher) -
     for tool in (
         ManageTool.of("add_server", ADD_ALL if stdio_allowed else ADD_REMOTE, add_properties, ["name"],
                       _DESTRUCTIVE, add),
-        ManageTool.of("remove_server", REMOVE, {"name": _NAME}, ["name"], _DESTRUCTIVE, remove),
+        ManageTool.of("remove_server", REMOVE, {"name": {"type": "string"}}, ["name"], _DESTRUCTIVE, remove),
         ManageTool.of("list_servers", LIST, {}, [], _READ_ONLY, list_all),
     ):
         mcp.add_tool(tool)

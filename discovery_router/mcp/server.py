@@ -104,8 +104,6 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
     _answer_roots_from_the_stdio_client(mcp, router)
     low.add_request_handler("completion/complete", mcp_types.CompleteRequestParams, components.complete)
     mcp.add_provider(PinnedTools(router, mcp))  # router.pinned: a few upstream tools listed directly
-    if watcher is not None and router.settings.manage_servers != "off":
-        add_management_tools(mcp, router, watcher)
 
     # One source for the limit: the router settings (router.search_limit / max_search_limit in the config).
     default_limit, max_limit = router.settings.search_limit, router.settings.max_search_limit
@@ -156,6 +154,8 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
             return InputRequiredToolResult(result)  # the client answers, then retries this call
         return ToolResult.from_mcp_result(result)
 
+    if watcher is not None and router.settings.manage_servers != "off":  # listed after the meta-tools
+        add_management_tools(mcp, router, watcher)
     return mcp
 
 
