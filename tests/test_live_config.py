@@ -381,3 +381,23 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return wrapped
+
+
+async def test_2026_clients_hear_pinned_tools_change_on_a_listen_stream(tmp_path: Path):
+    from mcp.client.subscriptions import listen
+    from mcp.shared.subscriptions import ToolsListChanged
+
+    from discovery_router.config.loader import load_config
+    from discovery_router.mcp.server import build_server
+    from discovery_router.router import Router
+
+    path = tmp_path / "config.json"
+    router_settings = settings(tmp_path, pinned=["wx/get_forecast"])
+    write(path, {}, router_settings)
+    router = Router.from_config(load_config(path))
+    async with Client(build_server(router, config_path=path)) as client:
+        async with listen(client.session, tools_list_changed=True) as events:
+            write(path, {"wx": stdio_entry("weather")}, router_settings)
+            event = await asyncio.wait_for(anext(aiter(events)), WAIT)
+        assert isinstance(event, ToolsListChanged)
+        assert "get_forecast" in [tool.name for tool in await client.list_tools()]
