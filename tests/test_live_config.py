@@ -401,3 +401,22 @@ async def test_2026_clients_hear_pinned_tools_change_on_a_listen_stream(tmp_path
             event = await asyncio.wait_for(anext(aiter(events)), WAIT)
         assert isinstance(event, ToolsListChanged)
         assert "get_forecast" in [tool.name for tool in await client.list_tools()]
+
+
+async def test_read_only_mode_refuses_add_and_remove_but_lists(tmp_path: Path):
+    from discovery_router.config.loader import load_config
+    from discovery_router.mcp.server import build_server
+    from discovery_router.router import Router
+
+    path = tmp_path / "config.json"
+    write(path, {}, settings(tmp_path, manage_servers="remote", read_only=True))
+    before = path.read_bytes()
+    router = Router.from_config(load_config(path))
+    async with Client(build_server(router, config_path=path)) as client:
+        failed, message = await text_of(client, "add_server", {"name": "r", "url": "https://example.com/mcp"})
+        assert failed and "read-only mode" in message
+        failed, message = await text_of(client, "remove_server", {"name": "r"})
+        assert failed and "read-only mode" in message
+        failed, listing = await text_of(client, "list_servers", {})
+        assert not failed and listing == "No servers configured."
+    assert path.read_bytes() == before
