@@ -420,3 +420,41 @@ async def test_read_only_mode_refuses_add_and_remove_but_lists(tmp_path: Path):
         failed, listing = await text_of(client, "list_servers", {})
         assert not failed and listing == "No servers configured."
     assert path.read_bytes() == before
+
+
+# -- the per-server diff, without processes --------------------------------------------------------------------
+
+
+async def test_apply_config_diffs_by_value_and_keeps_untouched_upstreams():
+    from discovery_router.config.loader import parse_config
+    from discovery_router.router import Router
+
+    def config(servers: dict[str, Any]) -> Any:
+        return parse_config({"mcpServers": servers, "router": {"embedding_model": "none", "cache_dir": "none"}},
+                            environ={"TOKEN": "token-value-123"})
+
+    remote = {"url": "https://a.example/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+    router = Router.from_config(config({"a": remote, "b": {"url": "https://b.example/mcp"}}), semantic=False)
+    a, b = router.upstreams["a"], router.upstreams["b"]
+
+    same = await router.apply_config(config({"a": dict(remote), "b": {"url": "https://b.example/mcp"}}))
+    assert not same and router.upstreams["a"] is a  # equal by value: a fresh load changes nothing
+
+    change = await router.apply_config(config({
+        "a": {**remote, "description": "now described"}, "c": {"url": "https://c.example/mcp"}}))
+    assert (change.added, change.removed, change.changed) == (("c",), ("b",), ("a",))
+    assert list(router.upstreams) == ["a", "c"] and router.upstreams["a"] is not a and b not in router.upstreams.values()
+
+    change = await router.apply_config(config({"a": {**remote, "description": "now described"},
+                                               "c": {"url": "https://c.example/mcp", "tools": {"deny": ["x"]}}}))
+    assert change.changed == ("c",) and not router.governance.exposes("c", "x")
+    assert "token-value-123" not in repr(change)
+
+
+def test_manage_servers_setting_is_checked():
+    from discovery_router.config.loader import parse_config
+    from discovery_router.errors import ConfigError
+
+    assert parse_config({"router": {"manage_servers": "all"}}).settings.manage_servers == "all"
+    with pytest.raises(ConfigError, match="router.manage_servers.*off, remote, all"):
+        parse_config({"router": {"manage_servers": "yes"}})
