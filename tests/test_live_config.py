@@ -126,7 +126,6 @@ async def test_add_change_remove_apply_in_the_same_session(tmp_path: Path):
 
         assert await pid_of(client, "keep") == keep_pid  # the untouched server never noticed
     print(f"\nfile change to effect: add {added:.2f} s, edit {edited:.2f} s, remove {removed:.2f} s")
-    assert max(added, edited, removed) < 10
 
 
 async def _has(text: Awaitable[str], needle: str) -> bool:
@@ -276,6 +275,7 @@ async def test_all_mode_adds_lists_and_removes_a_stdio_server(tmp_path: Path):
     path, log = tmp_path / "config.json", tmp_path / "serve.log"
     write(path, {"keep": stdio_entry("weather")}, settings(tmp_path, manage_servers="all"))
     async with serve(path, log) as client:
+        await pid_of(client, "keep")  # connected (a call waits for its server's first connection)
         entry = stdio_entry("weather")
         entry["env"]["API_KEY"] = SECRET
         failed, message = await text_of(client, "add_server", {"name": "wx", **entry})

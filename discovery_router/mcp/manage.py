@@ -66,8 +66,6 @@ _READ_ONLY = mcp_types.ToolAnnotations(read_only_hint=True)
 """Only what governance reads (and clients show): every byte here is paid in every session's tools/list."""
 _URL = re.compile(r"^https?://[^/\s]+\S*$")
 _REFERENCE = "${"
-CONNECT_WAIT = 15.0
-"""Seconds add_server waits for the new server's first connection before answering."""
 
 Handler = Callable[[dict[str, Any]], Awaitable[mcp_types.CallToolResult | mcp_types.InputRequiredResult]]
 
@@ -124,7 +122,7 @@ def add_management_tools(mcp: FastMCP, router: Router, watcher: ConfigWatcher) -
             except ConfigError as exc:
                 raise RouterError(f"Not added: {_short_config_error(exc)}") from None
             await watcher.reload_now()
-            status = await router.wait_server(name, CONNECT_WAIT)
+            status = await router.wait_server(name, router.settings.connect_timeout + 5)
             if status is None:
                 return f"Saved {name}, but the config did not apply: {router.config_problem or 'unknown reason'}."
             if status.state is UpstreamState.CONNECTED:
