@@ -458,3 +458,33 @@ def test_manage_servers_setting_is_checked():
     assert parse_config({"router": {"manage_servers": "all"}}).settings.manage_servers == "all"
     with pytest.raises(ConfigError, match="router.manage_servers.*off, remote, all"):
         parse_config({"router": {"manage_servers": "yes"}})
+
+
+def _serve_pid(config: Path) -> int:
+    """The pid of the ``serve`` process started for ``config`` (the stdio transport does not expose it)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(config).encode() in argv and b"serve" in argv:
+            return int(proc.name)
+    raise AssertionError("serve process not found")
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds the serve process in /proc")
+async def test_sighup_reloads_over_stdio(tmp_path: Path):
+    """A stdio ``serve`` takes SIGHUP as "reload", not as a hangup that ends it."""
+    path, log = tmp_path / "config.json", tmp_path / "serve.log"
+    router = settings(tmp_path)
+    write(path, {"keep": stdio_entry("weather")}, router)
+    async with serve(path, log) as client:
+        keep_pid = await pid_of(client, "keep")
+        before = path.stat()
+        raw = json.loads(path.read_text())
+        raw["mcpServers"]["wx"] = stdio_entry("weather")
+        path.write_text(json.dumps(raw))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.kill(_serve_pid(path), signal.SIGHUP)
+        await until(lambda: pid_of(client, "wx"), "wx callable after SIGHUP")
+        assert await pid_of(client, "keep") == keep_pid
