@@ -13,9 +13,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ComponentsChanged:
-    """``server``'s resources, resource templates or prompts changed (or it connected or went away)."""
+    """``server``'s resources, resource templates or prompts changed (or it connected or went away);
+    ``server`` is None after a config reload, when any server's may have."""
 
-    server: str
+    server: str | None
+
+
+@dataclass(frozen=True)
+class CatalogChanged:
+    """The catalog may have changed: a server's tools were (re)listed, or a reload added or removed servers."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class ResourceUpdated:
     uri: str
 
 
-RouterEvent = ComponentsChanged | ResourceUpdated
+RouterEvent = ComponentsChanged | ResourceUpdated | CatalogChanged
 Listener = Callable[[RouterEvent], None]
 
 

@@ -61,6 +61,10 @@ class Indexer:
         self._done: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
 
+    def set_descriptions(self, server_descriptions: Mapping[str, str]) -> None:
+        """Servers were added or removed by a reload: rank with their descriptions from the next build on."""
+        self._descriptions = dict(server_descriptions)
+
     @property
     def index(self) -> SearchIndex:
         return self.served[1]

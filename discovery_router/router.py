@@ -11,7 +11,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ from discovery_router.ids import server_of
 from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
 from discovery_router.errors import RouterError, UnknownServerError, UnknownToolError
-from discovery_router.events import ComponentsChanged, EventStream, Listener, ResourceUpdated
+from discovery_router.events import CatalogChanged, ComponentsChanged, EventStream, Listener, ResourceUpdated
 from discovery_router.front import NOBODY, FrontContext
-from discovery_router.governance.guard import Leg, ToolCall, governance_for
+from discovery_router.governance.guard import Leg, Result, ToolCall, governance_for
 from discovery_router.indexer import Indexer
 from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor, redact_logs
@@ -63,6 +64,30 @@ class Matches(list[ToolEntry]):
 
 ServerTarget = ServerConfig | UpstreamSpec | Any
 """A config entry, a spec, or anything ``fastmcp.Client`` accepts (a FastMCP server, a transport, a URL)."""
+
+
+ROUTER_SERVER = "discovery-router"
+"""The server part of the router's own tools' ids (``discovery-router/add_server``) in audit lines and policy."""
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What :meth:`Router.apply_config` did, server names only (never a value)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def _same_server(old: UpstreamSpec, new: UpstreamSpec) -> bool:
+    """Whether a reload may keep ``old``'s connection: config entries compare by value (every field, secrets
+    included, never shown), objects by identity."""
+    if isinstance(old.target, ServerConfig) and isinstance(new.target, ServerConfig):
+        return old.target == new.target
+    return old.target is new.target and old == new
 
 
 STARTING_GRACE = 10.0
@@ -107,24 +132,12 @@ class Router:
         self.lone_client = LoneClient()
         """The stdio client, when it declared roots: asked for them by upstreams outside any call."""
         self._descriptions = {name: spec.description for name, spec in specs.items() if spec.description}
-        self.upstreams: dict[str, Upstream] = {
-            name: Upstream(
-                name,
-                spec.client_factory(),
-                settings=self.settings,
-                call_timeout=spec.call_timeout,
-                redact=self._redactor,
-                on_tools_changed=self._tools_changed,
-                on_components_changed=self._components_changed,
-                on_resource_updated=self._resource_updated,
-                transport=spec.transport,
-                enabled=spec.enabled,
-                config_error=spec.error,
-                roots=spec.roots,
-                lone_client=self.lone_client,
-            )
-            for name, spec in specs.items()
-        }
+        self._specs: dict[str, UpstreamSpec] = dict(specs)
+        self.upstreams: dict[str, Upstream] = {name: self._new_upstream(name, spec) for name, spec in specs.items()}
+        self.config_problem: str | None = None
+        """Why the newest config file was not applied (the last good one keeps serving), or None."""
+        self._reload_lock = asyncio.Lock()
+        self._settings_seen = self.settings
         self.cache = open_cache(self.settings)
         self._cache_keys = {name: spec.cache_key for name, spec in specs.items()}
         self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
@@ -139,6 +152,23 @@ class Router:
         self._started = False
         self._started_at = 0.0
         self._watch_task: asyncio.Task[None] | None = None
+
+    def _new_upstream(self, name: str, spec: UpstreamSpec) -> Upstream:
+        return Upstream(
+            name,
+            spec.client_factory(),
+            settings=self.settings,
+            call_timeout=spec.call_timeout,
+            redact=self._redactor,
+            on_tools_changed=self._tools_changed,
+            on_components_changed=self._components_changed,
+            on_resource_updated=self._resource_updated,
+            transport=spec.transport,
+            enabled=spec.enabled,
+            config_error=spec.error,
+            roots=spec.roots,
+            lone_client=self.lone_client,
+        )
 
     @classmethod
     def from_config(cls, config: RouterConfig, *, semantic: bool = True) -> Router:
@@ -158,11 +188,12 @@ class Router:
         """The key of ``name``'s tool list in the index cache."""
         return self._cache_keys[name]
 
-    def _load_cached_tools(self) -> None:
-        """Stale but searchable: last known tools of every server, before any connects."""
+    def _load_cached_tools(self, names: Iterable[str] | None = None) -> None:
+        """Stale but searchable: last known tools of every server (or of ``names``), before any connects."""
         if self.cache is None:
             return
-        for name, upstream in self.upstreams.items():
+        for name in list(self.upstreams) if names is None else names:
+            upstream = self.upstreams[name]
             if upstream.state is UpstreamState.DISABLED or upstream.tools:
                 continue
             cached = self._saved_tools[name] = self.cache.load_tools(self._cache_keys[name])
@@ -289,6 +320,122 @@ class Router:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    # -- live configuration ----------------------------------------------
+
+    async def apply_config(self, config: RouterConfig) -> ConfigChange:
+        """Bring the running servers in line with a newly loaded config, server by server.
+
+        Added servers are connected and indexed, removed ones stopped (their processes end) and dropped from
+        search, changed ones restarted; every other server keeps its connection and its calls in flight.
+        A bad entry arrives as a server carrying its ``error``: it alone is failed. Only server entries
+        apply live; a changed ``router`` section is reported as needing a restart.
+        """
+        async with self._reload_lock:
+            self.config_problem = None
+            self._redactor.absorb(config.redactor)  # new secrets are masked before anything can log them
+            new = {name: spec_of(name, entry) for name, entry in config.servers.items()}
+            old = self._specs
+            change = ConfigChange(
+                added=tuple(n for n in new if n not in old),
+                removed=tuple(n for n in old if n not in new),
+                changed=tuple(n for n in new if n in old and not _same_server(old[n], new[n])),
+            )
+            if config.settings != self._settings_seen:
+                self._settings_seen = config.settings
+                logger.warning("the router section of the config changed; restart `serve` to apply it "
+                               "(server entries are applied live)")
+            if not change:
+                return change
+            stopping = [self.upstreams[n] for n in (*change.removed, *change.changed)]
+            for name in (*change.removed, *change.changed):
+                self._forget(name)
+            fresh = (*change.added, *change.changed)
+            upstreams: dict[str, Upstream] = {}
+            for name, spec in new.items():
+                if name in fresh:
+                    self._adopt(name, spec)
+                    upstreams[name] = self._new_upstream(name, spec)
+                else:
+                    upstreams[name] = self.upstreams[name]
+            self.upstreams = upstreams  # file order; untouched upstreams are the very same objects
+            self._load_cached_tools(fresh)
+            if self._started:
+                for name in fresh:
+                    self.upstreams[name].start()  # the replacement starts while the old process is stopped
+            self.indexer.request_rebuild()
+            self._components_changed(None)
+            self._catalog_changed()
+            logger.info("config reloaded: %s", ", ".join(
+                f"{what} {', '.join(names)}" for what, names in
+                (("added", change.added), ("removed", change.removed), ("restarted", change.changed)) if names))
+            await asyncio.gather(*(upstream.stop() for upstream in stopping))
+            return change
+
+    def reject_config(self, reason: str) -> None:
+        """The config file no longer loads: say why (log and :meth:`status` callers) and keep the last good one."""
+        reason = self.redact(reason)
+        if reason != self.config_problem:
+            logger.error("config not reloaded, still serving the last good one: %s", reason)
+        self.config_problem = reason
+
+    def _forget(self, name: str) -> None:
+        """Drop a removed (or about to be replaced) server from every per-server table but ``upstreams``."""
+        self._specs.pop(name, None)
+        self._cache_keys.pop(name, None)
+        self._saved_tools.pop(name, None)
+        self._descriptions.pop(name, None)
+        self.governance.policy.servers.pop(name, None)
+        self.indexer.set_descriptions(self._descriptions)
+
+    def _adopt(self, name: str, spec: UpstreamSpec) -> None:
+        """Record a new server's spec, cache key, description and policy (its upstream is made by the caller)."""
+        self._specs[name] = spec
+        self._cache_keys[name] = spec.cache_key
+        if spec.description:
+            self._descriptions[name] = spec.description
+        if spec.policy is not None:
+            self.governance.policy.servers[name] = spec.policy
+        self.indexer.set_descriptions(self._descriptions)
+
+    async def wait_server(self, name: str, timeout: float) -> UpstreamStatus | None:
+        """``name``'s status once its first connection attempt is done (or ``timeout`` passed); None if unknown."""
+        upstream = self.upstreams.get(name)
+        if upstream is None:
+            return None
+        await self._settled([upstream], timeout=timeout)
+        return upstream.status
+
+    async def call_own(
+        self,
+        tool: mcp_types.Tool,
+        arguments: Mapping[str, Any],
+        run: Callable[[], Awaitable[str]],
+        *,
+        check: Callable[[], None] | None = None,
+        shown: Mapping[str, Any] | None = None,
+        front: FrontContext = NOBODY,
+    ) -> Result:
+        """Run one of the router's own tools through governance, exactly like an upstream call.
+
+        The policy decides from ``tool``'s annotations (a destructive one needs confirmation when
+        ``confirm_destructive`` is on); the audit line names ``discovery-router/<tool>``. ``shown`` is what
+        the user is asked about and the audit may record (secret values masked); ``check`` raises to refuse
+        before anyone is asked (a RequestError or PolicyRefusedError: the audit line says which); ``run`` does
+        the work.
+        """
+
+        async def prepare(call: ToolCall) -> None:
+            call.entry = ToolEntry(ROUTER_SERVER, tool, policy=self.governance.decide(ROUTER_SERVER, tool))
+            call.arguments = dict(shown if shown is not None else arguments)
+            if check is not None:
+                check()
+
+        async def forward(_call: ToolCall, _leg: Leg) -> Result:
+            text = await run()
+            return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)])
+
+        return await self.governance.on_call_tool(ToolCall(tool.name, dict(arguments), front, prepare), forward)
+
     async def connection(self, server: str) -> Client[Any]:
         """``server``'s live client, for passthrough requests (waits for its first connection attempt)."""
         upstream = self.upstreams[server]
@@ -313,6 +460,8 @@ class Router:
         ]
 
     def _tools_changed(self, upstream: Upstream) -> None:
+        if self.upstreams.get(upstream.name) is not upstream:
+            return  # a server a reload removed or replaced, saying its last words
         if self.cache is not None and upstream.state is UpstreamState.CONNECTED:
             cleaned = [clean_tool(t) for t in upstream.tools]
             try:
@@ -322,9 +471,13 @@ class Router:
             except OSError as exc:
                 logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
         self.indexer.request_rebuild()
+        self._catalog_changed()
 
-    def _components_changed(self, upstream: Upstream) -> None:
-        self._events.emit(ComponentsChanged(upstream.name))
+    def _catalog_changed(self) -> None:
+        self._events.emit(CatalogChanged())
+
+    def _components_changed(self, upstream: Upstream | None) -> None:
+        self._events.emit(ComponentsChanged(upstream.name if upstream is not None else None))
 
     def _resource_updated(self, upstream: Upstream, uri: str) -> None:
         self._events.emit(ResourceUpdated(upstream.name, uri))

@@ -200,7 +200,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "no servers configured in %s; add one with `discovery-router add`", config.path
         )
     router = Router.from_config(config)
-    app = build_server(router)
+    app = build_server(router, config_path=config.path)  # watched: edits apply while clients stay connected
     if args.transport == "stdio":
         _serve_stdio_until_stopped(app, router)
     else:

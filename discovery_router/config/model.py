@@ -19,6 +19,8 @@ from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor
 
 Transport = Literal["stdio", "http", "sse"]
+MANAGE_SERVERS = ("off", "remote", "all")
+"""The values of ``router.manage_servers``."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -36,6 +38,15 @@ Count = Annotated[int, Field(ge=0)]
 Names = Annotated[tuple[Annotated[str, StringConstraints(pattern=r"\S")], ...], Field(strict=False)]
 """A list setting: non-empty strings (a JSON list becomes a tuple)."""
 LogLevel = Annotated[str, AfterValidator(_log_level)]
+
+
+def _manage_servers(value: str) -> str:
+    if value not in MANAGE_SERVERS:
+        raise ValueError(f"must be one of {', '.join(MANAGE_SERVERS)}")
+    return value
+
+
+ManageServers = Annotated[str, AfterValidator(_manage_servers)]
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True))
@@ -82,6 +93,9 @@ class RouterSettings:
     """Rotate the audit log when it would grow past this size (0: never rotate)."""
     audit_backups: Count = 3
     """Rotated audit files to keep (audit.jsonl.1 is the newest)."""
+    manage_servers: ManageServers = "off"
+    """Let the agent add and remove servers (add_server / remove_server / list_servers): "off", "remote"
+    (http(s) URLs only) or "all" (stdio commands too)."""
     pinned: Names = ()
     """Tool ids or globs over ids listed directly in tools/list, beside the three meta-tools."""
     http_allowed_origins: Names = ()

@@ -27,6 +27,10 @@ class Redactor:
         self._secrets.update(v for v in values if len(v) >= _MIN_SECRET_LENGTH)
         self._compile()
 
+    def absorb(self, other: Redactor) -> None:
+        """Mask ``other``'s secrets too (a reloaded config's new values join the running router's)."""
+        self.add(*other._secrets)
+
     def discard(self, *values: str) -> None:
         """Never mask these (server names are public, even when an env value repeats one)."""
         self._secrets.difference_update(values)

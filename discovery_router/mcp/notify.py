@@ -26,6 +26,7 @@ from mcp.server.subscriptions import (
     PromptsListChanged,
     ResourcesListChanged,
     ResourceUpdated,
+    ToolsListChanged,
 )
 from discovery_router._compat import connection_of
 from discovery_router.eras import is_2026_era
@@ -105,6 +106,10 @@ class ClientNotifier(Middleware):
         """Some upstream's resources, templates or prompts changed."""
         self._spawn(self._send_components_changed())
 
+    def tools_changed(self) -> None:
+        """The router's own tools/list changed (pinned tools came or went)."""
+        self._spawn(self._send_tools_changed())
+
     def resource_updated(self, uri: str) -> None:
         """The resource a client knows as ``uri`` changed upstream."""
         self._spawn(self._send_resource_updated(uri))
@@ -116,6 +121,12 @@ class ClientNotifier(Middleware):
             with contextlib.suppress(Exception):
                 await connection.notify("notifications/resources/list_changed", None)
                 await connection.notify("notifications/prompts/list_changed", None)
+
+    async def _send_tools_changed(self) -> None:
+        await self.bus.publish(ToolsListChanged())
+        for connection in list(self._connections):
+            with contextlib.suppress(Exception):
+                await connection.notify("notifications/tools/list_changed", None)
 
     async def _send_resource_updated(self, uri: str) -> None:
         await self.bus.publish(ResourceUpdated(uri=uri))

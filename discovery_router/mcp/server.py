@@ -8,8 +8,9 @@ change (:mod:`discovery_router.mcp.notify`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import mcp_types
@@ -28,11 +29,13 @@ from discovery_router.mcp import render
 from discovery_router.paths import APP_NAME
 from discovery_router.mcp.context import front_context
 from discovery_router.errors import RouterError
-from discovery_router.events import ComponentsChanged, ResourceUpdated, RouterEvent
+from discovery_router.events import CatalogChanged, ComponentsChanged, ResourceUpdated, RouterEvent
 from discovery_router._compat import connection_of
 from discovery_router.mcp.notify import ClientNotifier
 from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
-from discovery_router.mcp.pinned import META_TOOLS, PinnedTools
+from discovery_router.config.watch import ConfigWatcher
+from discovery_router.mcp.manage import add_management_tools
+from discovery_router.mcp.pinned import META_TOOLS, PinnedTools, pinned_entries, pinned_names
 from discovery_router.router import Router
 
 INSTRUCTIONS = (
@@ -58,15 +61,24 @@ CALL_DESCRIPTION = (
 _READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 
 
-def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
-    """A FastMCP server that starts the router's upstreams with its lifespan."""
+def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | None = None) -> FastMCP:
+    """A FastMCP server that starts the router's upstreams with its lifespan.
+
+    With ``config_path`` (``serve``), the file is watched and applied live, and ``router.manage_servers``
+    lets the agent edit it.
+    """
+    watcher = ConfigWatcher(router, config_path) if config_path is not None else None
 
     @asynccontextmanager
     async def lifespan(_app: FastMCP) -> AsyncIterator[None]:
         await router.start()
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                await watcher.stop()
             await router.stop()
 
     components = UpstreamComponents(router)
@@ -82,11 +94,15 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
             await router.unsubscribe(*located)
 
     notifier = ClientNotifier(subscribe, unsubscribe)
+    pinned_changed = _pinned_watch(router, notifier)
+
     def tell_clients(event: RouterEvent) -> None:
         if isinstance(event, ComponentsChanged):
             notifier.components_changed()
         elif isinstance(event, ResourceUpdated):
             notifier.resource_updated(components.front_uri(event.server, event.uri))
+        elif isinstance(event, CatalogChanged):
+            pinned_changed()
 
     router.listen(tell_clients)
     mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
@@ -147,6 +163,8 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
             return InputRequiredToolResult(result)  # the client answers, then retries this call
         return ToolResult.from_mcp_result(result)
 
+    if watcher is not None and router.settings.manage_servers != "off":  # listed after the meta-tools
+        add_management_tools(mcp, router, watcher)
     return mcp
 
 
@@ -169,6 +187,22 @@ class MetaToolArguments(Middleware):
                 raise
             raise ToolError(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
                                                      cause.errors())) from None
+
+
+def _pinned_watch(router: Router, notifier: ClientNotifier) -> Callable[[], None]:
+    """Tell clients ``tools/list_changed`` when the set of pinned tools changes (a server came, went, re-listed)."""
+    last: list[frozenset[tuple[str, str]]] = [frozenset()]
+
+    def check() -> None:
+        if not router.settings.pinned:
+            return
+        named = pinned_names(pinned_entries(router.catalog.entries, router.settings.pinned))
+        now = frozenset((front, entry.id) for front, entry in named.items())
+        if now != last[0]:
+            last[0] = now
+            notifier.tools_changed()
+
+    return check
 
 
 def _answer_roots_from_the_stdio_client(mcp: FastMCP, router: Router) -> None:
