@@ -229,6 +229,8 @@ class Upstream:
         self._ended: deque[tuple[float, object]] = deque()
         """(when, client) of calls ended here in the last :data:`LOG_TAIL` seconds (see :meth:`relay_for_log`)."""
         self._tail: _StderrTail | None = None
+        self._stderr_closed_alive = False
+        """This connection's child closed its stderr but answered a ping: not a sign of exit."""
         self._connected_at = 0.0
         self.duplicate_tools: tuple[str, ...] = ()
         self.refused_tools: tuple[str, ...] = ()
@@ -360,6 +362,7 @@ class Upstream:
             self.state = UpstreamState.CONNECTING
         self._lost.clear()
         self._exited.clear()
+        self._stderr_closed_alive = False
         extra: dict[str, Any] = {}
         if self.transport == "stdio":
             self._tail = _StderrTail(self.name, self._redact, self._exited.set)
@@ -478,12 +481,20 @@ class Upstream:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.connect_timeout
+        if self._tail is not None:
+            # A child that just died has left EOF on its stderr pipe; two turns of the loop let the
+            # reader see it (one to poll, one to run the callback) before anything is sent.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         while True:
             client = self._client
             if self.state is UpstreamState.CONNECTED and client is not None:
-                if not connection_ended(client):
+                if await self._stderr_ended_and_dead(client):
+                    self._note_lost("the server process exited")
+                elif not connection_ended(client):
                     return client
-                self._note_lost("Connection closed")
+                else:
+                    self._note_lost("Connection closed")
             elif self.state is not UpstreamState.CONNECTING:
                 self.retry_now()
                 raise self.unavailable_error()
@@ -492,6 +503,21 @@ class Upstream:
                 raise self.unavailable_error()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._decided.wait(), timeout=remaining)
+
+    async def _stderr_ended_and_dead(self, client: Client[Any]) -> bool:
+        """The child's stderr ended and it does not answer a ping: it exited (a call would go nowhere).
+
+        A ping is safe to send into a dead pipe, a call is not. A child that closed stderr but answers
+        is remembered as alive for this connection, so its calls are not pinged first again.
+        """
+        if self._tail is None or not self._tail.ended.is_set() or self._stderr_closed_alive:
+            return False
+        try:
+            await asyncio.wait_for(self._check_alive(client), timeout=min(self._settings.connect_timeout, 5.0))
+        except (TimeoutError, _Lost, MCPError):
+            return True
+        self._stderr_closed_alive = True
+        return False
 
     def _note_lost(self, reason: str) -> None:
         """Hand a lost connection to the supervisor (which reconnects); calls wait for the new one."""
