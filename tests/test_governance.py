@@ -438,3 +438,36 @@ def test_governance_config_parses():
     # the environment variable moves the default log (the tests use it to stay out of the user's log dir)
     user_log = Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME
     assert audit.audit_path(None) == Path(os.environ["DISCOVERY_ROUTER_AUDIT_LOG"]) != user_log
+
+
+async def test_tool_globs_match_tool_names_whatever_their_case(tmp_path: Path):
+    """``*delete*`` in deny must catch DeleteRepo and BULK_DELETE too (README example; issue 14)."""
+    upstream = FastMCP("cases")
+
+    @upstream.tool(name="DeleteRepo")
+    def delete_repo(name: str) -> str:
+        return f"deleted {name}"
+
+    @upstream.tool(name="BULK_DELETE")
+    def bulk_delete() -> str:
+        return "all gone"
+
+    @upstream.tool(name="ListRepos")
+    def list_repos() -> list[str]:
+        return ["a"]
+
+    @upstream.tool(name="Get_Repo")
+    def get_repo(name: str) -> str:
+        return name
+
+    config = parse_config({"mcpServers": {"gh": {"command": "x", "tools": {
+        "allow": ["get_*", "list*", "*delete*"], "deny": ["*delete*"], "safe": ["GET_*"]}, "readOnly": True}}})
+    policies = {"gh": config.servers["gh"].policy}
+    async with Router({"gh": upstream}, settings(tmp_path), policies=policies) as router:
+        await router.wait_ready()
+        assert {e.id for e in router.catalog.entries} == {"gh/ListRepos", "gh/Get_Repo"}
+        for name in ("gh/DeleteRepo", "gh/BULK_DELETE"):
+            with pytest.raises(UnknownToolError):
+                await router.call(name, {"name": "x"} if name.endswith("Repo") else {})
+        assert (await router.call("gh/Get_Repo", {"name": "r"})).is_error is False  # safe: GET_* matched
+        await refused(router, "gh/ListRepos")  # unannotated and not listed safe: read-only mode refuses
