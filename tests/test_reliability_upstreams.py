@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from fastmcp import Client
 
 from discovery_router.mcp.server import build_server
+from discovery_router.upstreams.connection import LogBudget
 from tests.conftest import config_router
 from tests.test_passthrough import library_stdio
 
@@ -167,3 +169,31 @@ def test_stdio_request_with_a_lone_surrogate_is_answered_and_serving_goes_on(tmp
     finally:
         process.kill()
         process.wait(10)
+
+
+# -- also seen: a flooding upstream's log lines are rate-limited here, never for the client ----------------
+
+
+async def test_a_flooding_upstreams_log_lines_are_rate_limited_in_the_routers_log_not_for_the_client(caplog):
+    """2,000 log notifications in one call: the calling client gets every one; the router's own log
+    writes about the burst, then one 'N log lines suppressed' line."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="discovery_router.upstreams.connection")
+    received: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        received.append(message.data.get("msg") if isinstance(message.data, dict) else str(message.data))
+
+    router = config_router({"library": library_stdio()})
+    async with Client(build_server(router), log_handler=on_log) as client:
+        started = time.monotonic()
+        await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": 2000}},
+                               timeout=120)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(2.0)  # the suppressed count is written a second after the first dropped line
+    assert len([line for line in received if line.startswith("step")]) == 2000
+    written = [r.getMessage() for r in caplog.records if "'msg': 'step" in r.getMessage()]
+    assert 0 < len(written) <= LogBudget.BURST + LogBudget.RATE * elapsed + 1, (len(written), elapsed)
+    reports = [r.getMessage() for r in caplog.records if "log lines suppressed" in r.getMessage()]
+    assert reports and sum(int(m.split()[1]) for m in reports) == 2000 - len(written), reports

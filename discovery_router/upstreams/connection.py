@@ -65,6 +65,52 @@ STABLE_AFTER = 5.0
 waits out the growing backoff (a server that crashes right after starting is not restarted in a loop)."""
 
 
+class LogBudget:
+    """A token bucket for the router's own copy of one server's log lines.
+
+    A flooding server (seen: 1.8 MB/s) must not fill the operator's terminal or log file; what the
+    calling client is sent is not limited here. Lines over the budget are counted, and one
+    "N lines suppressed" line is written once the next window has passed.
+    """
+
+    RATE = 20.0
+    """Lines per second written here once the burst is spent."""
+    BURST = 50.0
+    REPORT_AFTER = 1.0
+    """Seconds after the first suppressed line at which the suppressed count is written."""
+
+    def __init__(self, name: str, what: str = "log lines", *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._name, self._what, self._clock = name, what, clock
+        self._tokens = self.BURST
+        self._stamp = clock()
+        self._suppressed = 0
+        self._report: asyncio.TimerHandle | None = None
+
+    def admit(self) -> bool:
+        """Whether one more line may be written now; if not it is counted and reported later."""
+        now = self._clock()
+        self._tokens = min(self.BURST, self._tokens + (now - self._stamp) * self.RATE)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self._suppressed += 1
+        if self._report is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: the count waits for the next report
+                self._report = asyncio.get_running_loop().call_later(self.REPORT_AFTER, self.flush)
+        return False
+
+    def flush(self) -> None:
+        """Write the suppressed count, if any (also called when the connection closes)."""
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        if self._suppressed:
+            logger.warning("[%s] %d %s suppressed here (over %g per second); the calling client still got them",
+                           self._name, self._suppressed, self._what, self.RATE)
+            self._suppressed = 0
+
+
 class UpstreamState(str, Enum):
     DISABLED = "disabled"
     CONNECTING = "connecting"
@@ -141,6 +187,7 @@ class _StderrTail:
         self.writer = os.fdopen(write_fd, "wb", buffering=0)
         """Handed to the child as its stderr; closed here once the child holds its own copy."""
         self._name, self._redact, self._on_end = name, redact, on_end
+        self._budget = LogBudget(name, "stderr lines")
         self.last_line: str | None = None
         self.ended = asyncio.Event()
         self._task = asyncio.create_task(self._read(os.fdopen(read_fd, "rb", buffering=0)), name=f"stderr:{name}")
@@ -174,13 +221,15 @@ class _StderrTail:
         finally:
             transport.close()
             self.ended.set()
+            self._budget.flush()
         self._on_end()
 
     def _line(self, raw: bytes) -> None:
         text = self._redact(raw.decode("utf-8", "replace").rstrip()[: self.MAX_LINE])
         if text.strip():
             self.last_line = text.strip()
-            logger.info("[%s] %s", self._name, text)
+            if logger.isEnabledFor(logging.INFO) and self._budget.admit():
+                logger.info("[%s] %s", self._name, text)
 
 
 class Upstream:
@@ -229,6 +278,7 @@ class Upstream:
         self._ended: deque[tuple[float, object]] = deque()
         """(when, client) of calls ended here in the last :data:`LOG_TAIL` seconds (see :meth:`relay_for_log`)."""
         self._tail: _StderrTail | None = None
+        self._log_budget = LogBudget(name)
         self._connected_at = 0.0
         self.duplicate_tools: tuple[str, ...] = ()
         self.refused_tools: tuple[str, ...] = ()
@@ -266,6 +316,7 @@ class Upstream:
                 await asyncio.wait_for(self._task, timeout=10)
             self._task = None
         await self._disconnect()
+        self._log_budget.flush()
         self._listed_at = 0.0
         if self.state is not UpstreamState.DISABLED:
             self.state = UpstreamState.CONNECTING
@@ -613,10 +664,12 @@ class Upstream:
         here only, masked, at debug (it may be about another client's call)."""
         relay = self.relay_for_log()
         if relay is None:
-            logger.debug("[%s] log line for no certain client: %s", self.name, self._redact(str(message.data)))
+            if logger.isEnabledFor(logging.DEBUG) and self._log_budget.admit():
+                logger.debug("[%s] log line for no certain client: %s", self.name, self._redact(str(message.data)))
             return
         level = logging.getLevelNamesMapping().get(str(message.level).upper(), logging.INFO)
-        logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
+        if logger.isEnabledFor(level) and self._log_budget.admit():
+            logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
         with contextlib.suppress(Exception):
             await relay.log(str(message.level), message.data, message.logger)
 
