@@ -8,6 +8,7 @@ change (:mod:`discovery_router.mcp.notify`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -104,7 +105,7 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         try:
             hits = await router.search(query, limit, server, steps=steps)
         except RouterError as exc:
-            raise ToolError(str(exc)) from None
+            raise answer_error(exc) from None
         down = router.failed_servers_named(query, server)
         return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down,
                                      starting=router.starting_servers())
@@ -122,7 +123,7 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         try:
             entry = await router.describe(name)
         except RouterError as exc:
-            raise ToolError(str(exc)) from None
+            raise answer_error(exc) from None
         return render.describe_text(entry)
 
     @mcp.tool(name="call_tool", description=CALL_DESCRIPTION, output_schema=None)
@@ -136,12 +137,21 @@ def build_server(router: Router, *, name: str = APP_NAME) -> FastMCP:
         try:
             result = await router.call(name, arguments, front=front_context(ctx))
         except RouterError as exc:
-            raise ToolError(str(exc)) from None
+            raise answer_error(exc) from None
         if isinstance(result, mcp_types.InputRequiredResult):
             return InputRequiredToolResult(result)  # the client answers, then retries this call
         return ToolResult.from_mcp_result(result)
 
     return mcp
+
+
+def answer_error(error: RouterError | str) -> ToolError:
+    """A meta-tool's refusal, for the model to read and act on.
+
+    Logged by fastmcp at debug only: a model's mistake or an unreachable server is the call's answer (and
+    its audit line), not an error line on the operator's terminal at every call.
+    """
+    return ToolError(str(error), log_level=logging.DEBUG)
 
 
 class MetaToolArguments(Middleware):
@@ -161,8 +171,8 @@ class MetaToolArguments(Middleware):
             tool = await context.fastmcp_context.fastmcp.get_tool(name)
             if tool is None:
                 raise
-            raise ToolError(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
-                                                     cause.errors())) from None
+            raise answer_error(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
+                                                        cause.errors())) from None
 
 
 def _answer_roots_from_the_stdio_client(mcp: FastMCP, router: Router) -> None:
