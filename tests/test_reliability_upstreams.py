@@ -197,3 +197,38 @@ async def test_a_flooding_upstreams_log_lines_are_rate_limited_in_the_routers_lo
     assert 0 < len(written) <= LogBudget.BURST + LogBudget.RATE * elapsed + 1, (len(written), elapsed)
     reports = [r.getMessage() for r in caplog.records if "log lines suppressed" in r.getMessage()]
     assert reports and sum(int(m.split()[1]) for m in reports) == 2000 - len(written), reports
+
+
+DYING_SERVER = r'''
+import os, sys
+from fastmcp import FastMCP
+mcp = FastMCP("dying")
+print("RuntimeError: out of disk", file=sys.stderr, flush=True)  # its last word, long before it dies
+
+@mcp.tool
+def die() -> str:
+    """Exit mid-call."""
+    os._exit(1)
+
+mcp.run(show_banner=False)
+'''
+
+
+async def test_a_dead_childs_last_stderr_line_is_said_once(tmp_path: Path, caplog):
+    """The reason a stdio child is gone names its last stderr line once (it was appended twice when the
+    lost-connection reason, already explained, was explained again)."""
+    import logging
+
+    script = tmp_path / "dying.py"
+    script.write_text(DYING_SERVER)
+    caplog.set_level(logging.WARNING, logger="discovery_router.upstreams.connection")
+    router = config_router({"dying": {"command": sys.executable, "args": [str(script)]}})
+    async with Client(build_server(router)) as client:
+        result = await client.call_tool_mcp("call_tool", {"name": "dying/die"})
+        assert result.is_error and result.content[0].text.count("last stderr line") == 1, result.content[0].text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("reconnecting" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.2)
+    said = [r.getMessage() for r in caplog.records if "dying" in r.getMessage()]
+    assert any("last stderr line: " in m for m in said), said
+    assert all(m.count("last stderr line") <= 1 for m in said), said

@@ -632,7 +632,7 @@ class Upstream:
     def _explain(self, reason: str) -> str:
         """A stdio child's failure said in its terms: a closed connection means the process ended,
         and its last stderr line usually says why (``AttributeError: ...``)."""
-        if self.transport != "stdio":
+        if self.transport != "stdio" or "; last stderr line: " in reason:  # not stdio, or explained already
             return reason
         if "Connection closed" in reason:
             reason = "the server process exited"
