@@ -232,3 +232,38 @@ async def test_a_dead_childs_last_stderr_line_is_said_once(tmp_path: Path, caplo
     said = [r.getMessage() for r in caplog.records if "dying" in r.getMessage()]
     assert any("last stderr line: " in m for m in said), said
     assert all(m.count("last stderr line") <= 1 for m in said), said
+
+
+NOISY_SERVER = r'''
+import sys
+from fastmcp import FastMCP
+for i in range(3000):
+    print(f"noise line {i}", file=sys.stderr)
+sys.stderr.flush()
+mcp = FastMCP("noisy")
+
+@mcp.tool
+def hello() -> str:
+    """Say hello."""
+    return "hello"
+
+mcp.run(show_banner=False)
+'''
+
+
+async def test_a_flooding_upstreams_stderr_is_rate_limited_in_the_routers_log(tmp_path: Path, caplog):
+    import logging
+
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_SERVER)
+    caplog.set_level(logging.INFO, logger="discovery_router.upstreams.connection")
+    started = time.monotonic()
+    router = config_router({"noisy": {"command": sys.executable, "args": [str(script)]}})
+    async with Client(build_server(router)) as client:
+        assert (await client.call_tool("call_tool", {"name": "noisy/hello"})).content[0].text == "hello"
+        await asyncio.sleep(2.0)
+    elapsed = time.monotonic() - started
+    written = [r.getMessage() for r in caplog.records if "noise line" in r.getMessage()]
+    assert 0 < len(written) <= LogBudget.BURST + LogBudget.RATE * elapsed + 1, (len(written), elapsed)
+    reports = [r.getMessage() for r in caplog.records if "stderr lines suppressed" in r.getMessage()]
+    assert reports and reports[0].startswith("[noisy] ")

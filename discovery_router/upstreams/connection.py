@@ -79,8 +79,10 @@ class LogBudget:
     REPORT_AFTER = 1.0
     """Seconds after the first suppressed line at which the suppressed count is written."""
 
-    def __init__(self, name: str, what: str = "log lines", *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._name, self._what, self._clock = name, what, clock
+    def __init__(self, name: str, what: str = "log lines", note: str = "", *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``note`` ends the suppressed-count line (what still happened to the lines)."""
+        self._name, self._what, self._note, self._clock = name, what, note, clock
         self._tokens = self.BURST
         self._stamp = clock()
         self._suppressed = 0
@@ -106,8 +108,8 @@ class LogBudget:
             self._report.cancel()
             self._report = None
         if self._suppressed:
-            logger.warning("[%s] %d %s suppressed here (over %g per second); the calling client still got them",
-                           self._name, self._suppressed, self._what, self.RATE)
+            logger.warning("[%s] %d %s suppressed here (over %g per second)%s", self._name, self._suppressed,
+                           self._what, self.RATE, self._note)
             self._suppressed = 0
 
 
@@ -278,7 +280,7 @@ class Upstream:
         self._ended: deque[tuple[float, object]] = deque()
         """(when, client) of calls ended here in the last :data:`LOG_TAIL` seconds (see :meth:`relay_for_log`)."""
         self._tail: _StderrTail | None = None
-        self._log_budget = LogBudget(name)
+        self._log_budget = LogBudget(name, note="; those about a call still reached its client")
         self._connected_at = 0.0
         self.duplicate_tools: tuple[str, ...] = ()
         self.refused_tools: tuple[str, ...] = ()
