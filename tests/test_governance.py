@@ -207,6 +207,73 @@ async def test_confirmation_survives_the_upstreams_own_questions(tmp_path: Path)
     assert [(line["outcome"], line.get("confirmed")) for line in audit_lines(tmp_path)] == [("ok", True)]
 
 
+def _accept(value: object = True) -> dict:
+    return {"discovery-router/confirm": mcp_types.ElicitResult(action="accept", content={"value": value})}
+
+
+async def test_an_approved_confirmation_cannot_be_replayed(tmp_path: Path):
+    """A 2026-era client re-sends the sealed state with the accepted answer: the call is asked again, not run
+    again (issue 14). Driven leg by leg through a real fastmcp client's session, as a hostile client would."""
+    inventory = build_inventory()
+    router = Router({"inv": inventory}, settings(tmp_path, confirm_destructive=True))
+
+    async def user(message, response_type, params, context):
+        return True
+
+    async with Client(build_server(router), elicitation_handler=user) as client:
+        session, arguments = client.session, {"name": "inv/delete_item", "arguments": {"name": "apple"}}
+        asked = await session.call_tool("call_tool", arguments, allow_input_required=True)
+        assert isinstance(asked, mcp_types.InputRequiredResult)
+        state = asked.request_state
+        done = await session.call_tool("call_tool", arguments, input_responses=_accept(), request_state=state,
+                                       allow_input_required=True)
+        assert isinstance(done, mcp_types.CallToolResult) and done.content[0].text == "deleted apple"
+        for _ in range(2):
+            replayed = await session.call_tool("call_tool", arguments, input_responses=_accept(),
+                                               request_state=state, allow_input_required=True)
+            assert isinstance(replayed, mcp_types.InputRequiredResult)  # asked again, nothing forwarded
+            assert "discovery-router/confirm" in replayed.input_requests
+        fresh = await session.call_tool("call_tool", arguments, input_responses=_accept(),
+                                        request_state=replayed.request_state, allow_input_required=True)
+        assert isinstance(fresh, mcp_types.CallToolResult) and fresh.content[0].text == "deleted apple"
+    assert [c.get("name") for c in inventory.calls if c["tool"] == "delete_item"] == ["apple", "apple"]
+    assert [(line["outcome"], line.get("confirmed")) for line in audit_lines(tmp_path)] == [("ok", True)] * 2
+
+
+async def test_a_confirmed_follow_up_leg_cannot_be_replayed(tmp_path: Path):
+    """The state that keeps a confirmation across the upstream's own question is single-use too."""
+    upstream = FastMCP("ops")
+    wiped: list[str] = []
+
+    @upstream.tool(annotations=mcp_types.ToolAnnotations(destructiveHint=True))
+    async def wipe(target: str, ctx: Context) -> str | mcp_types.InputRequiredResult:
+        """Wipe a target, asking which mode first."""
+        if not ctx.input_responses or "mode" not in ctx.input_responses:
+            ask = mcp_types.ElicitRequest(params=mcp_types.ElicitRequestFormParams(
+                message="which mode?", requested_schema={"type": "object", "properties": {"value": {"type": "string"}},
+                                                         "required": ["value"]}))
+            return mcp_types.InputRequiredResult(input_requests={"mode": ask}, request_state="upstream-state")
+        wiped.append(target)
+        return f"wiped {target}"
+
+    router = Router({"ops": upstream}, settings(tmp_path, confirm_destructive=True))
+    async with Client(build_server(router), elicitation_handler=lambda *a: True) as client:
+        session, arguments = client.session, {"name": "ops/wipe", "arguments": {"target": "db"}}
+        asked = await session.call_tool("call_tool", arguments, allow_input_required=True)
+        mode_asked = await session.call_tool("call_tool", arguments, input_responses=_accept(),
+                                             request_state=asked.request_state, allow_input_required=True)
+        assert isinstance(mode_asked, mcp_types.InputRequiredResult) and "mode" in mode_asked.input_requests
+        mode = {"mode": mcp_types.ElicitResult(action="accept", content={"value": "fast"})}
+        done = await session.call_tool("call_tool", arguments, input_responses=mode,
+                                       request_state=mode_asked.request_state, allow_input_required=True)
+        assert isinstance(done, mcp_types.CallToolResult) and done.content[0].text == "wiped db"
+        replayed = await session.call_tool("call_tool", arguments, input_responses=mode,
+                                           request_state=mode_asked.request_state, allow_input_required=True)
+        assert isinstance(replayed, mcp_types.InputRequiredResult)
+        assert "discovery-router/confirm" in replayed.input_requests
+    assert wiped == ["db"]
+
+
 async def test_destructive_call_refused_when_nobody_can_be_asked(tmp_path: Path):
     inventory = build_inventory()
     router = Router({"inv": inventory}, settings(tmp_path), policies={"inv": ServerPolicy(confirm_destructive=True)})
@@ -438,3 +505,36 @@ def test_governance_config_parses():
     # the environment variable moves the default log (the tests use it to stay out of the user's log dir)
     user_log = Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME
     assert audit.audit_path(None) == Path(os.environ["DISCOVERY_ROUTER_AUDIT_LOG"]) != user_log
+
+
+async def test_tool_globs_match_tool_names_whatever_their_case(tmp_path: Path):
+    """``*delete*`` in deny must catch DeleteRepo and BULK_DELETE too (README example; issue 14)."""
+    upstream = FastMCP("cases")
+
+    @upstream.tool(name="DeleteRepo")
+    def delete_repo(name: str) -> str:
+        return f"deleted {name}"
+
+    @upstream.tool(name="BULK_DELETE")
+    def bulk_delete() -> str:
+        return "all gone"
+
+    @upstream.tool(name="ListRepos")
+    def list_repos() -> list[str]:
+        return ["a"]
+
+    @upstream.tool(name="Get_Repo")
+    def get_repo(name: str) -> str:
+        return name
+
+    config = parse_config({"mcpServers": {"gh": {"command": "x", "tools": {
+        "allow": ["get_*", "list*", "*delete*"], "deny": ["*delete*"], "safe": ["GET_*"]}, "readOnly": True}}})
+    policies = {"gh": config.servers["gh"].policy}
+    async with Router({"gh": upstream}, settings(tmp_path), policies=policies) as router:
+        await router.wait_ready()
+        assert {e.id for e in router.catalog.entries} == {"gh/ListRepos", "gh/Get_Repo"}
+        for name in ("gh/DeleteRepo", "gh/BULK_DELETE"):
+            with pytest.raises(UnknownToolError):
+                await router.call(name, {"name": "x"} if name.endswith("Repo") else {})
+        assert (await router.call("gh/Get_Repo", {"name": "r"})).is_error is False  # safe: GET_* matched
+        await refused(router, "gh/ListRepos")  # unannotated and not listed safe: read-only mode refuses

@@ -169,10 +169,47 @@ def test_claude_code_user_local_and_project_scopes(env: Environment, router_conf
     assert got["linear"] == ("add", {"url": "https://mcp.linear.app/events", "transport": "sse"})
     assert got["time"] == ("add", {"command": "uvx", "args": ["mcp-server-time", "--local-timezone=Europe/Paris"],
                                    "env": {}})
-    assert got["postgres"][0] == "add"  # local scope: projects.<path>.mcpServers
-    assert "/home/alice/src/webapp" in next(i.source for i in plan.items if i.original == "postgres")
-    assert got["playwright"][0] == "add"  # project scope: ./.mcp.json
+    assert "postgres" not in got  # local scope (projects.<path>.mcpServers) belongs to its project: listed only
+    assert [(p.project, p.servers) for p in plan.skipped_projects] == [("/home/alice/src/webapp", ["postgres"])]
+    assert got["playwright"][0] == "add"  # project scope: ./.mcp.json (the current directory)
     assert not plan.secrets  # the header is a ${VAR} reference
+
+
+def test_claude_code_per_project_servers_are_listed_then_imported_with_project(
+        env: Environment, router_config: Path, capsys):
+    """issue 13: `import` no longer flattens every project's servers into the global config; it says which
+    it left out and how to import one project's."""
+    place(env, "claude.json")
+    code, out, _ = run_cli(capsys, "--config", str(router_config), "import", "--from", "claude-code")
+    assert code == 0
+    written = json.loads(router_config.read_text())["mcpServers"]
+    assert set(written) == {"sentry", "linear", "time"}
+    assert ("Claude Code's servers for project /home/alice/src/webapp (postgres)" in out
+            and "`discovery-router import --from claude-code --project /home/alice/src/webapp`" in out)
+    assert "/home/alice/src/empty" not in out  # no servers there
+
+    code, out, _ = run_cli(capsys, "--config", str(router_config), "import", "--from", "claude-code",
+                           "--project", "/home/alice/src/webapp", "--json")
+    assert code == 0, out
+    document = json.loads(out)
+    assert [(i["action"], i["name"]) for i in document["items"]] == [("add", "postgres")]
+    assert document["skipped_projects"] == []
+    assert set(json.loads(router_config.read_text())["mcpServers"]) == {"sentry", "linear", "time", "postgres"}
+
+    code, _, err = run_cli(capsys, "--config", str(router_config), "import", "--project", "/home/alice/src/nope")
+    assert code == 1 and "no servers for this folder" in err and "projects with servers: /home/alice/src/webapp" in err
+    code, _, err = run_cli(capsys, "--config", str(router_config), "import", "--from", "cursor", "--project", "/x")
+    assert code == 1 and "use it with --from claude-code" in err
+
+
+def test_claude_code_project_takes_the_projects_own_mcp_json(env: Environment, router_config: Path, capsys):
+    place(env, "claude.json")
+    assert env.cwd is not None
+    other = env.cwd.parent / "other"
+    other.mkdir()
+    shutil.copyfile(FIXTURES / "project_mcp.json", other / ".mcp.json")
+    plan = plan_import(env, router_config, ["claude-code"], project=other)
+    assert {i.original for i in plan.items} == {"playwright"}  # neither user scope nor another project's
 
 
 def test_cursor(env: Environment, router_config: Path):
@@ -362,7 +399,8 @@ def test_install_replace_then_uninstall_round_trip(client: str, env: Environment
     assert result.replaced and not set(raw[key]) - {"discovery-router"}  # every server now goes through the router
     if client == "claude-code":  # everything else in ~/.claude.json is kept
         assert raw["numStartups"] == 42 and raw["oauthAccount"] == {"emailAddress": "alice@example.com"}
-        assert raw["projects"]["/home/alice/src/webapp"]["mcpServers"] == {}
+        # the project's own server was not imported, so the client keeps it
+        assert set(raw["projects"]["/home/alice/src/webapp"]["mcpServers"]) == {"postgres"}
         assert raw["projects"]["/home/alice/src/webapp"]["hasTrustDialogAccepted"] is True
     if client == "claude-desktop":
         assert raw["globalShortcut"] == "Ctrl+Space"

@@ -54,6 +54,42 @@ async def test_reindex_force_rewrites_nothing_away_and_reports_honest_counts(tmp
         assert any(hit.id == "extra/second_tool" and not hit.available for hit in hits)
 
 
+def test_reindex_force_killed_mid_run_loses_no_cache_file(tmp_path: Path):
+    """Item 2's other half: a `reindex --force` killed while it waits for a slow server leaves every tool
+    list and embeddings file of the previous run in place, unchanged."""
+    import signal
+    import time
+
+    cache = tmp_path / "cache"
+    extra = extra_tools_server(tmp_path / "tools.json", ["first_tool", "second_tool"])
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({"mcpServers": {"extra": extra}, "router": {"cache_dir": str(cache)}}))
+    assert cli(first, "reindex").returncode == 0
+    files = {p: p.read_bytes() for p in sorted(cache.glob("v1/*/*")) if p.suffix in (".json", ".npz")}
+    assert any(p.suffix == ".npz" for p in files) and any(p.parent.name == "tools" for p in files)
+
+    started = tmp_path / "slow-started"
+    slow = {"command": sys.executable, "args": ["-c", f"open({str(started)!r}, 'w').close(); "
+                                                      "import time; time.sleep(600)"]}
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps({"mcpServers": {"extra": extra, "slow": slow},
+                                  "router": {"cache_dir": str(cache), "connect_timeout": 300}}))
+    process = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(second), "reindex",
+                                "--force"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert started.exists(), "the slow server never started"
+        time.sleep(2.0)  # the run is now waiting for the slow server, past anything it does first
+        assert process.poll() is None
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert {p: p.read_bytes() for p in files if p.exists()} == files
+
+
 # -- 3: concurrent add / remove lose nothing --------------------------------------------------------------
 
 

@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from fastmcp import Client
 
 from discovery_router.mcp.server import build_server
+from discovery_router.upstreams.connection import LogBudget
 from tests.conftest import config_router
 from tests.test_passthrough import library_stdio
 
@@ -167,3 +169,101 @@ def test_stdio_request_with_a_lone_surrogate_is_answered_and_serving_goes_on(tmp
     finally:
         process.kill()
         process.wait(10)
+
+
+# -- also seen: a flooding upstream's log lines are rate-limited here, never for the client ----------------
+
+
+async def test_a_flooding_upstreams_log_lines_are_rate_limited_in_the_routers_log_not_for_the_client(caplog):
+    """2,000 log notifications in one call: the calling client gets every one; the router's own log
+    writes about the burst, then one 'N log lines suppressed' line."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="discovery_router.upstreams.connection")
+    received: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        received.append(message.data.get("msg") if isinstance(message.data, dict) else str(message.data))
+
+    router = config_router({"library": library_stdio()})
+    async with Client(build_server(router), log_handler=on_log) as client:
+        started = time.monotonic()
+        await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": 2000}},
+                               timeout=120)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(2.0)  # the suppressed count is written a second after the first dropped line
+    assert len([line for line in received if line.startswith("step")]) == 2000
+    written = [r.getMessage() for r in caplog.records if "'msg': 'step" in r.getMessage()]
+    assert 0 < len(written) <= LogBudget.BURST + LogBudget.RATE * elapsed + 1, (len(written), elapsed)
+    reports = [r.getMessage() for r in caplog.records if "log lines suppressed" in r.getMessage()]
+    assert reports and sum(int(m.split()[1]) for m in reports) == 2000 - len(written), reports
+
+
+DYING_SERVER = r'''
+import os, sys
+from fastmcp import FastMCP
+mcp = FastMCP("dying")
+print("RuntimeError: out of disk", file=sys.stderr, flush=True)  # its last word, long before it dies
+
+@mcp.tool
+def die() -> str:
+    """Exit mid-call."""
+    os._exit(1)
+
+mcp.run(show_banner=False)
+'''
+
+
+async def test_a_dead_childs_last_stderr_line_is_said_once(tmp_path: Path, caplog):
+    """The reason a stdio child is gone names its last stderr line once (it was appended twice when the
+    lost-connection reason, already explained, was explained again)."""
+    import logging
+
+    script = tmp_path / "dying.py"
+    script.write_text(DYING_SERVER)
+    caplog.set_level(logging.WARNING, logger="discovery_router.upstreams.connection")
+    router = config_router({"dying": {"command": sys.executable, "args": [str(script)]}})
+    async with Client(build_server(router)) as client:
+        result = await client.call_tool_mcp("call_tool", {"name": "dying/die"})
+        assert result.is_error and result.content[0].text.count("last stderr line") == 1, result.content[0].text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("reconnecting" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.2)
+    said = [r.getMessage() for r in caplog.records if "dying" in r.getMessage()]
+    assert any("last stderr line: " in m for m in said), said
+    assert all(m.count("last stderr line") <= 1 for m in said), said
+
+
+NOISY_SERVER = r'''
+import sys
+from fastmcp import FastMCP
+for i in range(3000):
+    print(f"noise line {i}", file=sys.stderr)
+sys.stderr.flush()
+mcp = FastMCP("noisy")
+
+@mcp.tool
+def hello() -> str:
+    """Say hello."""
+    return "hello"
+
+mcp.run(show_banner=False)
+'''
+
+
+async def test_a_flooding_upstreams_stderr_is_rate_limited_in_the_routers_log(tmp_path: Path, caplog):
+    import logging
+
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_SERVER)
+    caplog.set_level(logging.INFO, logger="discovery_router.upstreams.connection")
+    started = time.monotonic()
+    router = config_router({"noisy": {"command": sys.executable, "args": [str(script)]}})
+    async with Client(build_server(router)) as client:
+        assert (await client.call_tool("call_tool", {"name": "noisy/hello"})).content[0].text == "hello"
+        await asyncio.sleep(2.0)
+    elapsed = time.monotonic() - started
+    written = [r.getMessage() for r in caplog.records if "noise line" in r.getMessage()]
+    assert 0 < len(written) <= LogBudget.BURST + LogBudget.RATE * elapsed + 1, (len(written), elapsed)
+    reports = [r.getMessage() for r in caplog.records if "stderr lines suppressed" in r.getMessage()]
+    assert reports and reports[0].startswith("[noisy] ")

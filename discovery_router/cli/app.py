@@ -28,6 +28,7 @@ from discovery_router.errors import RouterError
 from discovery_router.cli.confirm import TerminalConfirmer
 from discovery_router.front import FrontContext
 from discovery_router.cli.governance import register as register_governance
+from discovery_router.cli.logs import configure as configure_logging
 from discovery_router.cli.onboarding import register as register_onboarding
 from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Output, Table
 from discovery_router.onboarding.secrets import redactor_for
@@ -52,11 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     args = parser.parse_args(argv)
     args.command_line = command_line
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
+                      verbose=args.verbose)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

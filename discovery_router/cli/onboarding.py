@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from discovery_router.config.loader import locate_config
@@ -32,6 +33,10 @@ def register(subparsers: Any) -> None:
     importing.add_argument("--from", dest="sources", action="append", metavar="CLIENT|FILE",
                            help=f"where to import from: {', '.join(CLIENTS)} or a JSON file "
                            "(repeatable; default: every client found)")
+    importing.add_argument("--project", metavar="PATH", type=Path,
+                           help="import the servers Claude Code keeps for this project folder (its entry under "
+                           "\"projects\" in ~/.claude.json and its .mcp.json); without it those per-project "
+                           "servers are listed, not imported")
     importing.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
     importing.add_argument("--json", action="store_true", help="machine-readable output")
     importing.set_defaults(handler=cmd_import)
@@ -71,7 +76,7 @@ def _environment() -> Environment:
 def cmd_import(args: argparse.Namespace) -> int:
     env = _environment()
     config_path = locate_config(args.config)
-    plan = plan_import(env, config_path, args.sources)
+    plan = plan_import(env, config_path, args.sources, project=getattr(args, "project", None))
     if not args.dry_run:
         apply_import(plan)
     out = Output(as_json=args.json, redact=plan.redactor)
@@ -101,6 +106,9 @@ def render_import(out: Output, plan: ImportPlan, env: Environment, *, dry_run: b
         name = item.name if item.name == item.original else f"{item.name} (was {item.original})"
         table.rows.append([item.action, name, item.client, item.source, describe_target(item.entry), "; ".join(notes)])
     out.table(table)
+    for skipped in plan.skipped_projects:
+        out.line(f"not imported: Claude Code's servers for project {skipped.project} ({', '.join(skipped.servers)}) "
+                 f"belong to that project; to import them: `{skipped.command}`", "warn")
     for secret in plan.secrets:
         out.line(f"inline secret: {secret.advice()}", "warn")
     counts = {action: sum(1 for i in plan.items if i.action == action)

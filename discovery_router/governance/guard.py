@@ -20,6 +20,9 @@ Confirmation in the two MCP protocol eras:
   call with the answer (SEP-2322). The request state, sealed by the MCP
   framework, binds the answer to this exact tool and these exact arguments,
   and keeps the confirmation while the upstream asks questions of its own.
+  Each state carries a nonce that authorizes one leg only: a client re-sending
+  an accepted answer (or a confirmed follow-up leg) is asked again, so one
+  "yes" never runs a destructive call twice.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +66,9 @@ CONFIRM_SCHEMA: dict[str, Any] = {
 }
 """A single yes/no box: the shape fastmcp's ``ctx.elicit(message, bool)`` sends, in both eras."""
 _STATE_MARK = "discovery-router"
+STATE_LIFETIME = 600.0
+"""Seconds a request state of ours is honoured (the MCP SDK's own seal lifetime); its nonce is remembered
+as spent for as long, then forgotten because the state is refused as expired anyway."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ class Governance:
         self.audit_log = audit_log
         self.redact = redact
         self._audit_failed = False
+        self._spent: dict[str, float] = {}
+        """Nonces of request states already used to authorize a leg, with when they expire."""
 
     def exposes(self, server: str, tool_name: str) -> bool:
         return self.policy.exposes(server, tool_name)
@@ -184,13 +193,15 @@ class Governance:
         digest = call_digest(entry, arguments)
         ours, upstream_state = _decode_state(request_state)
         upstream_responses = {k: v for k, v in (input_responses or {}).items() if k != CONFIRM_KEY} or None
-        if ours is not None and ours.get("call") == digest and ours.get("confirmed") is True:
+        if (ours is not None and ours.get("call") == digest and ours.get("confirmed") is True
+                and self._spend(ours)):
             call.confirmed = True  # an upstream's follow-up leg of a call the user already confirmed
             return Leg(upstream_responses, upstream_state, confirmed_call=digest)
         message = confirmation_message(entry, arguments, self.redact)
         if confirmer.multi_round:
             answer = (input_responses or {}).get(CONFIRM_KEY)
-            if answer is None or ours is None or ours.get("call") != digest:
+            if (answer is None or ours is None or ours.get("call") != digest or ours.get("confirmed") is not False
+                    or not self._spend(ours)):  # no answer, another call's, or one already used: ask (again)
                 question = mcp_types.ElicitRequest(
                     params=mcp_types.ElicitRequestFormParams(message=message, requested_schema=CONFIRM_SCHEMA))
                 state = _encode_state(digest, confirmed=False)
@@ -204,6 +215,19 @@ class Governance:
             raise PolicyRefusedError(f"Refused: the user declined to run {entry.id}. Do not retry unless asked to.")
         call.confirmed = True
         return Leg(upstream_responses, None, confirmed_call=digest if confirmer.multi_round else None)
+
+    def _spend(self, ours: Mapping[str, Any]) -> bool:
+        """Use up a request state's nonce: True the first time within its lifetime, False ever after."""
+        nonce, issued = ours.get("nonce"), ours.get("issued")
+        now = time.time()
+        if not isinstance(nonce, str) or not isinstance(issued, (int, float)) or not 0 <= now - issued <= STATE_LIFETIME:
+            return False
+        for old in [n for n, expires in self._spent.items() if expires < now]:
+            del self._spent[old]
+        if nonce in self._spent:
+            return False
+        self._spent[nonce] = issued + STATE_LIFETIME
+        return True
 
     def _write(self, record: ToolCall, outcome: str, reason: str | None = None) -> None:
         if self.audit_log is None:
@@ -244,7 +268,9 @@ def _best_effort_arguments(raw: Mapping[str, Any] | str | None) -> dict[str, Any
 
 
 def _encode_state(call: str, *, confirmed: bool, upstream: str | None = None) -> str:
-    return json.dumps({_STATE_MARK: {"call": call, "confirmed": confirmed}, "upstream": upstream})
+    """Our part of a request state, with a fresh single-use nonce and its issue time, plus the upstream's."""
+    ours = {"call": call, "confirmed": confirmed, "nonce": secrets.token_urlsafe(16), "issued": time.time()}
+    return json.dumps({_STATE_MARK: ours, "upstream": upstream})
 
 
 def _decode_state(state: str | None) -> tuple[dict[str, Any] | None, str | None]:

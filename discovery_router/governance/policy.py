@@ -28,11 +28,11 @@ class ServerPolicy:
     """One server's governance settings, as written in its config entry."""
 
     allow: tuple[str, ...] = ()
-    """Globs over upstream tool names; when non-empty, only matching tools exist."""
+    """Globs over upstream tool names (case-insensitive); when non-empty, only matching tools exist."""
     deny: tuple[str, ...] = ()
-    """Globs over upstream tool names; a match never exists (deny beats allow)."""
+    """Globs over upstream tool names (case-insensitive); a match never exists (deny beats allow)."""
     safe: tuple[str, ...] = ()
-    """Globs naming tools to treat as read-only although their annotations do not say so."""
+    """Globs (case-insensitive) naming tools to treat as read-only although their annotations do not say so."""
     read_only: bool | None = None
     """``readOnly``; None follows ``router.read_only``."""
     confirm_destructive: bool | None = None
@@ -42,9 +42,9 @@ class ServerPolicy:
 
     def exposes(self, tool_name: str) -> bool:
         """Whether a tool of this name is indexed, shown and callable at all."""
-        if matches_any(tool_name, self.deny):
+        if name_matches_any(tool_name, self.deny):
             return False
-        return not self.allow or matches_any(tool_name, self.allow)
+        return not self.allow or name_matches_any(tool_name, self.allow)
 
 
 class Verdict(str, Enum):
@@ -116,7 +116,7 @@ class Policy:
         """Allow, confirm or refuse a call of ``tool`` on ``server``."""
         policy = self.server(server)
         annotations = tool.annotations
-        listed_safe = matches_any(tool.name, policy.safe)
+        listed_safe = name_matches_any(tool.name, policy.safe)
         read_only = listed_safe or bool(annotations and annotations.read_only_hint is True)
         destructive = not read_only and not (annotations and annotations.destructive_hint is False)
         read_only_mode, read_only_setting = _effective(policy.read_only, self.read_only, server, "readOnly",
@@ -180,5 +180,15 @@ def _glob_list(value: Any, key: str, fail: Callable[[str | None, str], Exception
 
 
 def matches_any(text: str, patterns: Sequence[str]) -> bool:
-    """Case-sensitive glob match against any of ``patterns`` (tool names are case-sensitive)."""
+    """Case-sensitive glob match against any of ``patterns`` (tool ids, as ``router.pinned`` names them)."""
     return any(fnmatchcase(text, pattern) for pattern in patterns)
+
+
+def name_matches_any(tool_name: str, patterns: Sequence[str]) -> bool:
+    """Case-insensitive glob match for ``tools.allow/deny/safe``.
+
+    A deny rule is a safety rule: ``*delete*`` must also catch ``DeleteRepo`` and
+    ``BULK_DELETE``, since upstreams name tools in every case style.
+    """
+    folded = tool_name.casefold()
+    return any(fnmatchcase(folded, pattern.casefold()) for pattern in patterns)

@@ -8,6 +8,7 @@ change (:mod:`discovery_router.mcp.notify`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -126,7 +127,7 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
         try:
             hits = await router.search(query, limit, server, steps=steps)
         except RouterError as exc:
-            raise ToolError(str(exc)) from None
+            raise answer_error(exc) from None
         down = router.failed_servers_named(query, server)
         return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down,
                                      starting=router.starting_servers())
@@ -144,7 +145,7 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
         try:
             entry = await router.describe(name)
         except RouterError as exc:
-            raise ToolError(str(exc)) from None
+            raise answer_error(exc) from None
         return render.describe_text(entry)
 
     @mcp.tool(name="call_tool", description=CALL_DESCRIPTION, output_schema=None)
@@ -158,7 +159,7 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
         try:
             result = await router.call(name, arguments, front=front_context(ctx))
         except RouterError as exc:
-            raise ToolError(str(exc)) from None
+            raise answer_error(exc) from None
         if isinstance(result, mcp_types.InputRequiredResult):
             return InputRequiredToolResult(result)  # the client answers, then retries this call
         return ToolResult.from_mcp_result(result)
@@ -166,6 +167,15 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
     if watcher is not None and router.settings.manage_servers != "off":  # listed after the meta-tools
         add_management_tools(mcp, router, watcher)
     return mcp
+
+
+def answer_error(error: RouterError | str) -> ToolError:
+    """A meta-tool's refusal, for the model to read and act on.
+
+    Logged by fastmcp at debug only: a model's mistake or an unreachable server is the call's answer (and
+    its audit line), not an error line on the operator's terminal at every call.
+    """
+    return ToolError(str(error), log_level=logging.DEBUG)
 
 
 class MetaToolArguments(Middleware):
@@ -185,8 +195,8 @@ class MetaToolArguments(Middleware):
             tool = await context.fastmcp_context.fastmcp.get_tool(name)
             if tool is None:
                 raise
-            raise ToolError(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
-                                                     cause.errors())) from None
+            raise answer_error(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
+                                                        cause.errors())) from None
 
 
 def _pinned_watch(router: Router, notifier: ClientNotifier) -> Callable[[], None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,19 @@ class PlanItem:
         }
 
 
+@dataclass(frozen=True)
+class SkippedProject:
+    """A Claude Code project whose own (local-scope) servers a plain import leaves out."""
+
+    project: str  # the folder, as Claude Code keys it in ~/.claude.json
+    servers: list[str]
+    source: str  # the file, for display
+
+    @property
+    def command(self) -> str:
+        return f"discovery-router import --from claude-code --project {shlex.quote(self.project)}"
+
+
 @dataclass
 class ImportPlan:
     config_path: Path
@@ -52,6 +66,8 @@ class ImportPlan:
     unreadable: list[str] = field(default_factory=list)  # "file: reason"
     not_found: list[str] = field(default_factory=list)  # clients asked for by name whose files do not exist
     items: list[PlanItem] = field(default_factory=list)
+    skipped_projects: list[SkippedProject] = field(default_factory=list)
+    """Claude Code's per-project servers, kept per project: listed, imported only with ``--project``."""
     redactor: Redactor = field(default_factory=Redactor)
     written: bool = False
 
@@ -68,6 +84,8 @@ class ImportPlan:
             "config": str(self.config_path), "read": self.read, "unreadable": self.unreadable,
             "not_found": self.not_found, "written": self.written,
             "items": [i.to_json() for i in self.items],
+            "skipped_projects": [{"project": p.project, "servers": p.servers, "source": p.source,
+                                  "import_with": p.command} for p in self.skipped_projects],
             "inline_secrets": [{"server": s.server, "where": s.where, "suggest": f"${{{s.variable}}}"}
                                for s in self.secrets],
         }
@@ -111,9 +129,33 @@ def select_sources(env: Environment, wanted: list[str] | None) -> tuple[list[Sou
     return sources, not_found
 
 
-def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = None) -> ImportPlan:
-    """What importing would do; reads files only."""
+def _project_sources(env: Environment, project: Path, wanted: list[str] | None) -> list[Source]:
+    """``--project``: Claude Code's own file (for its ``projects`` entry) and the project's ``.mcp.json``."""
+    if wanted and any(item != "claude-code" for item in wanted):
+        raise RouterError("--project imports one Claude Code project's servers: use it with --from claude-code "
+                          "(or without --from)")
+    user = next(s for s in CLIENTS["claude-code"].sources(env) if s.scope == "user")
+    return [user, Source("claude-code", project / ".mcp.json", "project", project)]
+
+
+def _same_folder(key: str, project: Path) -> bool:
+    return Path(key).expanduser().resolve() == project.resolve()
+
+
+def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = None,
+                project: Path | None = None) -> ImportPlan:
+    """What importing would do; reads files only.
+
+    Claude Code keeps servers per project (``projects.<path>.mcpServers`` in ``~/.claude.json``): they
+    belong to that project, not to every session, so by default they are only listed
+    (``skipped_projects``). With ``project``, only that project's servers are imported: its entry there
+    and its ``.mcp.json``.
+    """
     plan = ImportPlan(config_path)
+    if project is not None:
+        project = project.expanduser()
+        if not project.is_absolute() and env.cwd is not None:
+            project = env.cwd / project
     router_raw = read_raw(config_path) if config_path.exists() else {}
     existing = servers_of(router_raw)
     if not isinstance(existing, dict):
@@ -123,7 +165,11 @@ def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = 
     for name, ident in taken.items():
         by_identity.setdefault(ident, name)
 
-    sources, plan.not_found = select_sources(env, wanted)
+    if project is None:
+        sources, plan.not_found = select_sources(env, wanted)
+    else:
+        sources = [s for s in _project_sources(env, project, wanted) if s.path.is_file()]
+    found_project = False
     all_entries: dict[str, dict[str, Any]] = {}
     seen_files: set[Path] = set()
     for source in sources:
@@ -140,14 +186,42 @@ def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = 
             continue
         plan.read.append(env.display(source.path))
         for smap in server_maps(raw, source):
-            where = env.display(source.path) + (f" ({smap.keys[1]})" if smap.keys[0] == "projects" else "")
+            per_project = smap.keys[0] == "projects"
+            where = env.display(source.path) + (f" ({smap.keys[1]})" if per_project else "")
+            if project is not None:
+                if per_project and not _same_folder(smap.keys[1], project):
+                    continue
+                if not per_project and source.scope != "project":
+                    continue  # user-scope servers: a plain `import` brings them
+                found_project = True
+            elif per_project:
+                plan.skipped_projects.append(SkippedProject(smap.keys[1], sorted(smap.entries),
+                                                            env.display(source.path)))
+                continue
             for original, raw_entry in smap.entries.items():
                 item = _plan_one(env, smap.project, source.client, where, original, raw_entry, taken, by_identity)
                 plan.items.append(item)
                 if item.entry is not None:
                     all_entries[f"{where}:{original}"] = item.entry
+    if project is not None and not found_project:
+        user = _project_sources(env, project, wanted)[0]
+        raise RouterError(f"--project {project}: Claude Code has no servers for this folder (none under "
+                          f"\"projects\" in {env.display(user.path)}, no {env.display(project / '.mcp.json')})"
+                          + _known_projects(user))
     plan.redactor = redactor_for(all_entries)
     return plan
+
+
+def _known_projects(user: Source) -> str:
+    """"; projects with servers: ..." from Claude Code's file, to correct a mistyped --project."""
+    if not user.path.is_file():
+        return ""
+    try:
+        raw, _ = read_client_file(user.path)
+    except ConfigError:
+        return ""
+    names = [m.keys[1] for m in server_maps(raw, user) if m.keys[0] == "projects"]
+    return f"; projects with servers: {', '.join(names)}" if names else ""
 
 
 def _plan_one(env: Environment, project: Path | None, client: str, where: str, original: str, raw_entry: Any,

@@ -65,6 +65,54 @@ STABLE_AFTER = 5.0
 waits out the growing backoff (a server that crashes right after starting is not restarted in a loop)."""
 
 
+class LogBudget:
+    """A token bucket for the router's own copy of one server's log lines.
+
+    A flooding server (seen: 1.8 MB/s) must not fill the operator's terminal or log file; what the
+    calling client is sent is not limited here. Lines over the budget are counted, and one
+    "N lines suppressed" line is written once the next window has passed.
+    """
+
+    RATE = 20.0
+    """Lines per second written here once the burst is spent."""
+    BURST = 50.0
+    REPORT_AFTER = 1.0
+    """Seconds after the first suppressed line at which the suppressed count is written."""
+
+    def __init__(self, name: str, what: str = "log lines", note: str = "", *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``note`` ends the suppressed-count line (what still happened to the lines)."""
+        self._name, self._what, self._note, self._clock = name, what, note, clock
+        self._tokens = self.BURST
+        self._stamp = clock()
+        self._suppressed = 0
+        self._report: asyncio.TimerHandle | None = None
+
+    def admit(self) -> bool:
+        """Whether one more line may be written now; if not it is counted and reported later."""
+        now = self._clock()
+        self._tokens = min(self.BURST, self._tokens + (now - self._stamp) * self.RATE)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self._suppressed += 1
+        if self._report is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: the count waits for the next report
+                self._report = asyncio.get_running_loop().call_later(self.REPORT_AFTER, self.flush)
+        return False
+
+    def flush(self) -> None:
+        """Write the suppressed count, if any (also called when the connection closes)."""
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        if self._suppressed:
+            logger.warning("[%s] %d %s suppressed here (over %g per second)%s", self._name, self._suppressed,
+                           self._what, self.RATE, self._note)
+            self._suppressed = 0
+
+
 class UpstreamState(str, Enum):
     DISABLED = "disabled"
     CONNECTING = "connecting"
@@ -141,6 +189,7 @@ class _StderrTail:
         self.writer = os.fdopen(write_fd, "wb", buffering=0)
         """Handed to the child as its stderr; closed here once the child holds its own copy."""
         self._name, self._redact, self._on_end = name, redact, on_end
+        self._budget = LogBudget(name, "stderr lines")
         self.last_line: str | None = None
         self.ended = asyncio.Event()
         self._task = asyncio.create_task(self._read(os.fdopen(read_fd, "rb", buffering=0)), name=f"stderr:{name}")
@@ -174,13 +223,15 @@ class _StderrTail:
         finally:
             transport.close()
             self.ended.set()
+            self._budget.flush()
         self._on_end()
 
     def _line(self, raw: bytes) -> None:
         text = self._redact(raw.decode("utf-8", "replace").rstrip()[: self.MAX_LINE])
         if text.strip():
             self.last_line = text.strip()
-            logger.info("[%s] %s", self._name, text)
+            if logger.isEnabledFor(logging.INFO) and self._budget.admit():
+                logger.info("[%s] %s", self._name, text)
 
 
 class Upstream:
@@ -231,6 +282,7 @@ class Upstream:
         self._tail: _StderrTail | None = None
         self._stderr_closed_alive = False
         """This connection's child closed its stderr but answered a ping: not a sign of exit."""
+        self._log_budget = LogBudget(name, note="; those about a call still reached its client")
         self._connected_at = 0.0
         self.duplicate_tools: tuple[str, ...] = ()
         self.refused_tools: tuple[str, ...] = ()
@@ -268,6 +320,7 @@ class Upstream:
                 await asyncio.wait_for(self._task, timeout=10)
             self._task = None
         await self._disconnect()
+        self._log_budget.flush()
         self._listed_at = 0.0
         if self.state is not UpstreamState.DISABLED:
             self.state = UpstreamState.CONNECTING
@@ -607,7 +660,7 @@ class Upstream:
     def _explain(self, reason: str) -> str:
         """A stdio child's failure said in its terms: a closed connection means the process ended,
         and its last stderr line usually says why (``AttributeError: ...``)."""
-        if self.transport != "stdio":
+        if self.transport != "stdio" or "; last stderr line: " in reason:  # not stdio, or explained already
             return reason
         if "Connection closed" in reason:
             reason = "the server process exited"
@@ -639,10 +692,12 @@ class Upstream:
         here only, masked, at debug (it may be about another client's call)."""
         relay = self.relay_for_log()
         if relay is None:
-            logger.debug("[%s] log line for no certain client: %s", self.name, self._redact(str(message.data)))
+            if logger.isEnabledFor(logging.DEBUG) and self._log_budget.admit():
+                logger.debug("[%s] log line for no certain client: %s", self.name, self._redact(str(message.data)))
             return
         level = logging.getLevelNamesMapping().get(str(message.level).upper(), logging.INFO)
-        logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
+        if logger.isEnabledFor(level) and self._log_budget.admit():
+            logger.log(level, "[%s] %s", self.name, self._redact(str(message.data)))
         with contextlib.suppress(Exception):
             await relay.log(str(message.level), message.data, message.logger)
 
