@@ -36,7 +36,9 @@ def test_doctor_reports_each_problem_on_one_line(config: Path, capfd):
     code, out, err = run_cli(capfd, "--config", str(config), "doctor", "--timeout", "20")
     assert code == 1
     lines = out.splitlines()
-    assert any(line.startswith("ok\tserver\tnotes\t3 tools, started in") for line in lines)
+    # ok, or a slow-start warning when this machine is busy (the start-up took over 5 s)
+    assert any(line.startswith(("ok\tserver\tnotes\t3 tools, started in", "warn\tserver\tnotes\tslow start-up: 3 tools"))
+               for line in lines), lines
     assert any(line.startswith("skip\tserver\toff") for line in lines)
     problems = [line for line in lines if line.startswith("problem: ")]
     assert len(problems) == 2

@@ -30,7 +30,7 @@ async def test_invalid_names_from_an_upstream_are_refused_and_search_stays_one_l
     router = Router({"evil": hostile()}, FAST)
     async with Client(build_server(router)) as client:
         result = await client.call_tool_mcp("search_tools", {"query": "add forecast etc", "limit": 10})
-        lines = result.content[0].text.splitlines()
+        lines = [line for line in result.content[0].text.splitlines() if not line.startswith("(")]  # no note
         assert [line.split(":", 1)[0] for line in lines] == ["evil/add"]
         refused = await client.call_tool_mcp("describe_tool", {"name": "evil/../../etc"})
         assert refused.is_error

@@ -111,7 +111,7 @@ async def test_disabled_server_is_not_started():
 async def test_server_that_never_answers_times_out_at_start():
     silent = {"command": sys.executable, "args": ["-c", "import time; time.sleep(60)"]}
     router = config_router({"silent": silent, "notes": stdio_entry("notes")},
-                           settings=replace(FAST, connect_timeout=2))
+                           settings=replace(FAST, connect_timeout=6))  # notes starts in ~1-4 s
     async with router:
         await router.wait_ready()
         states = {s.name: s for s in router.status()}
