@@ -20,15 +20,10 @@ from pathlib import Path
 
 
 from benchmarks.suites import SUITES
-from benchmarks.suites.common import (
-    DEFAULT_CACHE,
-    DEFAULT_CORPUS,
-    Context,
-    machine_info,
-    md_table,
-    verdict,
-    write_json,
-)
+from benchmarks.suites.context import DEFAULT_CACHE, Context
+from devkit.corpus import DEFAULT_CORPUS
+from devkit.system import machine_info
+from benchmarks.suites.report import md_table, verdict, write_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

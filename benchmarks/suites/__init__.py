@@ -2,7 +2,7 @@
 
 Every suite module exposes ``NAME``, ``async def run(ctx) -> dict`` and
 ``def summary(result) -> str``. Suites import and drive the product's own
-code (``discovery_router``, ``index_cache``) and real FastMCP servers; they
+code (``discovery_router``) and real FastMCP servers; they
 never re-implement its search or forwarding.
 """
 

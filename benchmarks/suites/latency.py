@@ -36,19 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.suites.common import (
-    save_figure,
-    SUITES_DIR,
-    Context,
-    bench_settings,
-    check,
-    child_env,
-    free_port,
-    md_table,
-    pct,
-    pyplot,
-    wait_for_port,
-)
+from benchmarks.suites.report import save_figure, check, md_table, pct, pyplot
+
+from benchmarks.suites.context import SUITES_DIR, Context, bench_settings
+
+from devkit.system import child_env, free_port, wait_for_port
 
 NAME = "latency"
 ECHO = str(SUITES_DIR / "echo_server.py")

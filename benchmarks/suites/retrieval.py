@@ -27,7 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.suites.common import Context, Corpus, check, flat_server, md_table, pct, pyplot, save_figure
+from benchmarks.suites.context import Context
+
+from benchmarks.suites.corpus import Corpus, flat_server
+
+from benchmarks.suites.report import check, md_table, pct, pyplot, save_figure
 
 NAME = "retrieval"
 KS = (1, 3, 5, 10)

@@ -33,19 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.suites.common import (
-    save_figure,
-    ROOT,
-    Context,
-    check,
-    child_env,
-    load_corpus,
-    md_table,
-    pct,
-    peak_rss_mb,
-    pyplot,
-    rss_mb,
-)
+from benchmarks.suites.report import save_figure, check, md_table, pct, pyplot
+
+from benchmarks.suites.context import ROOT, Context
+
+from devkit.system import child_env, peak_rss_mb, rss_mb
+
+from benchmarks.suites.corpus import load_corpus
 
 NAME = "scale"
 ROUTER_READY_MAX = 1000  # above this the router's per-connect index rebuilds make start-up impractical here
@@ -67,7 +61,7 @@ def variant_catalog(tools: list[dict[str, Any]], size: int, seed: int = 11) -> l
 
 
 def _docs(tools: list[dict[str, Any]], descriptions: dict[str, str]):
-    from benchmarks.suites.common import slugify
+    from benchmarks.suites.corpus import slugify
     from discovery_router.search import ToolDoc
 
     return [ToolDoc(slugify(t["server"]), t["name"], t.get("description") or "", t.get("inputSchema") or {},
@@ -177,7 +171,7 @@ def worker(size: int, corpus_dir: Path, n_queries: int) -> dict[str, Any]:
 
 
 async def _router_ready(tools: list[dict[str, Any]], descriptions: dict[str, str]) -> float:
-    from benchmarks.suites.common import Corpus, corpus_servers, router_targets
+    from benchmarks.suites.corpus import Corpus, corpus_servers, router_targets
     from discovery_router.config.model import RouterSettings
     from discovery_router.router import Router
 

@@ -19,17 +19,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.suites.common import (
-    Context,
-    check,
-    child_env,
-    free_port,
-    md_table,
-    pyplot,
-    rss_mb,
-    save_figure,
-    wait_for_port,
-)
+from benchmarks.suites.context import Context
+
+from benchmarks.suites.report import check, md_table, pyplot, save_figure
+
+from devkit.system import child_env, free_port, rss_mb, wait_for_port
 
 NAME = "soak"
 ECHO = str(Path(__file__).resolve().parent / "echo_server.py")

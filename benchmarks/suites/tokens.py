@@ -23,21 +23,13 @@ import statistics
 import time
 from typing import Any
 
-from benchmarks.suites.common import (
-    save_figure,
-    ROOT,
-    Context,
-    TokenCounter,
-    check,
-    default_counters,
-    flat_server,
-    fmt,
-    md_table,
-    pct,
-    pyplot,
-    settle_router,
-    wire_json,
-)
+from benchmarks.suites.report import save_figure, check, fmt, md_table, pct, pyplot
+
+from benchmarks.suites.context import ROOT, Context, settle_router
+
+from benchmarks.suites.counting import TokenCounter, default_counters, wire_json
+
+from benchmarks.suites.corpus import flat_server
 
 NAME = "tokens"
 UPFRONT_TARGET = 0.002  # router upfront < 0.2 % of merged tokens on the corpus
@@ -159,7 +151,7 @@ async def _example_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[s
     from discovery_router.router import Router
     from discovery_router.mcp.server import build_server
 
-    from benchmarks.suites.common import bench_settings
+    from benchmarks.suites.context import bench_settings
 
     config = load_config(ROOT / "examples" / "config.json")
     servers = config.enabled_servers
@@ -198,7 +190,7 @@ async def _corpus_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[st
     from fastmcp import Client
     from fastmcp.server.transforms.search import BM25SearchTransform
 
-    from benchmarks.suites.common import merged_proxy
+    from benchmarks.suites.corpus import merged_proxy
 
     shared = await ctx.corpus_router()
     corpus = shared.corpus
