@@ -117,7 +117,7 @@ class Router:
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(
                 name,
-                spec.client_factory(),
+                spec.client_factory(self._redactor),
                 settings=self.settings,
                 call_timeout=spec.call_timeout,
                 redact=self._redactor,
@@ -129,6 +129,7 @@ class Router:
                 config_error=spec.error,
                 roots=spec.roots,
                 lone_client=self.lone_client,
+                login_stamp=spec.login_stamp,
             )
             for name, spec in specs.items()
         }

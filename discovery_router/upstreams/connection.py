@@ -32,7 +32,7 @@ from mcp.client.subscriptions import ResourceUpdated, listen
 from discovery_router._compat import await_with_session_monitoring, connection_ended
 from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
-from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
+from discovery_router.errors import LoginRequiredError, UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
 from discovery_router.front import FrontRelay
 from discovery_router.upstreams.relay import LoneClient, RelayUnavailableError, current_relay
@@ -202,16 +202,23 @@ class Upstream:
         config_error: str | None = None,
         roots: Sequence[str] | None = None,
         lone_client: LoneClient | None = None,
+        login_stamp: Callable[[], object] | None = None,
     ) -> None:
         """``config_error``: the entry could not be used; the upstream stays failed with that reason, never started.
 
         ``roots``: the config's roots for this server (URIs), its answer to ``roots/list`` whoever is
         connected; without them the calling client is asked, or outside a call ``lone_client``.
+
+        ``login_stamp``: an OAuth server's login marker; while it needs a login the upstream waits for
+        the marker to change (``discovery-router login``) instead of retrying on a timer.
         """
         self.name = name
         self._roots = None if roots is None else [mcp_types.Root(uri=uri) for uri in roots]  # type: ignore[arg-type]
         self._lone_client = lone_client
         self._config_error = config_error
+        self._login_stamp = login_stamp
+        self.login_required = False
+        """The server needs ``discovery-router login NAME``: its calls say so, and it waits for a login."""
         self.transport = transport
         self._make_client = make_client
         self._settings = settings
@@ -351,8 +358,18 @@ class Upstream:
 
     async def _backoff(self, delay: float) -> None:
         self._retry_now.clear()
+        if self.login_required and self._login_stamp is not None:
+            await self._wait_for_login(self._login_stamp)
+            return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
+
+    async def _wait_for_login(self, stamp: Callable[[], object]) -> None:
+        """Retrying cannot help until someone logs in: wait for the login marker to change (or a call)."""
+        seen = stamp()
+        while not self._retry_now.is_set() and stamp() == seen:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._retry_now.wait(), timeout=LOGIN_POLL)
 
     async def _connect(self) -> None:
         was = self.state
@@ -381,6 +398,7 @@ class Upstream:
         components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
         changed = tools != self.tools or was is not UpstreamState.CONNECTING or not self._listed_at
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
+        self.login_required = False
         self._listed_at = self._connected_at = time.monotonic()
         logger.info("connected to %s: %d tools", self.name, len(tools))
         if changed:  # a reconnect with the same tools leaves the index (and other servers) alone
@@ -591,6 +609,9 @@ class Upstream:
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
         await self._disconnect()  # first: it collects the child's last stderr lines
+        self.login_required = login_required_in(exc)
+        if self.login_required:
+            reason = str(LoginRequiredError(self.name))
         self.error = self._redact(self._explain(reason))
         self.state = UpstreamState.FAILED
         logger.warning("server %s is unreachable: %s (retrying)", self.name, self.error)
@@ -705,7 +726,9 @@ class Upstream:
 
     # -- calls -----------------------------------------------------------
 
-    def unavailable_error(self) -> UpstreamUnavailableError:
+    def unavailable_error(self) -> UpstreamUnavailableError | LoginRequiredError:
+        if self.login_required:
+            return LoginRequiredError(self.name)
         reason = self.error or self.state.value
         return UpstreamUnavailableError(f"Server {self.name!r} is unreachable: {reason}")
 
@@ -776,15 +799,39 @@ class Upstream:
                 self._inflight.remove(relay)
                 self._ended.append((time.monotonic(), relay.session_key))
 
-    def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError:
+    def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError | LoginRequiredError:
         """The connection closed under a call that may have reached the server: never replayed, the
         caller gets the error; the supervisor reconnects for the next call."""
         reason = describe_exception(exc)
+        if login_required_in(exc):  # its tokens were refused and could not be refreshed
+            self._note_lost(str(LoginRequiredError(self.name)))
+            return LoginRequiredError(self.name)
         self._note_lost(reason)
         return UpstreamUnavailableError(
             f"Server {self.name!r} is unreachable: {self._redact(self._explain(reason))} (the call was not "
             "repeated: it may have reached the server)"
         )
+
+
+LOGIN_POLL = 1.0
+"""Seconds between looks at an OAuth server's login marker while it waits for ``login``."""
+
+
+def login_required_in(exc: BaseException) -> bool:
+    """Whether a :class:`LoginRequiredError` is behind ``exc`` (through groups, causes and contexts)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, LoginRequiredError):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from discovery_router.config.model import ServerConfig
+from discovery_router.governance.redact import Redactor
 
 
-def transport_for(config: ServerConfig, errlog: Any = None) -> Any:
+def transport_for(config: ServerConfig, errlog: Any = None, *, auth: Any = None, redactor: Redactor | None = None) -> Any:
     """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive).
 
-    ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines).
+    ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines). ``auth``: the
+    OAuth provider to use (``login`` passes its own); an ``"auth": "oauth"`` entry otherwise gets the
+    serving one, which loads stored tokens and feeds them to ``redactor``.
     """
     from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
 
@@ -29,9 +32,13 @@ def transport_for(config: ServerConfig, errlog: Any = None) -> Any:
             log_file=errlog,
         )
     assert config.url is not None
+    if auth is None and config.oauth is not None:
+        from discovery_router.upstreams.oauth import auth_for
+
+        auth = auth_for(config, redactor)
     if config.transport == "sse":
-        return SSETransport(config.url, headers=dict(config.headers))
-    return StreamableHttpTransport(config.url, headers=dict(config.headers))
+        return SSETransport(config.url, headers=dict(config.headers), auth=auth)
+    return StreamableHttpTransport(config.url, headers=dict(config.headers), auth=auth)
 
 
 def resolve_command(command: str) -> str:
