@@ -217,6 +217,8 @@ class Upstream:
         self._lone_client = lone_client
         self._config_error = config_error
         self._login_stamp = login_stamp
+        self._auth_refused = False
+        """This connection's OAuth provider gave up (set from inside the auth flow, see ``RouterOAuth``)."""
         self.login_required = False
         """The server needs ``discovery-router login NAME``: its calls say so, and it waits for a login."""
         self.transport = transport
@@ -377,7 +379,10 @@ class Upstream:
             self.state = UpstreamState.CONNECTING
         self._lost.clear()
         self._exited.clear()
+        self._auth_refused = False
         extra: dict[str, Any] = {}
+        if self._login_stamp is not None:
+            extra["on_login_required"] = self._note_auth_refused
         if self.transport == "stdio":
             self._tail = _StderrTail(self.name, self._redact, self._exited.set)
             extra["errlog"] = self._tail.writer
@@ -511,6 +516,9 @@ class Upstream:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._decided.wait(), timeout=remaining)
 
+    def _note_auth_refused(self) -> None:
+        self._auth_refused = True
+
     def _note_lost(self, reason: str) -> None:
         """Hand a lost connection to the supervisor (which reconnects); calls wait for the new one."""
         if self.state is UpstreamState.CONNECTED:
@@ -609,7 +617,7 @@ class Upstream:
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
         await self._disconnect()  # first: it collects the child's last stderr lines
-        self.login_required = login_required_in(exc)
+        self.login_required = self._auth_refused or login_required_in(exc)
         if self.login_required:
             reason = str(LoginRequiredError(self.name))
         self.error = self._redact(self._explain(reason))
@@ -803,7 +811,7 @@ class Upstream:
         """The connection closed under a call that may have reached the server: never replayed, the
         caller gets the error; the supervisor reconnects for the next call."""
         reason = describe_exception(exc)
-        if login_required_in(exc):  # its tokens were refused and could not be refreshed
+        if self._auth_refused or login_required_in(exc):  # its tokens were refused and could not be refreshed
             self._note_lost(str(LoginRequiredError(self.name)))
             return LoginRequiredError(self.name)
         self._note_lost(reason)

@@ -249,10 +249,14 @@ class RouterOAuth(OAuth):
     """
 
     def __init__(self, config: ServerConfig, store: TokenStore, *, show_url: ShowUrl | None = None,
-                 open_browser: bool = False, callback_timeout: float = 300.0) -> None:
+                 open_browser: bool = False, callback_timeout: float = 300.0,
+                 on_login_required: Callable[[], None] | None = None) -> None:
+        """``on_login_required``: told before :class:`LoginRequiredError` is raised. The transport turns an
+        exception in a request's auth flow into a bare "connection closed", so the upstream learns it here."""
         settings = config.oauth
         assert settings is not None
         super().__init__(
+            mcp_url=config.url,  # bound now: the store and the context exist before the transport is made
             scopes=list(settings.scopes) or None,
             client_name=f"{APP_NAME} ({config.name})",
             token_storage=store,  # type: ignore[arg-type]  # the AsyncKeyValue protocol, structurally
@@ -264,11 +268,17 @@ class RouterOAuth(OAuth):
         )
         self.server, self.store = config.name, store
         self._show_url, self._open_browser = show_url, open_browser
+        self._on_login_required = on_login_required
+
+    def _login_required(self) -> LoginRequiredError:
+        if self._on_login_required is not None:
+            self._on_login_required()
+        return LoginRequiredError(self.server)
 
     async def redirect_handler(self, authorization_url: str) -> None:
         """A person must approve: ``login`` shows the URL (and opens a browser); ``serve`` cannot."""
         if self._show_url is None:
-            raise LoginRequiredError(self.server)
+            raise self._login_required()
         opened = self._open_browser and has_display() and await asyncio.to_thread(webbrowser.open, authorization_url)
         shown = self._show_url(authorization_url, bool(opened))
         if shown is not None:
@@ -281,7 +291,7 @@ class RouterOAuth(OAuth):
         await ensure_oauth_initialized(self)
         context = self.context
         if self._show_url is None and context.current_tokens is None:
-            raise LoginRequiredError(self.server)
+            raise self._login_required()
         if context.oauth_metadata is None:
             stored = await self.store.get(_METADATA_KEY, collection="router")
             if stored is not None:
@@ -317,9 +327,10 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def auth_for(config: ServerConfig, redactor: Redactor | None) -> RouterOAuth:
+def auth_for(config: ServerConfig, redactor: Redactor | None,
+             on_login_required: Callable[[], None] | None = None) -> RouterOAuth:
     """The provider a serving connection uses (one per connection attempt: it reloads the store)."""
-    return RouterOAuth(config, TokenStore(config.name, redactor=redactor))
+    return RouterOAuth(config, TokenStore(config.name, redactor=redactor), on_login_required=on_login_required)
 
 
 class _QuietLoginRequired(logging.Filter):

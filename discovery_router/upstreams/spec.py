@@ -63,10 +63,13 @@ class UpstreamSpec:
         """
         target, protocol = self.target, self.protocol
 
-        def make(errlog: Any = None, **kwargs: Any) -> Client[Any]:
-            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``)."""
-            transport = transport_for(target, errlog, redactor=redactor) if isinstance(target, ServerConfig) \
-                else target
+        def make(errlog: Any = None, on_login_required: Callable[[], None] | None = None, **kwargs: Any) -> Client[Any]:
+            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``);
+            ``on_login_required``: an OAuth server's tokens were refused (see ``RouterOAuth``)."""
+            if isinstance(target, ServerConfig):
+                transport = transport_for(target, errlog, redactor=redactor, on_login_required=on_login_required)
+            else:
+                transport = target
             return Client(transport, mode=protocol, **kwargs)  # type: ignore[arg-type]
 
         return make
