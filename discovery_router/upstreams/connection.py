@@ -218,7 +218,8 @@ class Upstream:
         self._config_error = config_error
         self._login_stamp = login_stamp
         self._auth_refused = False
-        """This connection's OAuth provider gave up (set from inside the auth flow, see ``RouterOAuth``)."""
+        """This connection's OAuth provider gave up: only a login can help. Set from inside the auth flow
+        (``RouterOAuth``), because the HTTP transport turns the flow's exception into "connection closed"."""
         self.login_required = False
         """The server needs ``discovery-router login NAME``: its calls say so, and it waits for a login."""
         self.transport = transport
@@ -617,7 +618,7 @@ class Upstream:
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
         await self._disconnect()  # first: it collects the child's last stderr lines
-        self.login_required = self._auth_refused or login_required_in(exc)
+        self.login_required = self._auth_refused
         if self.login_required:
             reason = str(LoginRequiredError(self.name))
         self.error = self._redact(self._explain(reason))
@@ -811,7 +812,7 @@ class Upstream:
         """The connection closed under a call that may have reached the server: never replayed, the
         caller gets the error; the supervisor reconnects for the next call."""
         reason = describe_exception(exc)
-        if self._auth_refused or login_required_in(exc):  # its tokens were refused and could not be refreshed
+        if self._auth_refused:  # its tokens were refused and could not be refreshed
             self._note_lost(str(LoginRequiredError(self.name)))
             return LoginRequiredError(self.name)
         self._note_lost(reason)
@@ -823,23 +824,6 @@ class Upstream:
 
 LOGIN_POLL = 1.0
 """Seconds between looks at an OAuth server's login marker while it waits for ``login``."""
-
-
-def login_required_in(exc: BaseException) -> bool:
-    """Whether a :class:`LoginRequiredError` is behind ``exc`` (through groups, causes and contexts)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, LoginRequiredError):
-            return True
-        if isinstance(current, BaseExceptionGroup):
-            todo.extend(current.exceptions)
-        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return False
 
 
 def describe_exception(exc: BaseException) -> str:
