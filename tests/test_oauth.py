@@ -126,9 +126,9 @@ def files_written(home: Path) -> dict[Path, str]:
 def test_login_calls_restart_logout_and_tokens_nowhere_else(upstream: OAuthUpstream, home: Path):
     config = write_config(home, upstream)
     before = cli(config, "status")
-    assert before.returncode == 1 and LOGIN_REQUIRED in before.stdout
+    assert before.returncode == 1 and f"\t{LOGIN_REQUIRED}" in before.stdout  # the error column says just that
     refused = cli(config, "call", "vault/vault_balance", "--args", '{"account": "a1"}')
-    assert refused.returncode == 1 and LOGIN_REQUIRED in refused.stderr
+    assert refused.returncode == 1 and f"error: {LOGIN_REQUIRED}" in refused.stderr
 
     code, url, out, err = login(config)
     assert code == 0, err
@@ -150,9 +150,9 @@ def test_login_calls_restart_logout_and_tokens_nowhere_else(upstream: OAuthUpstr
     out_logout = cli(config, "logout", "vault")
     assert out_logout.returncode == 0 and not token_file("vault").exists()
     after = cli(config, "status")
-    assert after.returncode == 1 and LOGIN_REQUIRED in after.stdout
+    assert after.returncode == 1 and f"\t{LOGIN_REQUIRED}" in after.stdout
     again = cli(config, "call", "vault/vault_balance", "--args", '{"account": "a1"}')
-    assert again.returncode == 1 and LOGIN_REQUIRED in again.stderr
+    assert again.returncode == 1 and f"error: {LOGIN_REQUIRED}" in again.stderr
     assert cli(config, "logout", "vault").returncode == 1  # nothing left to forget
 
     issued |= upstream.issued()
