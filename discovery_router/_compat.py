@@ -69,3 +69,11 @@ async def ensure_oauth_initialized(provider: Any) -> None:
     """
     if not provider._initialized:
         await provider._initialize()
+
+
+def reset_oauth_state(provider: Any) -> None:
+    """Make an OAuth provider load its stored tokens again before its next request (``_initialized``).
+
+    A ``login`` or ``logout`` in another process changed the store under a live connection.
+    """
+    provider._initialized = False

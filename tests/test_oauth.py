@@ -270,6 +270,19 @@ async def test_a_running_router_picks_up_a_new_login(upstream: OAuthUpstream, ho
         assert result.content[0].text == "e5: 1234.56 EUR"
 
 
+async def test_logout_reaches_a_running_router(upstream: OAuthUpstream, home: Path):
+    config = write_config(home, upstream)
+    assert (await asyncio.to_thread(login, config))[0] == 0
+    async with router_for(config) as router:
+        await router.wait_ready()
+        assert (await router.call("vault/vault_balance", {"account": "f6"})).content[0].text == "f6: 1234.56 EUR"
+        assert (await asyncio.to_thread(cli, config, "logout", "vault")).returncode == 0
+        with pytest.raises(LoginRequiredError):  # its tokens still work at the server, but the user said no
+            await router.call("vault/vault_balance", {"account": "f6"})
+        await asyncio.sleep(1)
+        assert not token_file("vault").exists()  # and the router did not write them back
+
+
 def test_login_without_oauth_or_with_an_unknown_server_says_why(home: Path, upstream: OAuthUpstream):
     config = home / "config.json"
     config.write_text(json.dumps({"mcpServers": {"plain": {"url": upstream.url}}}))

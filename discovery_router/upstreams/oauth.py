@@ -28,7 +28,7 @@ import httpx2
 from fastmcp.client.auth import OAuth
 from mcp.shared.auth import OAuthMetadata
 
-from discovery_router._compat import ensure_oauth_initialized
+from discovery_router._compat import ensure_oauth_initialized, reset_oauth_state
 from discovery_router.config import keyring as keyring_refs
 from discovery_router.config.model import ServerConfig
 from discovery_router.errors import LoginRequiredError, RouterError, SecretError
@@ -173,6 +173,11 @@ class TokenStore:
         await asyncio.to_thread(self._write, self._doc)
         await asyncio.to_thread(_touch_stamp, self.server)
 
+    def reload(self) -> None:
+        """Read the backend again at the next access (another process logged in or out)."""
+        if not self._staged:
+            self._doc = None
+
     async def has_tokens(self) -> bool:
         doc = await self._load()
         return bool(doc.get("mcp-oauth-token"))
@@ -269,6 +274,7 @@ class RouterOAuth(OAuth):
         self.server, self.store = config.name, store
         self._show_url, self._open_browser = show_url, open_browser
         self._on_login_required = on_login_required
+        self._generation = login_generation(config.name)
 
     def _login_required(self) -> LoginRequiredError:
         if self._on_login_required is not None:
@@ -285,9 +291,14 @@ class RouterOAuth(OAuth):
             await shown
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """fastmcp's flow, plus: no tokens while serving is "login required" at once (no registration, no
-        discovery); a token near expiry is refreshed first; a 401 is answered by one refresh before the
+        """fastmcp's flow, plus: a login or logout elsewhere is picked up; no tokens while serving is "login
+        required" at once (no registration, no discovery); a token near expiry is refreshed first; a 401 is answered by one refresh before the
         full flow (which needs a person)."""
+        generation = await asyncio.to_thread(login_generation, self.server)
+        if generation != self._generation:  # `login` or `logout` ran meanwhile: use what is stored now
+            self._generation = generation
+            self.store.reload()
+            reset_oauth_state(self)
         await ensure_oauth_initialized(self)
         context = self.context
         if self._show_url is None and context.current_tokens is None:
