@@ -270,6 +270,30 @@ async def test_a_running_router_picks_up_a_new_login(upstream: OAuthUpstream, ho
         assert result.content[0].text == "e5: 1234.56 EUR"
 
 
+def test_a_pre_registered_client_logs_in_without_registration(upstream: OAuthUpstream, home: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    from benchmarks.suites.system import free_port
+
+    port, secret = free_port(), "static-client-secret-5b1e"
+    upstream.provider.clients["router-app"] = OAuthClientInformationFull(
+        client_id="router-app", client_secret=secret, redirect_uris=[f"http://127.0.0.1:{port}/callback"],
+        token_endpoint_auth_method="client_secret_post", grant_types=["authorization_code", "refresh_token"])
+    monkeypatch.setenv("VAULT_CLIENT_SECRET", secret)
+    config = home / "config.json"
+    config.write_text(json.dumps({"mcpServers": {"vault": {"url": upstream.url, "auth": "oauth", "oauth": {
+        "clientId": "router-app", "clientSecret": "${VAULT_CLIENT_SECRET}", "callbackPort": port}}},
+        "router": {"embedding_model": "none"}}))
+    code, url, out, err = login(config)
+    assert code == 0, err
+    assert "client_id=router-app" in url and f"127.0.0.1%3A{port}%2Fcallback" in url
+    assert list(upstream.provider.clients) == ["router-app"]  # nothing was registered dynamically
+    called = cli(config, "call", "vault/vault_balance", "--args", '{"account": "g7"}')
+    assert called.returncode == 0 and "g7: 1234.56 EUR" in called.stdout, called.stderr
+    assert secret not in url + out + err + called.stdout + called.stderr
+
+
 async def test_logout_reaches_a_running_router(upstream: OAuthUpstream, home: Path):
     config = write_config(home, upstream)
     assert (await asyncio.to_thread(login, config))[0] == 0
