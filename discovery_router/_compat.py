@@ -59,3 +59,21 @@ def connection_of(session: Any) -> Any:
     one client across its requests (for notifications, subscriptions and asks).
     """
     return getattr(session, "_connection", session)
+
+
+async def ensure_oauth_initialized(provider: Any) -> None:
+    """Load an OAuth provider's stored tokens now (``OAuthClientProvider._initialized`` / ``_initialize``).
+
+    The SDK loads them lazily inside its flow; the router must see them before the flow starts, to say
+    "login required" without any network traffic and to refresh a token that is about to expire.
+    """
+    if not provider._initialized:
+        await provider._initialize()
+
+
+def reset_oauth_state(provider: Any) -> None:
+    """Make an OAuth provider load its stored tokens again before its next request (``_initialized``).
+
+    A ``login`` or ``logout`` in another process changed the store under a live connection.
+    """
+    provider._initialized = False

@@ -14,6 +14,7 @@
     │   └── InvalidArgumentsError    arguments refused before anything was sent
     ├── UpstreamError                the backend could not do it
     │   ├── UpstreamUnavailableError not connected (starting, failed, or just went away)
+    │   ├── LoginRequiredError       an OAuth server with no valid tokens: run `discovery-router login NAME`
     │   └── UpstreamCallError        answered with a protocol error, or not in time
     ├── PolicyRefusedError           governance said no (read-only, a declined confirmation)
     └── EmbedderUnavailableError     the embedding model cannot be loaded (search falls back to BM25)
@@ -86,6 +87,17 @@ class UpstreamError(RouterError):
 
 class UpstreamUnavailableError(UpstreamError):
     """The tool's server is not connected (or just went away)."""
+
+
+class LoginRequiredError(UpstreamError):
+    """An ``"auth": "oauth"`` server has no usable tokens (never logged in, logged out, refresh refused).
+
+    Only a person can fix it, in a browser, so the message names the command rather than retrying.
+    """
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        super().__init__(f"login required: run `discovery-router login {server}`")
 
 
 class UpstreamCallError(UpstreamError):

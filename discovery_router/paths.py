@@ -21,6 +21,8 @@ CACHE_ENV_VAR = "DISCOVERY_ROUTER_CACHE_DIR"
 """The index cache folder when ``router.cache_dir`` is not set ("none" disables the cache)."""
 AUDIT_ENV_VAR = "DISCOVERY_ROUTER_AUDIT_LOG"
 """The audit log file when ``router.audit_log`` is not set ("none" disables it)."""
+DATA_ENV_VAR = "DISCOVERY_ROUTER_DATA_DIR"
+"""The folder for OAuth tokens when no secure OS keyring exists (default: the platform's user data dir)."""
 TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
 """The bearer token HTTP clients must send to ``serve --transport http|sse``."""
 
@@ -28,6 +30,10 @@ OFF = "none"
 """The value that turns a path-like setting off (``cache_dir``, ``audit_log``, ``embedding_model``)."""
 
 AUDIT_FILE_NAME = "audit.jsonl"
+OAUTH_DIR_NAME = "oauth"
+"""Under the data dir: one token file per OAuth server (mode 0600) and its login stamp."""
+OAUTH_KEYRING_SERVICE = f"{APP_NAME}-oauth"
+"""The keyring service OAuth tokens are kept under (one entry per server name)."""
 
 
 def turned_off(setting: str | None) -> bool:
@@ -48,3 +54,8 @@ def default_cache_dir() -> Path:
 def default_audit_path() -> Path:
     """``$DISCOVERY_ROUTER_AUDIT_LOG``, else ``audit.jsonl`` in the platform's user log dir."""
     return Path(os.environ.get(AUDIT_ENV_VAR) or Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME).expanduser()
+
+
+def default_data_dir() -> Path:
+    """``$DISCOVERY_ROUTER_DATA_DIR``, else the platform's user data dir (OAuth tokens without a keyring)."""
+    return Path(os.environ.get(DATA_ENV_VAR) or platformdirs.user_data_dir(APP_NAME)).expanduser()

@@ -156,7 +156,7 @@ class Router:
     def _new_upstream(self, name: str, spec: UpstreamSpec) -> Upstream:
         return Upstream(
             name,
-            spec.client_factory(),
+            spec.client_factory(self._redactor),
             settings=self.settings,
             call_timeout=spec.call_timeout,
             redact=self._redactor,
@@ -168,6 +168,7 @@ class Router:
             config_error=spec.error,
             roots=spec.roots,
             lone_client=self.lone_client,
+            login_stamp=spec.login_stamp,
         )
 
     @classmethod

@@ -74,3 +74,61 @@ async def test_connection_ended_reads_the_sdk_dispatcher_flag():
         assert dispatcher._closed is False
         assert not connection_ended(client)
     assert connection_ended(client)
+
+
+async def test_ensure_oauth_initialized_loads_stored_tokens_before_the_flow(tmp_path, monkeypatch):
+    """``OAuthClientProvider._initialized`` / ``_initialize``: the stored tokens are in the context at once."""
+    import keyring
+    from keyring.backends import fail
+    from mcp.shared.auth import OAuthToken
+
+    from discovery_router._compat import ensure_oauth_initialized
+    from discovery_router.config.model import OAuthSettings, ServerConfig
+    from discovery_router.upstreams.oauth import RouterOAuth, TokenStore
+
+    monkeypatch.setenv("DISCOVERY_ROUTER_DATA_DIR", str(tmp_path))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        config = ServerConfig("compat", "http", url="http://127.0.0.1:9/mcp", oauth=OAuthSettings())
+        first = RouterOAuth(config, TokenStore("compat"))
+        await first.token_storage_adapter.set_tokens(OAuthToken(access_token="compat-access-token", expires_in=3600))
+        provider = RouterOAuth(config, TokenStore("compat"))
+        assert provider.context.current_tokens is None
+        await ensure_oauth_initialized(provider)
+        assert provider.context.current_tokens is not None
+        assert provider.context.current_tokens.access_token == "compat-access-token"
+        assert provider.context.token_expiry_time is not None
+        await ensure_oauth_initialized(provider)  # a second time is a no-op
+    finally:
+        keyring.set_keyring(previous)
+
+
+async def test_reset_oauth_state_makes_the_provider_load_the_store_again(tmp_path, monkeypatch):
+    """``OAuthClientProvider._initialized``: cleared, the next flow (or ensure_oauth_initialized) reloads."""
+    import keyring
+    from keyring.backends import fail
+    from mcp.shared.auth import OAuthToken
+
+    from discovery_router._compat import ensure_oauth_initialized, reset_oauth_state
+    from discovery_router.config.model import OAuthSettings, ServerConfig
+    from discovery_router.upstreams.oauth import RouterOAuth, TokenStore
+
+    monkeypatch.setenv("DISCOVERY_ROUTER_DATA_DIR", str(tmp_path))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        config = ServerConfig("compat", "http", url="http://127.0.0.1:9/mcp", oauth=OAuthSettings())
+        store = TokenStore("compat")
+        provider = RouterOAuth(config, store)
+        await ensure_oauth_initialized(provider)
+        assert provider.context.current_tokens is None
+        other = RouterOAuth(config, TokenStore("compat"))
+        await other.token_storage_adapter.set_tokens(OAuthToken(access_token="later-access-token", expires_in=60))
+        store.reload()
+        reset_oauth_state(provider)
+        await ensure_oauth_initialized(provider)
+        assert provider.context.current_tokens is not None
+        assert provider.context.current_tokens.access_token == "later-access-token"
+    finally:
+        keyring.set_keyring(previous)

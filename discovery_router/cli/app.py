@@ -27,6 +27,7 @@ from discovery_router.config.edit import add_server, remove_server
 from discovery_router.errors import RouterError
 from discovery_router.cli.confirm import TerminalConfirmer
 from discovery_router.front import FrontContext
+from discovery_router.cli.auth import register as register_auth
 from discovery_router.cli.governance import register as register_governance
 from discovery_router.cli.logs import configure as configure_logging
 from discovery_router.cli.onboarding import register as register_onboarding
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_onboarding(sub)
     register_governance(sub)
+    register_auth(sub)
     _accept_global_options_after(sub)
     return parser
 

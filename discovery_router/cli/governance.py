@@ -61,11 +61,15 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
         backend = keyring_refs.backend_name()
         if backend is None:
             raise KeyringUnavailableError(keyring_refs.NO_BACKEND)
+        insecure = keyring_refs.insecure_backend(backend)
+        if insecure:  # stored as asked, but never called "the OS keyring"
+            print(f"warning: {insecure}", file=sys.stderr)
         keyring_refs.set_secret(service, name, _read_secret(label))
     except SecretError as exc:
         raise RouterError(f"cannot store {label}: {exc}") from None
     reference = name if service == keyring_refs.DEFAULT_SERVICE else label
-    print(f"stored {label} in the OS keyring ({backend}); refer to it as ${{keyring:{reference}}}")
+    where = f"the insecure keyring backend {backend}" if insecure else f"the OS keyring ({backend})"
+    print(f"stored {label} in {where}; refer to it as ${{keyring:{reference}}}")
     return EXIT_OK
 
 

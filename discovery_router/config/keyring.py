@@ -87,6 +87,25 @@ def backend_name() -> str | None:
         return None
 
 
+INSECURE_MODULES = ("keyrings.alt", "keyring.backends.null", "keyring.backends.fail")
+"""Backends that keep secrets readable by anyone who can read the user's files (keyrings.alt's plaintext and
+base64 files), or keep nothing at all; a test extra, never what a normal install should rely on."""
+
+
+def insecure_backend(name: str | None = None) -> str | None:
+    """Why the keyring backend in use does not protect secrets, or None when it is a real OS keyring.
+
+    ``name``: a backend name from :func:`backend_name` (default: the one in use).
+    """
+    name = backend_name() if name is None else name
+    if name is None:
+        return "there is no OS keyring backend here"
+    if name.startswith(INSECURE_MODULES):
+        return (f"the keyring backend {name} is not an OS keyring: it keeps secrets in a plain file "
+                "(install and unlock gnome-keyring or KWallet, or use ${VAR} instead)")
+    return None
+
+
 def get_secret(service: str, name: str) -> str | None:
     from keyring import errors
 

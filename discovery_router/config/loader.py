@@ -28,13 +28,13 @@ from discovery_router.config.expand import expand
 from discovery_router.config.jsonc import strip_jsonc
 from discovery_router.config.keyring import expand_keyring, has_reference, placeholder_lookup
 from discovery_router.governance.policy import SERVER_POLICY_KEYS, parse_server_policy
-from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig, Transport
+from discovery_router.config.model import OAuthSettings, RouterConfig, RouterSettings, ServerConfig, Transport
 from discovery_router.governance.redact import Redactor
 
 
 logger = logging.getLogger(__name__)
 _STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"}
-_REMOTE_KEYS = {"url", "headers", "transport"}
+_REMOTE_KEYS = {"url", "headers", "transport", "auth", "oauth"}
 _OTHER_CLIENTS_KEYS = {"autoApprove", "alwaysAllow"}
 """Approval lists other clients write; accepted and ignored (the router's ``tools`` policy decides instead)."""
 _COMMON_KEYS = {"enabled", "disabled", "timeout", "type", "description", "protocol", "roots"}
@@ -236,7 +236,7 @@ def _parse_server(
         near = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
         raise fail(key, f"unknown field ({hint}stdio servers take command/args/env/envFile/cwd, "
-                   "remote ones url/headers/transport; both take enabled/timeout/description/protocol/roots "
+                   "remote ones url/headers/transport/auth/oauth; both take enabled/timeout/description/protocol/roots "
                    "and tools/readOnly/confirmDestructive/auditArguments)")
     has_command, has_url = "command" in entry, "url" in entry
     if has_command and has_url:
@@ -285,8 +285,9 @@ def _parse_server(
     transport = _TRANSPORT_ALIASES.get(declared) if declared else None
 
     if has_command:
-        if set(entry) & {"url", "headers"}:
-            raise fail(sorted(set(entry) & {"headers"})[0], "only remote (url) entries take headers")
+        if set(entry) & {"url", "headers", "auth", "oauth"}:
+            raise fail(sorted(set(entry) & {"headers", "auth", "oauth"})[0],
+                       "only remote (url) entries take headers/auth/oauth")
         if transport not in (None, "stdio"):
             raise fail("transport", "a command entry is a stdio server")
         command = entry["command"]
@@ -327,6 +328,7 @@ def _parse_server(
         transport = infer_transport(url)
     if transport == "stdio":
         raise fail("transport", "a url entry is http, streamable-http or sse")
+    oauth = _parse_oauth(entry, fail, lambda value, key: expanded(value, key, secret=True))
     return ServerConfig(
         name=name,
         transport=transport,
@@ -338,7 +340,46 @@ def _parse_server(
         protocol=protocol,
         policy=policy,
         roots=roots,
+        oauth=oauth,
     )
+
+
+_OAUTH_KEYS = {"scopes", "clientId", "clientSecret", "callbackPort"}
+
+
+def _parse_oauth(entry: Mapping[str, Any], fail: Any, secret: Callable[[str, str], str]) -> OAuthSettings | None:
+    """``"auth": "oauth"`` and its optional ``oauth`` object; ``clientSecret`` is expanded and redacted."""
+    auth = entry.get("auth")
+    if auth is None:
+        if "oauth" in entry:
+            raise fail("oauth", 'takes effect only with "auth": "oauth"')
+        return None
+    if auth != "oauth":
+        raise fail("auth", 'must be "oauth" (for a static token use headers: {"Authorization": "Bearer ${TOKEN}"})')
+    raw = entry.get("oauth", {})
+    if not isinstance(raw, dict):
+        raise fail("oauth", "must be an object (scopes, clientId, clientSecret, callbackPort)")
+    unknown = set(raw) - _OAUTH_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        near = difflib.get_close_matches(key, sorted(_OAUTH_KEYS), n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise fail(f"oauth.{key}", f"unknown field ({hint}oauth takes scopes, clientId, clientSecret, callbackPort)")
+    scopes = _string_list(raw.get("scopes", []), "oauth.scopes", fail)
+    client_id = raw.get("clientId")
+    if client_id is not None and (not isinstance(client_id, str) or not client_id.strip()):
+        raise fail("oauth.clientId", "must be a non-empty string")
+    client_secret = raw.get("clientSecret")
+    if client_secret is not None:
+        if not isinstance(client_secret, str):
+            raise fail("oauth.clientSecret", "must be a string (write ${VAR} or ${keyring:NAME})")
+        if client_id is None:
+            raise fail("oauth.clientSecret", "needs oauth.clientId (the client the secret belongs to)")
+        client_secret = secret(client_secret, "oauth.clientSecret")
+    port = raw.get("callbackPort")
+    if port is not None and (type(port) is not int or not 1 <= port <= 65535):
+        raise fail("oauth.callbackPort", "must be a port number (1-65535)")
+    return OAuthSettings(scopes=tuple(scopes), client_id=client_id, client_secret=client_secret, callback_port=port)
 
 
 def _read_env_file(path: Path, fail: Callable[[str | None, str], ConfigError]) -> dict[str, str]:

@@ -117,6 +117,25 @@ class RouterSettings:
 
 
 @dataclass(frozen=True, repr=False)
+class OAuthSettings:
+    """A remote server's ``"auth": "oauth"`` with its optional ``oauth`` object.
+
+    Everything is optional: servers with dynamic client registration need none of it; the rest
+    need a pre-registered ``client_id`` (and maybe ``client_secret``) whose redirect URI is
+    ``http://127.0.0.1:<callback_port>/callback``. ``repr`` is bare: the secret is a secret.
+    """
+
+    scopes: tuple[str, ...] = ()
+    client_id: str | None = None
+    client_secret: str | None = None
+    callback_port: int | None = None
+    """The fixed port of ``login``'s local callback (default: any free port)."""
+
+    def __repr__(self) -> str:
+        return f"OAuthSettings(scopes={self.scopes!r}, client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True, repr=False)
 class ServerConfig:
     """One backend server, with ``${VAR}`` already expanded.
 
@@ -140,6 +159,8 @@ class ServerConfig:
     """Governance: tools allow/deny/safe, readOnly, confirmDestructive, auditArguments."""
     roots: tuple[str, ...] | None = None
     """The server's answer to ``roots/list`` (``file://`` URIs), set in its entry; None: ask the client."""
+    oauth: OAuthSettings | None = None
+    """Set for ``"auth": "oauth"`` remote servers: tokens come from ``discovery-router login NAME``."""
     error: str | None = None
     """Why this entry could not be used (file, server and field named, never a value): the server is
     shown as failed and never started, while every other server serves."""

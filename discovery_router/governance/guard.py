@@ -46,6 +46,7 @@ from discovery_router.config.model import RouterSettings
 from discovery_router.front import FrontContext
 from discovery_router.errors import (
     AmbiguousToolError,
+    LoginRequiredError,
     InvalidArgumentsError,
     PolicyRefusedError,
     UnknownServerError,
@@ -117,7 +118,7 @@ Forward = Callable[[ToolCall, Leg], Awaitable[Result]]
 
 
 _INVALID = (UnknownToolError, AmbiguousToolError, InvalidArgumentsError, UnknownServerError)
-_UPSTREAM = (UpstreamCallError, UpstreamUnavailableError)
+_UPSTREAM = (UpstreamCallError, UpstreamUnavailableError, LoginRequiredError)
 
 
 class Governance:

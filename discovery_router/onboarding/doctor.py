@@ -197,6 +197,8 @@ async def _connect_all(report: DoctorReport, router: Any, servers: dict[str, Ser
 
 def _server_fix(server: ServerConfig, error: str) -> str:
     lowered = error.lower()
+    if "login required" in lowered:
+        return f"run `discovery-router login {server.name}` (it prints a URL to open; --no-browser over SSH)"
     if server.transport == "stdio":
         if "no such file" in lowered or "not found" in lowered or "errno 2" in lowered:
             return f"install `{Path(server.command or '').name}` or put its absolute path in `command`"

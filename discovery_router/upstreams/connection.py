@@ -32,7 +32,7 @@ from mcp.client.subscriptions import ResourceUpdated, listen
 from discovery_router._compat import await_with_session_monitoring, connection_ended
 from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
-from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
+from discovery_router.errors import LoginRequiredError, UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
 from discovery_router.front import FrontRelay
 from discovery_router.upstreams.relay import LoneClient, RelayUnavailableError, current_relay
@@ -253,16 +253,26 @@ class Upstream:
         config_error: str | None = None,
         roots: Sequence[str] | None = None,
         lone_client: LoneClient | None = None,
+        login_stamp: Callable[[], object] | None = None,
     ) -> None:
         """``config_error``: the entry could not be used; the upstream stays failed with that reason, never started.
 
         ``roots``: the config's roots for this server (URIs), its answer to ``roots/list`` whoever is
         connected; without them the calling client is asked, or outside a call ``lone_client``.
+
+        ``login_stamp``: an OAuth server's login marker; while it needs a login the upstream waits for
+        the marker to change (``discovery-router login``) instead of retrying on a timer.
         """
         self.name = name
         self._roots = None if roots is None else [mcp_types.Root(uri=uri) for uri in roots]  # type: ignore[arg-type]
         self._lone_client = lone_client
         self._config_error = config_error
+        self._login_stamp = login_stamp
+        self._auth_refused = False
+        """This connection's OAuth provider gave up: only a login can help. Set from inside the auth flow
+        (``RouterOAuth``), because the HTTP transport turns the flow's exception into "connection closed"."""
+        self.login_required = False
+        """The server needs ``discovery-router login NAME``: its calls say so, and it waits for a login."""
         self.transport = transport
         self._make_client = make_client
         self._settings = settings
@@ -406,8 +416,18 @@ class Upstream:
 
     async def _backoff(self, delay: float) -> None:
         self._retry_now.clear()
+        if self.login_required and self._login_stamp is not None:
+            await self._wait_for_login(self._login_stamp)
+            return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
+
+    async def _wait_for_login(self, stamp: Callable[[], object]) -> None:
+        """Retrying cannot help until someone logs in: wait for the login marker to change (or a call)."""
+        seen = stamp()
+        while not self._retry_now.is_set() and stamp() == seen:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._retry_now.wait(), timeout=LOGIN_POLL)
 
     async def _connect(self) -> None:
         was = self.state
@@ -416,7 +436,10 @@ class Upstream:
         self._lost.clear()
         self._exited.clear()
         self._stderr_closed_alive = False
+        self._auth_refused = False
         extra: dict[str, Any] = {}
+        if self._login_stamp is not None:
+            extra["on_login_required"] = self._note_auth_refused
         if self.transport == "stdio":
             self._tail = _StderrTail(self.name, self._redact, self._exited.set)
             extra["errlog"] = self._tail.writer
@@ -437,6 +460,7 @@ class Upstream:
         components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
         changed = tools != self.tools or was is not UpstreamState.CONNECTING or not self._listed_at
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
+        self.login_required = False
         self._listed_at = self._connected_at = time.monotonic()
         logger.info("connected to %s: %d tools", self.name, len(tools))
         if changed:  # a reconnect with the same tools leaves the index (and other servers) alone
@@ -572,6 +596,9 @@ class Upstream:
         self._stderr_closed_alive = True
         return False
 
+    def _note_auth_refused(self) -> None:
+        self._auth_refused = True
+
     def _note_lost(self, reason: str) -> None:
         """Hand a lost connection to the supervisor (which reconnects); calls wait for the new one."""
         if self.state is UpstreamState.CONNECTED:
@@ -670,6 +697,9 @@ class Upstream:
     async def _mark_failed(self, exc: BaseException) -> None:
         reason = describe_exception(exc)
         await self._disconnect()  # first: it collects the child's last stderr lines
+        self.login_required = self._auth_refused
+        if self.login_required:
+            reason = str(LoginRequiredError(self.name))
         self.error = self._redact(self._explain(reason))
         self.state = UpstreamState.FAILED
         logger.warning("server %s is unreachable: %s (retrying)", self.name, self.error)
@@ -786,7 +816,9 @@ class Upstream:
 
     # -- calls -----------------------------------------------------------
 
-    def unavailable_error(self) -> UpstreamUnavailableError:
+    def unavailable_error(self) -> UpstreamUnavailableError | LoginRequiredError:
+        if self.login_required:
+            return LoginRequiredError(self.name)
         reason = self.error or self.state.value
         return UpstreamUnavailableError(f"Server {self.name!r} is unreachable: {reason}")
 
@@ -857,15 +889,22 @@ class Upstream:
                 self._inflight.remove(relay)
                 self._ended.append((time.monotonic(), relay.session_key))
 
-    def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError:
+    def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError | LoginRequiredError:
         """The connection closed under a call that may have reached the server: never replayed, the
         caller gets the error; the supervisor reconnects for the next call."""
         reason = describe_exception(exc)
+        if self._auth_refused:  # its tokens were refused and could not be refreshed
+            self._note_lost(str(LoginRequiredError(self.name)))
+            return LoginRequiredError(self.name)
         self._note_lost(reason)
         return UpstreamUnavailableError(
             f"Server {self.name!r} is unreachable: {self._redact(self._explain(reason))} (the call was not "
             "repeated: it may have reached the server)"
         )
+
+
+LOGIN_POLL = 1.0
+"""Seconds between looks at an OAuth server's login marker while it waits for ``login``."""
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from fastmcp import Client
 
 from discovery_router.config.model import ServerConfig
 from discovery_router.governance.policy import ServerPolicy
+from discovery_router.governance.redact import Redactor
 from discovery_router.upstreams.transports import transport_for
 
 IN_MEMORY = "in-memory"
@@ -55,16 +56,33 @@ class UpstreamSpec:
                    call_timeout=config.timeout, enabled=config.enabled, error=config.error,
                    policy=config.policy, protocol=config.protocol, roots=config.roots)
 
-    def client_factory(self) -> Callable[..., Client[Any]]:
-        """Makes a fresh, unconnected fastmcp ``Client`` per connection attempt (kwargs: its handlers)."""
+    def client_factory(self, redactor: Redactor | None = None) -> Callable[..., Client[Any]]:
+        """Makes a fresh, unconnected fastmcp ``Client`` per connection attempt (kwargs: its handlers).
+
+        ``redactor`` learns an OAuth server's tokens as they are loaded or refreshed.
+        """
         target, protocol = self.target, self.protocol
 
-        def make(errlog: Any = None, **kwargs: Any) -> Client[Any]:
-            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``)."""
-            transport = transport_for(target, errlog) if isinstance(target, ServerConfig) else target
+        def make(errlog: Any = None, on_login_required: Callable[[], None] | None = None, **kwargs: Any) -> Client[Any]:
+            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``);
+            ``on_login_required``: an OAuth server's tokens were refused (see ``RouterOAuth``)."""
+            if isinstance(target, ServerConfig):
+                transport = transport_for(target, errlog, redactor=redactor, on_login_required=on_login_required)
+            else:
+                transport = target
             return Client(transport, mode=protocol, **kwargs)  # type: ignore[arg-type]
 
         return make
+
+    @property
+    def login_stamp(self) -> Callable[[], object] | None:
+        """For an OAuth server: a value that changes when someone logs in or out (``serve`` retries then)."""
+        if not isinstance(self.target, ServerConfig) or self.target.oauth is None:
+            return None
+        from discovery_router.upstreams.oauth import login_generation
+
+        name = self.name
+        return lambda: login_generation(name)
 
     @property
     def cache_key(self) -> str:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from discovery_router.config.model import ServerConfig
+from discovery_router.governance.redact import Redactor
 
 
-def transport_for(config: ServerConfig, errlog: Any = None) -> Any:
+def transport_for(config: ServerConfig, errlog: Any = None, *, auth: Any = None, redactor: Redactor | None = None,
+                  on_login_required: Callable[[], None] | None = None) -> Any:
     """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive).
 
-    ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines).
+    ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines). ``auth``: the
+    OAuth provider to use (``login`` passes its own); an ``"auth": "oauth"`` entry otherwise gets the
+    serving one, which loads stored tokens and feeds them to ``redactor`` (and calls ``on_login_required``
+    when only a person can help).
     """
     from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
 
@@ -29,9 +35,13 @@ def transport_for(config: ServerConfig, errlog: Any = None) -> Any:
             log_file=errlog,
         )
     assert config.url is not None
+    if auth is None and config.oauth is not None:
+        from discovery_router.upstreams.oauth import auth_for
+
+        auth = auth_for(config, redactor, on_login_required)
     if config.transport == "sse":
-        return SSETransport(config.url, headers=dict(config.headers))
-    return StreamableHttpTransport(config.url, headers=dict(config.headers))
+        return SSETransport(config.url, headers=dict(config.headers), auth=auth)
+    return StreamableHttpTransport(config.url, headers=dict(config.headers), auth=auth)
 
 
 def resolve_command(command: str) -> str:
