@@ -16,7 +16,7 @@ from fastmcp import FastMCP
 from fastmcp.server.auth.providers.in_memory import InMemoryOAuthProvider
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 
-from benchmarks.suites.system import free_port
+from devkit.system import free_port
 
 
 class OAuthUpstream:

@@ -274,7 +274,7 @@ def test_a_pre_registered_client_logs_in_without_registration(upstream: OAuthUps
                                                                monkeypatch: pytest.MonkeyPatch):
     from mcp.shared.auth import OAuthClientInformationFull
 
-    from benchmarks.suites.system import free_port
+    from devkit.system import free_port
 
     port, secret = free_port(), "static-client-secret-5b1e"
     upstream.provider.clients["router-app"] = OAuthClientInformationFull(
