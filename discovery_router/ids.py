@@ -5,6 +5,8 @@ A leaf module: the catalog, the policy, the router and the MCP face all spell id
 
 from __future__ import annotations
 
+import unicodedata
+
 ID_SEPARATOR = "/"
 """Between the server and the tool in an id (``time/get_current_time``); prompts are named the same way."""
 _WRAPPERS = "`'\"“”‘’"
@@ -24,3 +26,16 @@ def server_of(name: str) -> str | None:
 def clean_id(name: str) -> str:
     """``name`` without the spaces, backticks or quotes a model copies around an id (`time/get_current_time`)."""
     return name.strip().strip(_WRAPPERS).strip()
+
+
+def valid_tool_name(name: str) -> bool:
+    """A tool name that makes one unambiguous id on one line: 1-128 characters, no control or format
+    characters (newlines would inject search lines), no edge whitespace, no empty, ``.`` or ``..``
+    segment between slashes. Spaces and non-ASCII letters, which real servers use, are kept."""
+    return (0 < len(name) <= 128 and name == name.strip()
+            and not any(unicodedata.category(char) in _UNPRINTABLE for char in name)
+            and all(part not in ("", ".", "..") for part in name.split("/")))
+
+
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+"""Control, format, surrogate, private, unassigned, line and paragraph separator characters."""

@@ -16,7 +16,7 @@ from discovery_router.config.model import RouterConfig
 from discovery_router.errors import RouterError, UnknownServerError
 from discovery_router.router import Router, open_cache
 from discovery_router.search.embedders.resolve import EmbedderUnavailableError, locate_model
-from discovery_router.upstreams.connection import UpstreamState, UpstreamStatus
+from discovery_router.upstreams.status import UpstreamState, UpstreamStatus
 from discovery_router.cache import clean_tool
 
 Progress = Callable[[str, int, int], None]

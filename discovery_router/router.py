@@ -34,7 +34,8 @@ from discovery_router.governance.redact import Redactor, redact_logs
 from discovery_router.upstreams.relay import LoneClient
 from discovery_router.search import SearchIndex
 from discovery_router.upstreams.spec import UpstreamSpec, spec_of
-from discovery_router.upstreams.connection import Components, Upstream, UpstreamState, UpstreamStatus
+from discovery_router.upstreams.connection import Upstream
+from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
 
 logger = logging.getLogger(__name__)

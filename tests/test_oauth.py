@@ -29,7 +29,7 @@ from keyring.backends import fail
 from discovery_router.config.loader import parse_config
 from discovery_router.errors import ConfigError, LoginRequiredError
 from discovery_router.router import Router
-from discovery_router.upstreams.connection import UpstreamState
+from discovery_router.upstreams.status import UpstreamState
 from discovery_router.upstreams.oauth import TokenStore, describe_storage, storage_backend, token_file
 from tests.conftest import FAST
 from tests.oauth_upstream import OAuthUpstream

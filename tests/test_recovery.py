@@ -17,7 +17,7 @@ from fastmcp import Client
 
 from discovery_router.errors import UpstreamUnavailableError
 from discovery_router.mcp.server import build_server
-from discovery_router.upstreams.connection import UpstreamState
+from discovery_router.upstreams.status import UpstreamState
 from tests.conftest import FAST, config_router, stdio_entry
 
 SECRET = "tok-5e1f0a9b8c7d"

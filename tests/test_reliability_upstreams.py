@@ -16,7 +16,7 @@ from typing import Any
 from fastmcp import Client
 
 from discovery_router.mcp.server import build_server
-from discovery_router.upstreams.connection import LogBudget
+from discovery_router.upstreams.output import LogBudget
 from tests.conftest import config_router
 from tests.test_passthrough import library_stdio
 
@@ -179,7 +179,7 @@ async def test_a_flooding_upstreams_log_lines_are_rate_limited_in_the_routers_lo
     writes about the burst, then one 'N log lines suppressed' line."""
     import logging
 
-    caplog.set_level(logging.INFO, logger="discovery_router.upstreams.connection")
+    caplog.set_level(logging.INFO, logger="discovery_router.upstreams")
     received: list[str] = []
 
     async def on_log(message: Any) -> None:
@@ -221,7 +221,7 @@ async def test_a_dead_childs_last_stderr_line_is_said_once(tmp_path: Path, caplo
 
     script = tmp_path / "dying.py"
     script.write_text(DYING_SERVER)
-    caplog.set_level(logging.WARNING, logger="discovery_router.upstreams.connection")
+    caplog.set_level(logging.WARNING, logger="discovery_router.upstreams")
     router = config_router({"dying": {"command": sys.executable, "args": [str(script)]}})
     async with Client(build_server(router)) as client:
         result = await client.call_tool_mcp("call_tool", {"name": "dying/die"})
@@ -256,7 +256,7 @@ async def test_a_flooding_upstreams_stderr_is_rate_limited_in_the_routers_log(tm
 
     script = tmp_path / "noisy.py"
     script.write_text(NOISY_SERVER)
-    caplog.set_level(logging.INFO, logger="discovery_router.upstreams.connection")
+    caplog.set_level(logging.INFO, logger="discovery_router.upstreams")
     started = time.monotonic()
     router = config_router({"noisy": {"command": sys.executable, "args": [str(script)]}})
     async with Client(build_server(router)) as client:

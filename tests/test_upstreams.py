@@ -16,7 +16,7 @@ from fastmcp import Context, FastMCP
 
 from discovery_router.router import Router
 from discovery_router.errors import UpstreamCallError, UpstreamUnavailableError
-from discovery_router.upstreams.connection import UpstreamState
+from discovery_router.upstreams.status import UpstreamState
 from tests.conftest import FAST, config_router, stdio_entry
 
 SECRET = "tok-9f8e7d6c5b4a"

@@ -34,7 +34,7 @@ from discovery_router.cli.onboarding import register as register_onboarding
 from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Output, Table
 from discovery_router.onboarding.secrets import redactor_for
 from discovery_router.router import Router
-from discovery_router.upstreams.connection import UpstreamState
+from discovery_router.upstreams.status import UpstreamState
 
 
 

@@ -37,7 +37,7 @@ from discovery_router.errors import ConfigError, InvalidArgumentsError, PolicyRe
 from discovery_router.governance.redact import MASK
 from discovery_router.mcp.context import front_context
 from discovery_router.router import Router
-from discovery_router.upstreams.connection import UpstreamState
+from discovery_router.upstreams.status import UpstreamState
 
 MANAGE_TOOLS = frozenset({"add_server", "remove_server", "list_servers"})
 

@@ -12,13 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import mcp_types
@@ -37,23 +33,13 @@ from discovery_router.governance.redact import Redactor
 from discovery_router.front import FrontRelay
 from discovery_router.upstreams.relay import LoneClient, RelayUnavailableError, current_relay
 from discovery_router.eras import is_2026_era
+from discovery_router.ids import valid_tool_name
+from discovery_router.upstreams.output import LogBudget, StderrTail
+from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
 
 logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], Client[Any]]
-
-
-def valid_tool_name(name: str) -> bool:
-    """A tool name that makes one unambiguous id on one line: 1-128 characters, no control or format
-    characters (newlines would inject search lines), no edge whitespace, no empty, ``.`` or ``..``
-    segment between slashes. Spaces and non-ASCII letters, which real servers use, are kept."""
-    return (0 < len(name) <= 128 and name == name.strip()
-            and not any(unicodedata.category(char) in _UNPRINTABLE for char in name)
-            and all(part not in ("", ".", "..") for part in name.split("/")))
-
-
-_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
-"""Control, format, surrogate, private, unassigned, line and paragraph separator characters."""
 
 
 LOG_TAIL = 5.0
@@ -65,93 +51,12 @@ STABLE_AFTER = 5.0
 waits out the growing backoff (a server that crashes right after starting is not restarted in a loop)."""
 
 
-class LogBudget:
-    """A token bucket for the router's own copy of one server's log lines.
-
-    A flooding server (seen: 1.8 MB/s) must not fill the operator's terminal or log file; what the
-    calling client is sent is not limited here. Lines over the budget are counted, and one
-    "N lines suppressed" line is written once the next window has passed.
-    """
-
-    RATE = 20.0
-    """Lines per second written here once the burst is spent."""
-    BURST = 50.0
-    REPORT_AFTER = 1.0
-    """Seconds after the first suppressed line at which the suppressed count is written."""
-
-    def __init__(self, name: str, what: str = "log lines", note: str = "", *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """``note`` ends the suppressed-count line (what still happened to the lines)."""
-        self._name, self._what, self._note, self._clock = name, what, note, clock
-        self._tokens = self.BURST
-        self._stamp = clock()
-        self._suppressed = 0
-        self._report: asyncio.TimerHandle | None = None
-
-    def admit(self) -> bool:
-        """Whether one more line may be written now; if not it is counted and reported later."""
-        now = self._clock()
-        self._tokens = min(self.BURST, self._tokens + (now - self._stamp) * self.RATE)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        self._suppressed += 1
-        if self._report is None:
-            with contextlib.suppress(RuntimeError):  # no running loop: the count waits for the next report
-                self._report = asyncio.get_running_loop().call_later(self.REPORT_AFTER, self.flush)
-        return False
-
-    def flush(self) -> None:
-        """Write the suppressed count, if any (also called when the connection closes)."""
-        if self._report is not None:
-            self._report.cancel()
-            self._report = None
-        if self._suppressed:
-            logger.warning("[%s] %d %s suppressed here (over %g per second)%s", self._name, self._suppressed,
-                           self._what, self.RATE, self._note)
-            self._suppressed = 0
-
-
-class UpstreamState(str, Enum):
-    DISABLED = "disabled"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class UpstreamStatus:
-    """What ``status`` shows for one server; ``error`` is already redacted."""
-
-    name: str
-    state: UpstreamState
-    tool_count: int
-    error: str | None = None
-    transport: str = ""
-    duplicate_tools: tuple[str, ...] = ()
-    """Tool names the server listed more than once (the first is kept)."""
-    refused_tools: tuple[str, ...] = ()
-    """Tool names refused as invalid, shown with ``ascii()`` (they may hold newlines or control characters)."""
-
-
 class _Lost(Exception):
     """Raised inside the supervisor when a live connection ended (its process exited, a call saw it close)."""
 
 
 class _Restart(Exception):
     """Raised inside the supervisor to reconnect without counting a failure."""
-
-
-@dataclass(frozen=True)
-class Components:
-    """An upstream's resources, resource templates and prompts: passed through, never indexed."""
-
-    resources: tuple[mcp_types.Resource, ...] = ()
-    templates: tuple[mcp_types.ResourceTemplate, ...] = ()
-    prompts: tuple[mcp_types.Prompt, ...] = ()
-    subscribe: bool = False
-    """The upstream accepts ``resources/subscribe``."""
 
 
 class _Notifications(MessageHandler):
@@ -171,67 +76,6 @@ class _Notifications(MessageHandler):
 
     async def on_resource_updated(self, message: mcp_types.ResourceUpdatedNotification) -> None:
         self._upstream.on_resource_updated(self._upstream, str(message.params.uri))
-
-
-class _StderrTail:
-    """A stdio child's stderr, read by the router instead of being copied onto the router's own.
-
-    Each line is logged at INFO under the server's name, masked (``serve`` shows it, one-shot CLI
-    commands only with ``-v``); the last line is kept for failure reasons; and the end of the stream,
-    once the router has closed its own copy of the pipe, means the process exited: ``on_end`` is
-    called at once, so a crash is noticed when it happens, not at the next call.
-    """
-
-    MAX_LINE = 2000
-
-    def __init__(self, name: str, redact: Redactor, on_end: Callable[[], None]) -> None:
-        read_fd, write_fd = os.pipe()
-        self.writer = os.fdopen(write_fd, "wb", buffering=0)
-        """Handed to the child as its stderr; closed here once the child holds its own copy."""
-        self._name, self._redact, self._on_end = name, redact, on_end
-        self._budget = LogBudget(name, "stderr lines")
-        self.last_line: str | None = None
-        self.ended = asyncio.Event()
-        self._task = asyncio.create_task(self._read(os.fdopen(read_fd, "rb", buffering=0)), name=f"stderr:{name}")
-
-    def spawned(self) -> None:
-        """The child is running: drop the router's copy of the write end, so EOF means the child is gone."""
-        if not self.writer.closed:
-            self.writer.close()
-
-    async def close(self, timeout: float = 1.0) -> None:
-        """Stop reading once the child's remaining output is in (bounded: a grandchild may hold the pipe)."""
-        self.spawned()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.ended.wait(), timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
-
-    async def _read(self, pipe: Any) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-        pending = b""
-        try:
-            while chunk := await reader.read(65536):
-                *lines, pending = (pending + chunk).split(b"\n")
-                pending = pending[-self.MAX_LINE * 4:]
-                for line in lines:
-                    self._line(line)
-            self._line(pending)
-        finally:
-            transport.close()
-            self.ended.set()
-            self._budget.flush()
-        self._on_end()
-
-    def _line(self, raw: bytes) -> None:
-        text = self._redact(raw.decode("utf-8", "replace").rstrip()[: self.MAX_LINE])
-        if text.strip():
-            self.last_line = text.strip()
-            if logger.isEnabledFor(logging.INFO) and self._budget.admit():
-                logger.info("[%s] %s", self._name, text)
 
 
 class Upstream:
@@ -289,7 +133,7 @@ class Upstream:
         """Relays of the calls now running here, oldest first (see :meth:`relay_for_ask`)."""
         self._ended: deque[tuple[float, object]] = deque()
         """(when, client) of calls ended here in the last :data:`LOG_TAIL` seconds (see :meth:`relay_for_log`)."""
-        self._tail: _StderrTail | None = None
+        self._tail: StderrTail | None = None
         self._stderr_closed_alive = False
         """This connection's child closed its stderr but answered a ping: not a sign of exit."""
         self._log_budget = LogBudget(name, note="; those about a call still reached its client")
@@ -441,7 +285,7 @@ class Upstream:
         if self._login_stamp is not None:
             extra["on_login_required"] = self._note_auth_refused
         if self.transport == "stdio":
-            self._tail = _StderrTail(self.name, self._redact, self._exited.set)
+            self._tail = StderrTail(self.name, self._redact, self._exited.set)
             extra["errlog"] = self._tail.writer
         client = self._make_client(
             message_handler=_Notifications(self),

@@ -64,7 +64,7 @@ class UpstreamSpec:
         target, protocol = self.target, self.protocol
 
         def make(errlog: Any = None, on_login_required: Callable[[], None] | None = None, **kwargs: Any) -> Client[Any]:
-            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``_StderrTail``);
+            """``errlog``: where a stdio child's stderr goes (the upstream reads it; see ``upstreams.output.StderrTail``);
             ``on_login_required``: an OAuth server's tokens were refused (see ``RouterOAuth``)."""
             if isinstance(target, ServerConfig):
                 transport = transport_for(target, errlog, redactor=redactor, on_login_required=on_login_required)
