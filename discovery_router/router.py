@@ -138,7 +138,7 @@ class Router:
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
         self.indexer = Indexer(
             self._entries,
-            server_descriptions=self._descriptions,
+            server_descriptions=self.server_descriptions,
             embedding_model=self.settings.embedding_model if semantic else OFF,
             cache=self.cache,
         )
@@ -291,6 +291,13 @@ class Router:
 
     def status(self) -> list[UpstreamStatus]:
         return [u.status for u in self.upstreams.values()]
+
+    def server_descriptions(self) -> dict[str, str]:
+        """What search knows each server by: the config's ``description``, else what the server said
+        about itself when it connected (``instructions``, serverInfo title/description)."""
+        return {name: self._descriptions.get(name) or upstream.self_description
+                for name, upstream in self.upstreams.items()
+                if self._descriptions.get(name) or upstream.self_description}
 
     def _entries(self) -> list[ToolEntry]:
         """Every tool the policy exposes: a denied tool is never indexed, shown or callable."""

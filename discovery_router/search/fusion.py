@@ -27,6 +27,11 @@ class FusionConfig:
     dense_weight: float = 0.4
     rrf_k: float = 60.0
     server_weight: float = 0.3
+    server_doc_weight: float = 0.0
+    """Soft server stage: each tool also gets this share of its server's own score, from a
+    server-level document (name, description, every tool's name; see ``SearchIndex``)."""
+    server_doc_dense: float | None = None
+    """Dense share inside the server stage (None: ``dense_weight``); 0 = the server document's BM25 alone."""
     split_steps: bool = False
     steps_min_tokens: int = 30
     destructive_penalty: float = 0.15
@@ -90,6 +95,15 @@ class ServerGroups:
             np.zeros(0, dtype=np.int64)
         self.present = sorted_ids[self.starts] if len(server_ids) else np.zeros(0, dtype=np.int64)
         self.n = n_servers
+
+    def mean(self, scores: np.ndarray) -> np.ndarray:
+        """Each server's mean score (0 for a server with no tools)."""
+        out = np.zeros(self.n)
+        if len(scores):
+            sums = np.add.reduceat(scores[self.order].astype(np.float64), self.starts)
+            counts = np.diff(np.r_[self.starts, len(scores)])
+            out[self.present] = sums / counts
+        return out
 
     def best(self, scores: np.ndarray) -> np.ndarray:
         """Each server's best score (``-inf`` for a server with no tools)."""
