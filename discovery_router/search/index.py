@@ -71,7 +71,7 @@ class SearchIndex:
         self._server_ids = np.array([self._server_pos[d.server] for d in self.docs], dtype=np.int64)
         self._server_groups = ServerGroups(self._server_ids, len(servers))
         self._server_retriever: BM25Retriever | None = None
-        if self.fusion.server_doc_weight > 0 and len(servers) > 1:
+        if max(self.fusion.server_doc_weight, self.fusion.step_server_doc_weight) > 0 and len(servers) > 1:
             self._server_retriever = BM25Retriever()
             self._server_retriever.build(server_documents(self.docs, servers))
         self._centroid_norms: np.ndarray | None = None
@@ -118,7 +118,7 @@ class SearchIndex:
     # -- search ---------------------------------------------------------------------
 
     def _scores(
-        self, query: str, semantic: np.ndarray | None, allowed: np.ndarray | None
+        self, query: str, semantic: np.ndarray | None, allowed: np.ndarray | None, *, step: bool = False
     ) -> np.ndarray:
         lexical = self._retriever.scores(query)
         if allowed is not None:
@@ -128,8 +128,9 @@ class SearchIndex:
                 semantic = np.where(allowed, semantic, semantic[allowed].min() if allowed.any() else 0.0)
         fused = fuse(lexical, semantic, self.fusion)
         fused = server_pass(fused, self._server_groups, self.fusion.server_weight)
-        if self._server_retriever is not None and allowed is None:
-            fused = fused + self.fusion.server_doc_weight * self._server_scores(query, semantic)[self._server_ids]
+        stage = self.fusion.step_server_doc_weight if step else self.fusion.server_doc_weight
+        if stage > 0 and self._server_retriever is not None and allowed is None:
+            fused = fused + stage * self._server_scores(query, semantic)[self._server_ids]
         if self.fusion.destructive_penalty and self._destructive.any() and not asks_to_destroy(query):
             fused = np.where(self._destructive & (fused > 0), np.maximum(fused - self.fusion.destructive_penalty,
                                                                          1e-9), fused)
@@ -232,12 +233,12 @@ class SearchIndex:
         use_task = bool(task) and self.fusion.task_weight > 0
         texts = [*steps, task] if use_task else list(steps)
         semantic = dense.scores_many(texts) if dense is not None else [None] * len(texts)
-        task_scores = self._scores(task, semantic[-1], allowed) if use_task else None
+        task_scores = self._scores(task, semantic[-1], allowed, step=True) if use_task else None
         depth = per_step * len(steps)
         rankings: list[np.ndarray] = []
         step_scores: list[np.ndarray] = []
         for step, vec in zip(steps, semantic):
-            scores = self._scores(step, vec, allowed)
+            scores = self._scores(step, vec, allowed, step=True)
             exact = self._exact.get(step.casefold())
             if task_scores is not None:
                 scores = scores + self.fusion.task_weight * task_scores
