@@ -64,25 +64,41 @@ def evaluate(index: SearchIndex, queries: list[dict], with_server_desc: bool = T
         groups = [{(m["server"], m["tool"]) for m in g} for g in q["gold"]]
         rows.append((q["level"], score_query([(h.doc.server, h.doc.name) for h in hits], groups)))
     out = aggregate(rows)
+    planned = [q for q in queries if q.get("steps")]
+    if planned:  # step mode, scored over the merged list as Router.search(query, steps=...) returns it
+        for mode in ("whole", "steps"):
+            step_rows = []
+            for q in planned:
+                if mode == "whole":
+                    ranked = [(h.doc.server, h.doc.name) for h in index.search(q["query"], limit=max(KS))]
+                else:
+                    groups_hit = index.search_steps(q["query"], q["steps"], per_step=STEP_LIMIT)
+                    ranked = [(h.doc.server, h.doc.name) for h in SearchIndex.merged(groups_hit)][: max(KS)]
+                gold = [{(m["server"], m["tool"]) for m in g} for g in q["gold"]]
+                step_rows.append(("x", score_query(ranked, gold)))
+            out[f"plans {mode}"] = aggregate(step_rows)["all"]
     lat = sorted(latencies)
     out["latency_ms"] = {"p50": 1000 * lat[len(lat) // 2], "p90": 1000 * lat[int(len(lat) * 0.9)]}
     return out
 
 
+STEP_LIMIT = 3
+
+
 def row(name: str, res: dict) -> str:
-    levels = ["all", "L1", "L2", "L3", "L4"]
-    cells = [name]
-    for lv in levels:
-        m = res.get(lv)
-        cells.append("/".join(f"{m[f'R@{k}']:.3f}" for k in KS) + f" · {m['MRR']:.3f}" if m else "-")
+    def cell(m: dict | None) -> str:
+        return "/".join(f"{m[f'R@{k}']:.3f}" for k in KS) + f" · {m['MRR']:.3f}" if m else "-"
+
+    cells = [name] + [cell(res.get(lv)) for lv in ("all", "L1", "L2", "L3", "L4")]
     cells.append(f"{res['L4']['all@10']:.2f}" if "L4" in res else "-")
     cells.append(f"{res['latency_ms']['p50']:.2f}")
+    cells += [cell(res[k]) for k in ("plans whole", "plans steps") if k in res]
     return "| " + " | ".join(cells) + " |"
 
 
 HEADER = (
-    "| variant | all R@1/3/5/10 · MRR | L1 | L2 | L3 | L4 | L4 all-groups@10 | p50 ms |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| variant | all R@1/3/5/10 · MRR | L1 | L2 | L3 | L4 | L4 all-groups@10 | p50 ms | plans: whole | plans: steps |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -95,9 +111,16 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="grid over fusion settings")
     parser.add_argument("--no-server-desc", action="store_true")
     parser.add_argument("--only", default=None, help="regex: run only variants whose name matches")
+    parser.add_argument("--plans", type=Path, default=None, help='JSONL of {"id","steps"}: adds step mode')
+    parser.add_argument("--server-stage", action="store_true", help="grid over the soft server stage")
+    parser.add_argument("--step-limit", type=int, default=STEP_LIMIT)
     args = parser.parse_args()
 
     docs, queries = load_corpus(args.data, args.queries)
+    globals()["STEP_LIMIT"] = args.step_limit
+    if args.plans is not None:
+        plans = {p["id"]: p["steps"] for p in map(json.loads, open(args.plans)) if p}
+        queries = [q | {"steps": plans[q["id"]]} if q.get("id") in plans else q for q in queries]
     if args.no_server_desc:
         docs = [replace(d, server_description="") for d in docs]
     cache = IndexCache(RESULTS / "cache")
@@ -147,6 +170,12 @@ def main() -> None:
         run("dense only, no params in text", replace(no_steps, dense_weight=1.0), text_of=no_params)
         for sw in (0.1, 0.2, 0.3):
             run(f"minmax w=0.4 server={sw}", replace(no_steps, server_weight=sw))
+    if args.server_stage:
+        for sdd in (0.0, 0.4, 0.7, 1.0):
+            for sd in (0.1, 0.2, 0.3, 0.4):
+                run(f"server best 0.3 + server doc {sd} (dense share {sdd})",
+                    replace(FusionConfig(), server_weight=0.3, server_doc_weight=sd, step_server_doc_weight=sd,
+                            server_doc_dense=sdd))
     run("steps on every query", replace(FusionConfig(), steps_min_tokens=0))
     run("default", FusionConfig())
     rss = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024

@@ -40,12 +40,18 @@ class Indexer:
         self,
         snapshot: Callable[[], Sequence[ToolEntry]],
         *,
-        server_descriptions: Mapping[str, str] | None = None,
+        server_descriptions: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
         embedding_model: str | None = None,
         cache: object | None = None,
     ) -> None:
+        """``server_descriptions``: each server's description for its search documents, or a function giving
+        them at each rebuild (they may change when a server connects and says what it is)."""
         self._snapshot = snapshot
-        self._descriptions = dict(server_descriptions or {})
+        if callable(server_descriptions):
+            self._descriptions: Callable[[], Mapping[str, str]] = server_descriptions
+        else:
+            fixed = dict(server_descriptions or {})
+            self._descriptions = lambda: fixed
         self.served: tuple[Catalog, SearchIndex] = (Catalog(), SearchIndex([]))
         """What search ranks with: a catalog and its index, always replaced together."""
         self._catalog = Catalog()
@@ -60,10 +66,6 @@ class Indexer:
         self._wake: asyncio.Event | None = None
         self._done: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
-
-    def set_descriptions(self, server_descriptions: Mapping[str, str]) -> None:
-        """Servers were added or removed by a reload: rank with their descriptions from the next build on."""
-        self._descriptions = dict(server_descriptions)
 
     @property
     def index(self) -> SearchIndex:
@@ -125,8 +127,9 @@ class Indexer:
             self._wake.clear()
             target = self._requested
             entries = list(self._snapshot())
+            descriptions = dict(self._descriptions())
             try:
-                catalog, index = await asyncio.to_thread(self._build, entries)
+                catalog, index = await asyncio.to_thread(self._build, entries, descriptions)
             except Exception:  # noqa: BLE001 - keep serving the previous index
                 logger.exception("rebuilding the search index failed; keeping the previous one")
             else:
@@ -135,8 +138,8 @@ class Indexer:
                 self._built = target
                 self._done.notify_all()
 
-    def _build(self, entries: Sequence[ToolEntry]) -> tuple[Catalog, SearchIndex]:
-        docs = [e.to_doc(self._descriptions.get(e.server, "")) for e in entries]
+    def _build(self, entries: Sequence[ToolEntry], descriptions: Mapping[str, str]) -> tuple[Catalog, SearchIndex]:
+        docs = [e.to_doc(descriptions.get(e.server, "")) for e in entries]
         if tuple(docs) == self.index.docs:  # e.g. a server reconnecting with the tools it had: keep the index
             return Catalog(entries), self.index
         index = SearchIndex(docs)

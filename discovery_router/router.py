@@ -145,7 +145,7 @@ class Router:
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
         self.indexer = Indexer(
             self._entries,
-            server_descriptions=self._descriptions,
+            server_descriptions=self.server_descriptions,
             embedding_model=self.settings.embedding_model if semantic else OFF,
             cache=self.cache,
         )
@@ -387,7 +387,6 @@ class Router:
         self._saved_tools.pop(name, None)
         self._descriptions.pop(name, None)
         self.governance.policy.servers.pop(name, None)
-        self.indexer.set_descriptions(self._descriptions)
 
     def _adopt(self, name: str, spec: UpstreamSpec) -> None:
         """Record a new server's spec, cache key, description and policy (its upstream is made by the caller)."""
@@ -397,7 +396,6 @@ class Router:
             self._descriptions[name] = spec.description
         if spec.policy is not None:
             self.governance.policy.servers[name] = spec.policy
-        self.indexer.set_descriptions(self._descriptions)
 
     async def wait_server(self, name: str, timeout: float) -> UpstreamStatus | None:
         """``name``'s status once its first connection attempt is done (or ``timeout`` passed); None if unknown."""
@@ -450,6 +448,13 @@ class Router:
 
     def status(self) -> list[UpstreamStatus]:
         return [u.status for u in self.upstreams.values()]
+
+    def server_descriptions(self) -> dict[str, str]:
+        """What search knows each server by: the config's ``description``, else what the server said
+        about itself when it connected (``instructions``, serverInfo title/description)."""
+        return {name: self._descriptions.get(name) or upstream.self_description
+                for name, upstream in self.upstreams.items()
+                if self._descriptions.get(name) or upstream.self_description}
 
     def _entries(self) -> list[ToolEntry]:
         """Every tool the policy exposes: a denied tool is never indexed, shown or callable."""

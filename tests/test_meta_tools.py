@@ -276,3 +276,20 @@ async def test_search_description_asks_for_the_plan_as_steps(client: Client):
     tool = {t.name: t for t in await client.list_tools()}["search_tools"]
     assert "steps" in tool.description
     assert tool.input_schema["properties"]["steps"]["anyOf"][0] == {"items": {"type": "string"}, "type": "array"}
+
+
+def test_a_step_block_gives_its_best_tool_the_full_summary_and_the_rest_a_short_one():
+    import mcp_types
+
+    from discovery_router.catalog import ToolEntry
+    from discovery_router.mcp.render import STEP_RUNNER_UP_CHARS, search_results
+    from discovery_router.router import Matches
+
+    long = "Retrieve historical financial time series data for instruments, including open, high, low and close."
+    entries = [ToolEntry("fin", mcp_types.Tool(name=n, description=long, inputSchema={"type": "object"}))
+               for n in ("series", "quote")]
+    text = search_results(Matches(entries, steps=("get prices",), groups=(tuple(entries),), weak_steps=(False,)), 96)
+    header, best, runner_up = text.splitlines()
+    assert header == "[1] get prices"
+    assert len(best.split(": ", 1)[1]) > STEP_RUNNER_UP_CHARS >= len(runner_up.split(": ", 1)[1])
+    assert runner_up.endswith("series data…")  # cut on a whole word

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fastmcp import FastMCP
 
 from discovery_router.config.loader import parse_config
 
@@ -19,6 +20,7 @@ from discovery_router.errors import UpstreamUnavailableError
 from discovery_router.mcp.render import search_results
 from discovery_router.router import Router
 from tests.conftest import FAST, stdio_entry
+from tests.upstreams import build_notes, build_weather
 
 REPO = Path(__file__).parent.parent
 
@@ -123,3 +125,44 @@ async def test_reindex_command_reports_and_a_running_router_picks_it_up(tmp_path
     forced = reindex("--force")
     assert "embedded: 5 tools (0 reused from the cache)" in forced.stdout
     assert reindex("--server", "nope").returncode == 1
+
+
+def _depot(instructions: str | None) -> FastMCP:
+    """A server whose tools say nothing of what they are for: only its instructions do."""
+    mcp = FastMCP("depot", instructions=instructions)
+
+    @mcp.tool
+    def list_items(prefix: str = "") -> list[str]:
+        """List the items."""
+        return []
+
+    @mcp.tool
+    def adjust(item: str, count: int) -> str:
+        """Change the count of an item."""
+        return item
+
+    return mcp
+
+
+DEPOT_INSTRUCTIONS = "Tracks the warehouse inventory of spare parts for the repair shop."
+
+
+async def test_a_server_without_a_config_description_is_found_by_its_own_instructions():
+    router = Router({"depot": _depot(DEPOT_INSTRUCTIONS), "notes": build_notes(), "weather": build_weather()},
+                    FAST, semantic=False)
+    async with router:
+        await router.wait_ready()
+        assert "warehouse inventory" in router.server_descriptions()["depot"]
+        hits = [e.id for e in await router.search("spare parts in the warehouse", limit=2)]
+    assert sorted(hits) == ["depot/adjust", "depot/list_items"]
+
+
+async def test_without_instructions_the_same_query_does_not_find_them():
+    router = Router({"depot": _depot(None), "notes": build_notes(), "weather": build_weather()}, FAST,
+                    semantic=False)
+    async with router:
+        await router.wait_ready()
+        assert "depot" not in router.server_descriptions()
+        hits = [e.id for e in await router.search("spare parts in the warehouse", limit=2)]
+    assert not any(h.startswith("depot/") for h in hits)
+

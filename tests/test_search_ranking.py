@@ -172,3 +172,22 @@ def test_plural_descriptions_and_destructive_names_do_not_win_by_word_overlap(em
     assert top(index, "show the commit log")[0] == "git/git_log"
     assert top(index, "store an entity in the knowledge graph")[0] == "memory/create_entities"
     assert top(index, "delete an entity from the knowledge graph")[0] == "memory/delete_entities"
+
+
+def test_the_server_stage_lifts_the_tools_of_the_server_a_request_is_about():
+    """A server-level document (name, description, its tools' names) scores the server as a whole: its
+    other tools rise above another server's tool that merely shares the words."""
+    docs = [
+        ToolDoc("depot", "restock_part", "Order more of a part."),
+        ToolDoc("depot", "count_items", "Count the items on a shelf."),
+        ToolDoc("shop", "list_orders", "List the orders placed at the depot restock desk today."),
+        ToolDoc("shop", "refund", "Refund an order."),
+    ]
+    query = "depot restock"
+    plain = [h.doc.id for h in SearchIndex(docs, fusion=FusionConfig(server_weight=0.0)).search(query, 2)]
+    staged_index = SearchIndex(docs, fusion=FusionConfig(server_weight=0.0, server_doc_weight=0.4))
+    staged = [h.doc.id for h in staged_index.search(query, 2)]
+    assert "shop/list_orders" in plain
+    assert set(staged) == {"depot/restock_part", "depot/count_items"}
+    # a server filter leaves one server: the stage adds the same to every tool and changes nothing
+    assert [h.doc.id for h in staged_index.search("refund", 2, server="shop")][0] == "shop/refund"

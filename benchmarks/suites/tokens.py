@@ -204,11 +204,31 @@ async def _corpus_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[st
     if ctx.quick:
         lookups = lookups[:40]
     async with Client(merged_proxy(shared.servers)) as merged_client, Client(peer) as peer_client:
-        return await _measure(f"corpus {corpus.name}: {len(corpus.tools)} tools, {len(corpus.servers)} servers",
+        result = await _measure(f"corpus {corpus.name}: {len(corpus.tools)} tools, {len(corpus.servers)} servers",
                               merged_client=merged_client, router_client=shared.client, peer_client=peer_client,
                               lookups=lookups, counters=counters,
                               note="peer = one FastMCP server holding the same tools (merged names) + "
                                    "BM25SearchTransform(), defaults")
+    result["step_search"] = await _step_searches(shared.client, corpus.queries, counters)
+    return result
+
+
+async def _step_searches(client: Any, queries: list[dict[str, Any]], counters: list[TokenCounter]) -> dict[str, Any]:
+    """One ``search_tools`` with ``steps`` per query that carries a plan: its result's tokens, by plan length."""
+    rows = []
+    for q in queries:
+        if q.get("steps"):
+            result = await client.call_tool_mcp("search_tools", {"query": q["query"], "steps": q["steps"]})
+            rows.append({"steps": len(q["steps"]), **_count(counters, wire_json(result))})
+    out: dict[str, Any] = {"plans": len(rows), "by_steps": {}}
+    for n in sorted({r["steps"] for r in rows}):
+        values = [r["o200k_base"] for r in rows if r["steps"] == n]
+        out["by_steps"][str(n)] = {"plans": len(values), "median": statistics.median(values), "max": max(values)}
+    if rows:
+        values = [r["o200k_base"] for r in rows]
+        out["all"] = {"median": statistics.median(values), "per_step_median": statistics.median(
+            [r["o200k_base"] / r["steps"] for r in rows])}
+    return out
 
 
 async def run(ctx: Context) -> dict[str, Any]:
@@ -230,6 +250,11 @@ async def run(ctx: Context) -> dict[str, Any]:
         check("per resolved lookup median (corpus, o200k)", f"<= {LOOKUP_TARGET} tokens", median,
               median <= LOOKUP_TARGET, f"search + describe{scope}"),
     ]
+    four = (corpus.get("step_search") or {}).get("by_steps", {}).get("4")
+    if four:
+        checks.append(check("step search result, 4-step plan, median (corpus, o200k)", f"<= {LOOKUP_TARGET} tokens",
+                            four["median"], four["median"] <= LOOKUP_TARGET,
+                            f"{four['plans']} plans; one search_tools with steps, no describe{scope}"))
     plots = [_plot(ctx, catalogs)]
     return {
         "suite": NAME,
@@ -288,5 +313,11 @@ def summary(result: dict[str, Any]) -> str:
              "break-even (router)", "break-even (peer)"], rows))
         lines += ["", f"{cat['lookups']} lookups; tools in merged list: {cat['tools_in_merged_list']}; "
                       f"describe errors: {cat['describe_errors']}.", ""]
+        steps = cat.get("step_search") or {}
+        if steps.get("plans"):
+            lines += ["Step search (`search_tools` with `steps`, one call, o200k tokens of its result, no describe):", ""]
+            lines.append(md_table(["steps in the plan", "plans", "median", "max"],
+                                  [[n, v["plans"], v["median"], v["max"]] for n, v in steps["by_steps"].items()]))
+            lines.append("")
     lines.append("![tokens](tokens.png)")
     return "\n".join(lines)

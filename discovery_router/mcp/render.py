@@ -14,6 +14,9 @@ NO_MATCH_FILTERED = "No tools matched. Try other words, or drop the server filte
 WEAK_NOTE = "(weak matches: none fits well; rephrase or try other words)"
 WEAK_STEP = " (weak match)"
 STEP_CHARS = 60
+STEP_RUNNER_UP_CHARS = 48
+"""In a step search, a step's second and later tools get this much summary (its best gets ``max_chars``):
+a 4-step plan at 3 tools a step stays near one plain lookup's tokens (benchmarks/TUNING.md)."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -22,7 +25,11 @@ def summarize(description: str | None, max_chars: int) -> str:
     text = " ".join((description or "").strip().split("\n\n", 1)[0].split())
     text = _SENTENCE_END.split(text, 1)[0]
     if len(text) > max_chars:
-        text = text[: max_chars - 1].rstrip() + "…"
+        cut = text[: max_chars - 1]
+        space = cut.rfind(" ")
+        if space >= max_chars * 2 // 3:  # end on a whole word when one ends near the limit
+            cut = cut[:space]
+        text = cut.rstrip(" ,;:-") + "…"
     return text
 
 
@@ -51,7 +58,8 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bo
         for n, (step, group) in enumerate(zip(steps, groups), 1):
             weak = WEAK_STEP if n <= len(weak_steps) and weak_steps[n - 1] else ""
             lines.append(f"[{n}] {summarize(step, STEP_CHARS)}{weak if group else ' (no match)'}")
-            lines.extend(_hit_line(entry, max_chars) for entry in group)
+            lines.extend(_hit_line(entry, max_chars if j == 0 else min(max_chars, STEP_RUNNER_UP_CHARS))
+                         for j, entry in enumerate(group))
         return "\n".join(lines + notes)
     lines = [_hit_line(entry, max_chars) for entry in entries]
     if getattr(entries, "weak", False):

@@ -27,6 +27,17 @@ class FusionConfig:
     dense_weight: float = 0.4
     rrf_k: float = 60.0
     server_weight: float = 0.3
+    server_doc_weight: float = 0.0
+    """Soft server stage for a whole query: each tool also gets this share of its server's own score,
+    from a server-level document (name, description, every tool's name; see ``SearchIndex``). Off: on
+    ETOM dev it tied at levels 1-2 and cost multi-step tasks R@10 (it pulls one server up, and a
+    multi-step task needs several; benchmarks/TUNING.md)."""
+    step_server_doc_weight: float = 0.2
+    """The same stage in step search (each step is single-intent, and the task ranked as its context):
+    R@5 0.711 -> 0.724, MRR 0.875 -> 0.900 on the 20 dev plans, R@10 unchanged."""
+    server_doc_dense: float | None = 1.0
+    """Dense share inside the server stage (None: ``dense_weight``); 0 = the server document's BM25 alone,
+    1 = the cosine to the centroid of the server's tool vectors alone (best on ETOM dev)."""
     split_steps: bool = False
     steps_min_tokens: int = 30
     destructive_penalty: float = 0.15
@@ -90,6 +101,15 @@ class ServerGroups:
             np.zeros(0, dtype=np.int64)
         self.present = sorted_ids[self.starts] if len(server_ids) else np.zeros(0, dtype=np.int64)
         self.n = n_servers
+
+    def mean(self, scores: np.ndarray) -> np.ndarray:
+        """Each server's mean score (0 for a server with no tools)."""
+        out = np.zeros(self.n)
+        if len(scores):
+            sums = np.add.reduceat(scores[self.order].astype(np.float64), self.starts)
+            counts = np.diff(np.r_[self.starts, len(scores)])
+            out[self.present] = sums / counts
+        return out
 
     def best(self, scores: np.ndarray) -> np.ndarray:
         """Each server's best score (``-inf`` for a server with no tools)."""

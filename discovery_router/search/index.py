@@ -10,6 +10,7 @@ new state, never a mix.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -25,11 +26,26 @@ from discovery_router.search.text import (
     destructive_name,
     document_text,
     embedding_text,
+    split_identifier,
     split_steps,
     tokenize,
 )
 
 T = TypeVar("T")
+
+
+def server_documents(docs: Sequence[ToolDoc], servers: Sequence[str]) -> list[ToolDoc]:
+    """One document per server (in ``servers`` order): its name, its description, its tools' names.
+
+    Scored like a tool's (``document_text``): a request about what a server
+    is ("post to the team chat") finds it even when no single tool says so.
+    """
+    names: dict[str, list[str]] = {s: [] for s in servers}
+    described: dict[str, str] = {}
+    for doc in docs:
+        names[doc.server].append(split_identifier(doc.name))
+        described.setdefault(doc.server, doc.server_description)
+    return [ToolDoc(s, "", " ".join(names[s]), server_description=described.get(s, "")) for s in servers]
 
 
 class SearchIndex:
@@ -54,6 +70,13 @@ class SearchIndex:
         self._servers = servers
         self._server_ids = np.array([self._server_pos[d.server] for d in self.docs], dtype=np.int64)
         self._server_groups = ServerGroups(self._server_ids, len(servers))
+        self._server_retriever: BM25Retriever | None = None
+        if max(self.fusion.server_doc_weight, self.fusion.step_server_doc_weight) > 0 and len(servers) > 1:
+            self._server_retriever = BM25Retriever()
+            self._server_retriever.build(server_documents(self.docs, servers))
+        self._centroid_norms: np.ndarray | None = None
+        dense_share = self.fusion.server_doc_dense
+        self._server_fusion = self.fusion if dense_share is None else replace(self.fusion, dense_weight=dense_share)
         self._doc_words: dict[int, frozenset[str]] = {}
         self._destructive = np.array([destructive_name(d.name) for d in self.docs], dtype=bool)
         keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
@@ -73,6 +96,14 @@ class SearchIndex:
             matrix = np.zeros((0, embedder.dimension), dtype=np.float32)
         if matrix.shape != (len(self.docs), embedder.dimension):
             raise ValueError(f"expected a {(len(self.docs), embedder.dimension)} matrix, got {matrix.shape}")
+        if self._server_retriever is not None:
+            # |mean of a server's tool vectors|: its mean tool cosine / this = the cosine to its centroid
+            groups = self._server_groups
+            sums = np.add.reduceat(matrix[groups.order].astype(np.float64), groups.starts, axis=0)
+            counts = np.diff(np.r_[groups.starts, len(matrix)])[:, None]
+            norms = np.ones(groups.n)
+            norms[groups.present] = np.maximum(np.linalg.norm(sums / counts, axis=1), 1e-6)
+            self._centroid_norms = norms  # set before _dense: a search that sees _dense sees these
         self._dense = DenseVectors(embedder, matrix)
 
     @property
@@ -87,7 +118,7 @@ class SearchIndex:
     # -- search ---------------------------------------------------------------------
 
     def _scores(
-        self, query: str, semantic: np.ndarray | None, allowed: np.ndarray | None
+        self, query: str, semantic: np.ndarray | None, allowed: np.ndarray | None, *, step: bool = False
     ) -> np.ndarray:
         lexical = self._retriever.scores(query)
         if allowed is not None:
@@ -97,10 +128,31 @@ class SearchIndex:
                 semantic = np.where(allowed, semantic, semantic[allowed].min() if allowed.any() else 0.0)
         fused = fuse(lexical, semantic, self.fusion)
         fused = server_pass(fused, self._server_groups, self.fusion.server_weight)
+        stage = self.fusion.step_server_doc_weight if step else self.fusion.server_doc_weight
+        if stage > 0 and self._server_retriever is not None and allowed is None:
+            fused = fused + stage * self._server_scores(query, semantic)[self._server_ids]
         if self.fusion.destructive_penalty and self._destructive.any() and not asks_to_destroy(query):
             fused = np.where(self._destructive & (fused > 0), np.maximum(fused - self.fusion.destructive_penalty,
                                                                          1e-9), fused)
         return fused
+
+    def _server_scores(self, query: str, semantic: np.ndarray | None) -> np.ndarray:
+        """The soft server stage: each server's fused score for ``query``, one per server.
+
+        Lexical from the server's own document (:func:`server_documents`); dense
+        as the cosine between the query and the centroid of the server's tool
+        vectors, read off the tools' cosines (no extra encoding, no extra vectors).
+        """
+        assert self._server_retriever is not None
+        lexical = self._server_retriever.scores(query)
+        norms = self._centroid_norms
+        dense = None
+        if semantic is not None and norms is not None:
+            dense = self._server_groups.mean(semantic) / norms
+        if dense is not None and self._server_fusion.dense_weight <= 0:  # hybrid tools, lexical servers: same scale
+            top = float(lexical.max())
+            return lexical / top if top > 0 else np.zeros(len(lexical))
+        return fuse(lexical, dense, self._server_fusion)
 
     def _ranked(self, scores: np.ndarray, allowed: np.ndarray | None, k: int | None = None) -> np.ndarray:
         """Indices of the ``k`` best documents with evidence, best first.
@@ -181,12 +233,12 @@ class SearchIndex:
         use_task = bool(task) and self.fusion.task_weight > 0
         texts = [*steps, task] if use_task else list(steps)
         semantic = dense.scores_many(texts) if dense is not None else [None] * len(texts)
-        task_scores = self._scores(task, semantic[-1], allowed) if use_task else None
+        task_scores = self._scores(task, semantic[-1], allowed, step=True) if use_task else None
         depth = per_step * len(steps)
         rankings: list[np.ndarray] = []
         step_scores: list[np.ndarray] = []
         for step, vec in zip(steps, semantic):
-            scores = self._scores(step, vec, allowed)
+            scores = self._scores(step, vec, allowed, step=True)
             exact = self._exact.get(step.casefold())
             if task_scores is not None:
                 scores = scores + self.fusion.task_weight * task_scores

@@ -146,6 +146,9 @@ class Upstream:
         if config_error is not None and enabled:
             self.state, self.error = UpstreamState.FAILED, config_error
         self.tools: list[mcp_types.Tool] = []
+        self.self_description = ""
+        """What the server said about itself at the handshake (title, description, instructions): see
+        :func:`self_description`; search uses it when the config gives no ``description``."""
         if not enabled or config_error is not None:
             self.first_attempt_done.set()
         self._client: Client[Any] | None = None
@@ -302,9 +305,12 @@ class Upstream:
             self._tail.spawned()
         tools = self._usable(await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout))
         components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
-        changed = tools != self.tools or was is not UpstreamState.CONNECTING or not self._listed_at
+        described = self_description(client)
+        changed = (tools != self.tools or was is not UpstreamState.CONNECTING or not self._listed_at
+                   or described != self.self_description)
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
         self.login_required = False
+        self.self_description = described
         self._listed_at = self._connected_at = time.monotonic()
         logger.info("connected to %s: %d tools", self.name, len(tools))
         if changed:  # a reconnect with the same tools leaves the index (and other servers) alone
@@ -749,6 +755,31 @@ class Upstream:
 
 LOGIN_POLL = 1.0
 """Seconds between looks at an OAuth server's login marker while it waits for ``login``."""
+
+
+SELF_DESCRIPTION_CHARS = 600
+"""At most this much of a server's self-description goes into its search documents (instructions can run
+to pages of usage rules; the opening says what the server is for)."""
+
+
+def self_description(client: Client[Any]) -> str:
+    """The server's own account of itself from the handshake: serverInfo title and description, then its
+    ``instructions`` (either era), cut at a sentence end near :data:`SELF_DESCRIPTION_CHARS`."""
+    try:
+        info, instructions = client.server_info, client.instructions
+    except Exception:  # noqa: BLE001 - a client without a session: nothing said
+        return ""
+    parts: list[str] = []
+    for text in (getattr(info, "title", None), getattr(info, "description", None), instructions):
+        text = " ".join(text.split()) if isinstance(text, str) else ""
+        if text and text not in parts:
+            parts.append(text)
+    described = " ".join(parts)
+    if len(described) > SELF_DESCRIPTION_CHARS:
+        cut = described[:SELF_DESCRIPTION_CHARS]
+        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+        described = cut[: end + 1] if end > SELF_DESCRIPTION_CHARS // 3 else cut.rsplit(" ", 1)[0]
+    return described
 
 
 def describe_exception(exc: BaseException) -> str:
