@@ -32,6 +32,7 @@ run: setup
 
 lint: test-setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: test-setup
 	$(BIN)/mypy

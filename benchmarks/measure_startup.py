@@ -45,14 +45,18 @@ def main() -> None:
         loader.start(index)
         loader._thread.join()
         total = time.perf_counter() - t0
-        print(f"{label}: BM25 index {1000 * t_bm25:.0f} ms; hybrid ready after {total:.2f} s "
-              f"(model {loader.embedder!r}); hybrid={index.hybrid}; RSS {rss_mib()} MiB")
+        print(
+            f"{label}: BM25 index {1000 * t_bm25:.0f} ms; hybrid ready after {total:.2f} s "
+            f"(model {loader.embedder!r}); hybrid={index.hybrid}; RSS {rss_mib()} MiB"
+        )
 
     embedder = loader.embedder
     t = time.perf_counter()
     result = IndexCache(folder).get_or_embed(embedder, index.embedding_texts())
-    print(f"warm cache lookup alone: {1000 * (time.perf_counter() - t):.0f} ms for {len(docs)} vectors "
-          f"(encoded {result.encoded})")
+    print(
+        f"warm cache lookup alone: {1000 * (time.perf_counter() - t):.0f} ms for {len(docs)} vectors "
+        f"(encoded {result.encoded})"
+    )
     lat = []
     for q in queries[:300]:
         t = time.perf_counter()

@@ -33,14 +33,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="small inputs: every suite in under 3 minutes")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
-                        help="folder with tools.jsonl and queries_dev.jsonl or queries.jsonl")
-    parser.add_argument("--rankings", type=Path, default=None,
-                        help="retrieval: write every query and the router's top 10 to this JSONL file")
-    parser.add_argument("--plans", type=Path, default=None,
-                        help='retrieval: JSONL of {"id", "steps"} giving queries a plan (step mode)')
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
-                        help="router cache dir for embeddings (shared across runs)")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="folder with tools.jsonl and queries_dev.jsonl or queries.jsonl",
+    )
+    parser.add_argument(
+        "--rankings",
+        type=Path,
+        default=None,
+        help="retrieval: write every query and the router's top 10 to this JSONL file",
+    )
+    parser.add_argument(
+        "--plans", type=Path, default=None, help='retrieval: JSONL of {"id", "steps"} giving queries a plan (step mode)'
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE, help="router cache dir for embeddings (shared across runs)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
@@ -96,8 +106,16 @@ def render_summary(results: dict[str, dict], machine: dict, args: argparse.Names
             measured = c["measured"]
             if isinstance(measured, float):
                 measured = f"{measured:.3%}" if "%" in c["target"] else f"{measured:.3g}"
-            rows.append([name, c["name"], c["target"], "n/a" if measured is None else str(measured),
-                         verdict(c["pass"]), c.get("note", "")])
+            rows.append(
+                [
+                    name,
+                    c["name"],
+                    c["target"],
+                    "n/a" if measured is None else str(measured),
+                    verdict(c["pass"]),
+                    c.get("note", ""),
+                ]
+            )
     lines.append(md_table(["suite", "metric", "target", "measured", "PASS/MISS", "note"], rows))
     for name, result in results.items():
         lines.append("")
@@ -122,11 +140,13 @@ def missing_corpus(args: argparse.Namespace) -> str | None:
     needing = [name for name in args.suites if name in CORPUS_SUITES]
     if not needing or (args.corpus / "tools.jsonl").is_file():
         return None
-    return (f"benchmarks.run: no corpus at {args.corpus} (no tools.jsonl), needed by {', '.join(needing)}.\n"
-            "The suites run on the ETOM corpus: by default ../shared/data/etom beside the repository "
-            "(see ../shared/data/README.md), or the folder $ETOM_DIR names. Pass --corpus DIR for any folder with "
-            "tools.jsonl and queries_dev.jsonl (format: benchmarks/README.md, \"Corpus\"), "
-            "or run only the suites that need none: soak.")
+    return (
+        f"benchmarks.run: no corpus at {args.corpus} (no tools.jsonl), needed by {', '.join(needing)}.\n"
+        "The suites run on the ETOM corpus: by default ../shared/data/etom beside the repository "
+        "(see ../shared/data/README.md), or the folder $ETOM_DIR names. Pass --corpus DIR for any folder with "
+        'tools.jsonl and queries_dev.jsonl (format: benchmarks/README.md, "Corpus"), '
+        "or run only the suites that need none: soak."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,13 +156,25 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out=args.out, corpus_dir=args.corpus, quick=args.quick, rankings=args.rankings, plans=args.plans,
-                  cache_dir=args.cache_dir, verbose=not args.quiet)
+    ctx = Context(
+        out=args.out,
+        corpus_dir=args.corpus,
+        quick=args.quick,
+        rankings=args.rankings,
+        plans=args.plans,
+        cache_dir=args.cache_dir,
+        verbose=not args.quiet,
+    )
     machine = machine_info()
     t0 = time.perf_counter()
     results = asyncio.run(run_suites(ctx, args.suites))
-    meta = {"suites": list(results), "quick": args.quick, "corpus": str(args.corpus),
-            "elapsed_s": time.perf_counter() - t0, "machine": machine}
+    meta = {
+        "suites": list(results),
+        "quick": args.quick,
+        "corpus": str(args.corpus),
+        "elapsed_s": time.perf_counter() - t0,
+        "machine": machine,
+    }
     write_json(args.out / "machine.json", meta)
     (args.out / "summary.md").write_text(render_summary(results, machine, args), encoding="utf-8")
     ctx.log(f"wrote {args.out / 'summary.md'} ({time.perf_counter() - t0:.0f} s)")

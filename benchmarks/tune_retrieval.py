@@ -173,9 +173,16 @@ def main() -> None:
     if args.server_stage:
         for sdd in (0.0, 0.4, 0.7, 1.0):
             for sd in (0.1, 0.2, 0.3, 0.4):
-                run(f"server best 0.3 + server doc {sd} (dense share {sdd})",
-                    replace(FusionConfig(), server_weight=0.3, server_doc_weight=sd, step_server_doc_weight=sd,
-                            server_doc_dense=sdd))
+                run(
+                    f"server best 0.3 + server doc {sd} (dense share {sdd})",
+                    replace(
+                        FusionConfig(),
+                        server_weight=0.3,
+                        server_doc_weight=sd,
+                        step_server_doc_weight=sd,
+                        server_doc_dense=sdd,
+                    ),
+                )
     run("steps on every query", replace(FusionConfig(), steps_min_tokens=0))
     run("default", FusionConfig())
     rss = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024

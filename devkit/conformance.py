@@ -52,24 +52,52 @@ FIXTURE_SCRIPT = ROOT / "devkit" / "conformance_upstream.py"
 SUITE_TIMEOUT = 300
 
 SERVER_SCENARIOS = (
-    "server-initialize", "logging-set-level", "ping", "completion-complete", "tools-list",
-    "tools-call-simple-text", "tools-call-image", "tools-call-audio", "tools-call-embedded-resource",
-    "tools-call-mixed-content", "tools-call-with-logging", "tools-call-error", "tools-call-with-progress",
-    "tools-call-sampling", "tools-call-elicitation", "json-schema-2020-12", "elicitation-sep1034-defaults",
-    "server-sse-polling", "server-sse-multiple-streams", "elicitation-sep1330-enums", "resources-list",
-    "resources-read-text", "resources-read-binary", "resources-templates-read", "resources-subscribe",
-    "resources-unsubscribe", "prompts-list", "prompts-get-simple", "prompts-get-with-args",
-    "prompts-get-embedded-resource", "prompts-get-with-image", "dns-rebinding-protection",
+    "server-initialize",
+    "logging-set-level",
+    "ping",
+    "completion-complete",
+    "tools-list",
+    "tools-call-simple-text",
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-with-logging",
+    "tools-call-error",
+    "tools-call-with-progress",
+    "tools-call-sampling",
+    "tools-call-elicitation",
+    "json-schema-2020-12",
+    "elicitation-sep1034-defaults",
+    "server-sse-polling",
+    "server-sse-multiple-streams",
+    "elicitation-sep1330-enums",
+    "resources-list",
+    "resources-read-text",
+    "resources-read-binary",
+    "resources-templates-read",
+    "resources-subscribe",
+    "resources-unsubscribe",
+    "prompts-list",
+    "prompts-get-simple",
+    "prompts-get-with-args",
+    "prompts-get-embedded-resource",
+    "prompts-get-with-image",
+    "dns-rebinding-protection",
 )
 """`conformance list --server` of the pinned version (all suites: server-sse-polling and
 json-schema-2020-12 are in the pending suite, the rest in the active one)."""
 
-FIXTURE_FAILS_DIRECTLY = {"server-sse-polling": "the fixture has no `test_reconnection` tool (it needs an HTTP "
-                                                "event store to close and resume a stream)"}
+FIXTURE_FAILS_DIRECTLY = {
+    "server-sse-polling": "the fixture has no `test_reconnection` tool (it needs an HTTP "
+    "event store to close and resume a stream)"
+}
 
-_DIRECT_TOOL = ("the suite calls the test tool `{tool}` by name with tools/call; the router exposes only "
-                "search_tools/describe_tool/call_tool (the same tool is reachable as call_tool "
-                "name=conformance/{tool})")
+_DIRECT_TOOL = (
+    "the suite calls the test tool `{tool}` by name with tools/call; the router exposes only "
+    "search_tools/describe_tool/call_tool (the same tool is reachable as call_tool "
+    "name=conformance/{tool})"
+)
 
 NOT_APPLICABLE: dict[str, str] = {
     "tools-call-simple-text": _DIRECT_TOOL.format(tool="test_simple_text")
@@ -87,9 +115,9 @@ NOT_APPLICABLE: dict[str, str] = {
     "elicitation-sep1034-defaults": _DIRECT_TOOL.format(tool="test_elicitation_sep1034_defaults"),
     "elicitation-sep1330-enums": _DIRECT_TOOL.format(tool="test_elicitation_sep1330_enums"),
     "json-schema-2020-12": "looks for `json_schema_2020_12_tool` in tools/list; the router lists only its three "
-                           "meta-tools (upstream schemas are served by describe_tool)",
+    "meta-tools (upstream schemas are served by describe_tool)",
     "server-sse-polling": "calls the test tool `test_reconnection` (which closes its SSE stream mid-call) by name; "
-                          "pending suite; the router's own tools never close the stream",
+    "pending suite; the router's own tools never close the stream",
 }
 """Scenarios that cannot apply to a router that exposes three meta-tools, with the reason."""
 
@@ -138,19 +166,27 @@ def classify(scenario: str) -> tuple[bool, str, str | None]:
 def default_servers(upstreams: list[str]) -> dict[str, Any]:
     servers: dict[str, Any] = {}
     if "conformance" in upstreams:
-        servers["conformance"] = {"command": sys.executable, "args": [str(FIXTURE_SCRIPT), "stdio"],
-                                  "env": {"PYTHONPATH": str(ROOT)},
-                                  "description": "The MCP conformance suite's reference tools, resources and prompts"}
+        servers["conformance"] = {
+            "command": sys.executable,
+            "args": [str(FIXTURE_SCRIPT), "stdio"],
+            "env": {"PYTHONPATH": str(ROOT)},
+            "description": "The MCP conformance suite's reference tools, resources and prompts",
+        }
     if "everything" in upstreams:
         node, entry = npm.server_everything()
-        servers["everything"] = {"command": node, "args": [str(entry), "stdio"],
-                                 "description": "MCP reference server exercising every protocol feature"}
+        servers["everything"] = {
+            "command": node,
+            "args": [str(entry), "stdio"],
+            "description": "MCP reference server exercising every protocol feature",
+        }
     return servers
 
 
 def write_config(directory: Path, upstreams: list[str]) -> Path:
-    config = {"mcpServers": default_servers(upstreams),
-              "router": {"embedding_model": "none", "cache_dir": "none", "connect_timeout": 60}}
+    config = {
+        "mcpServers": default_servers(upstreams),
+        "router": {"embedding_model": "none", "cache_dir": "none", "connect_timeout": 60},
+    }
     path = directory / "router.json"
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -162,17 +198,40 @@ def start_router(config: Path, port: int, log: Path) -> subprocess.Popen:
     env.setdefault("HF_HUB_OFFLINE", "1")
     handle = open(log, "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(config),
+            "serve",
+            "--transport",
+            "http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
     handle.close()
     return process
 
 
 def start_fixture_http(port: int, log: Path) -> subprocess.Popen:
     handle = open(log, "wb")
-    process = subprocess.Popen([sys.executable, str(FIXTURE_SCRIPT), "http", str(port)], cwd=ROOT, env=child_env(),
-                               stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, str(FIXTURE_SCRIPT), "http", str(port)],
+        cwd=ROOT,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
     handle.close()
     return process
 
@@ -223,9 +282,14 @@ def run_suite(url: str, out_dir: Path, scenarios: list[str] | None = None, suite
     runs = [["--scenario", s] for s in scenarios] if scenarios else [["--suite", suite]]
     output, started = [], time.monotonic()
     for extra in runs:
-        proc = subprocess.run([str(node), str(cli), "server", "--url", url, "-o", str(out_dir), *extra],
-                              capture_output=True, text=True, timeout=SUITE_TIMEOUT, cwd=out_dir,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [str(node), str(cli), "server", "--url", url, "-o", str(out_dir), *extra],
+            capture_output=True,
+            text=True,
+            timeout=SUITE_TIMEOUT,
+            cwd=out_dir,
+            stdin=subprocess.DEVNULL,
+        )
         output.append(proc.stdout + proc.stderr)
     seconds = time.monotonic() - started
     checks: dict[str, list[dict]] = {}
@@ -241,8 +305,14 @@ def run_suite(url: str, out_dir: Path, scenarios: list[str] | None = None, suite
 def list_scenarios() -> list[str]:
     """Server scenario names as the installed CLI lists them."""
     node, cli = npm.conformance()
-    proc = subprocess.run([str(node), str(cli), "list", "--server"], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, check=True)
+    proc = subprocess.run(
+        [str(node), str(cli), "list", "--server"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
     return re.findall(r"^\s*-\s+(\S+)", proc.stdout, flags=re.MULTILINE)
 
 
@@ -250,8 +320,9 @@ def summarize(scenario: str, checks: list[dict]) -> ScenarioResult:
     applies, expected, reason = classify(scenario)
     failed = [c for c in checks if c.get("status") == "FAILURE"]
     succeeded = [c for c in checks if c.get("status") == "SUCCESS"]
-    warnings = [f"{c['id']}: {c.get('errorMessage') or c.get('description')}" for c in checks
-                if c.get("status") == "WARNING"]
+    warnings = [
+        f"{c['id']}: {c.get('errorMessage') or c.get('description')}" for c in checks if c.get("status") == "WARNING"
+    ]
     failures = []
     for c in failed:
         line = f"{c['id']}: {c.get('errorMessage') or c.get('description')}"
@@ -260,13 +331,27 @@ def summarize(scenario: str, checks: list[dict]) -> ScenarioResult:
         if interesting:
             line += f" {json.dumps(interesting)}"
         failures.append(line)
-    return ScenarioResult(scenario=scenario, applies=applies, expected=expected,
-                          passed=not failed and bool(succeeded), checks_passed=len(succeeded),
-                          checks_failed=len(failed), failures=failures, warnings=warnings, reason=reason)
+    return ScenarioResult(
+        scenario=scenario,
+        applies=applies,
+        expected=expected,
+        passed=not failed and bool(succeeded),
+        checks_passed=len(succeeded),
+        checks_failed=len(failed),
+        failures=failures,
+        warnings=warnings,
+        reason=reason,
+    )
 
 
-def run(*, scenarios: list[str] | None = None, upstreams: list[str] | None = None, config: Path | None = None,
-        direct: bool = False, work_dir: Path | None = None) -> dict[str, Any]:
+def run(
+    *,
+    scenarios: list[str] | None = None,
+    upstreams: list[str] | None = None,
+    config: Path | None = None,
+    direct: bool = False,
+    work_dir: Path | None = None,
+) -> dict[str, Any]:
     """Everything `main` does except printing; returns the JSON document."""
     upstreams = upstreams if upstreams is not None else ["conformance", "everything"]
     npm.conformance()  # install first, so install time is not counted as suite time
@@ -275,9 +360,15 @@ def run(*, scenarios: list[str] | None = None, upstreams: list[str] | None = Non
     config_path = config or write_config(work, upstreams)
     probes = {name: PROBES[name] for name in upstreams if name in PROBES} if config is None else {}
 
-    document: dict[str, Any] = {"versions": {"conformance": npm.CONFORMANCE[1], "node": npm.NODE22[1],
-                                             "server-everything": npm.SERVER_EVERYTHING[1]},
-                                "config": json.loads(Path(config_path).read_text()), "work_dir": str(work)}
+    document: dict[str, Any] = {
+        "versions": {
+            "conformance": npm.CONFORMANCE[1],
+            "node": npm.NODE22[1],
+            "server-everything": npm.SERVER_EVERYTHING[1],
+        },
+        "config": json.loads(Path(config_path).read_text()),
+        "work_dir": str(work),
+    }
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     started = time.monotonic()
@@ -304,8 +395,9 @@ def run(*, scenarios: list[str] | None = None, upstreams: list[str] | None = Non
         finally:
             stop(fixture)
         document["direct"] = {s: summarize(s, c).passed for s, c in direct_outcome["checks"].items()}
-        document["direct_failures"] = {s: summarize(s, c).failures for s, c in direct_outcome["checks"].items()
-                                       if not summarize(s, c).passed}
+        document["direct_failures"] = {
+            s: summarize(s, c).failures for s, c in direct_outcome["checks"].items() if not summarize(s, c).passed
+        }
     document["total_seconds"] = round(time.monotonic() - started, 2)
     return document
 
@@ -323,26 +415,38 @@ def table(document: dict[str, Any], width: int = 140) -> str:
         else:
             why = r["reason"] or ""
         raw = "pass" if r["passed"] else "fail"
-        rows.append((r["scenario"], "yes" if r["applies"] else "no", raw,
-                     *((("pass" if direct.get(r["scenario"]) else "FAIL"),) if direct else ()), r["verdict"],
-                     why if len(why) <= width else why[: width - 3] + "..."))
+        rows.append(
+            (
+                r["scenario"],
+                "yes" if r["applies"] else "no",
+                raw,
+                *((("pass" if direct.get(r["scenario"]) else "FAIL"),) if direct else ()),
+                r["verdict"],
+                why if len(why) <= width else why[: width - 3] + "...",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
     counts: dict[str, int] = {}
     for r in document["scenarios"]:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     lines.append("")
-    lines.append(", ".join(f"{n} {v}" for v, n in sorted(counts.items())) +
-                 f"  (router ready in {document['router_ready_seconds']}s, suite {document['suite_seconds']}s, "
-                 f"total {document['total_seconds']}s)")
+    lines.append(
+        ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+        + f"  (router ready in {document['router_ready_seconds']}s, suite {document['suite_seconds']}s, "
+        f"total {document['total_seconds']}s)"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
-    parser.add_argument("--upstreams", default="conformance,everything",
-                        help="comma-separated default upstreams: conformance, everything")
+    parser.add_argument(
+        "--upstreams",
+        default="conformance,everything",
+        help="comma-separated default upstreams: conformance, everything",
+    )
     parser.add_argument("--config", type=Path, help="serve this router config instead of the default upstreams")
     parser.add_argument("--direct", action="store_true", help="also run the suite straight against the fixture")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")

@@ -83,12 +83,27 @@ def install(name: str, version: str) -> Path:
         staging.chmod(0o755)
         try:
             proc = subprocess.run(
-                [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--no-save",
-                 "--loglevel=error", f"{name}@{version}"],
-                capture_output=True, text=True, timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL)
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(staging),
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-save",
+                    "--loglevel=error",
+                    f"{name}@{version}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT,
+                stdin=subprocess.DEVNULL,
+            )
             if proc.returncode != 0:
-                raise NpmInstallError(f"npm install {name}@{version} failed (exit {proc.returncode}):\n"
-                                      f"{proc.stderr.strip() or proc.stdout.strip()}")
+                raise NpmInstallError(
+                    f"npm install {name}@{version} failed (exit {proc.returncode}):\n"
+                    f"{proc.stderr.strip() or proc.stdout.strip()}"
+                )
             if not (staging / "node_modules" / name / "package.json").exists():
                 raise NpmInstallError(f"npm install {name}@{version} left no node_modules/{name}/package.json")
             (staging / ".complete").write_text(f"{name}@{version}\n")

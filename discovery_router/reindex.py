@@ -59,7 +59,7 @@ async def reindex(
         raise UnknownServerError(f"Unknown server {server!r}. Servers: {', '.join(config.servers) or 'none'}.")
     servers = config.enabled_servers if server is None else {server: config.servers[server]}
     if open_cache(config.settings) is None:
-        raise RouterError("the index cache is disabled (router.cache_dir is \"none\"): nothing to reindex")
+        raise RouterError('the index cache is disabled (router.cache_dir is "none"): nothing to reindex')
     router = Router(servers, config.settings, redactor=config.redactor)
     cache = router.cache
     assert cache is not None
@@ -93,10 +93,18 @@ async def reindex(
                 continue
             after = [clean_tool(t) for t in router.listed_tools(name)]  # just listed, not a file that may lag
             added, changed, removed = _diff(before[name], after)
-            report.new, report.changed, report.removed = report.new + added, report.changed + changed, report.removed + removed
+            report.new, report.changed, report.removed = (
+                report.new + added,
+                report.changed + changed,
+                report.removed + removed,
+            )
         report.total = len(router.catalog)
         embedding = router.indexer.embedding_counts
-        report.embedded, report.embedded_from_cache, report.model_id = embedding.encoded, embedding.cached, embedding.model_id
+        report.embedded, report.embedded_from_cache, report.model_id = (
+            embedding.encoded,
+            embedding.cached,
+            embedding.model_id,
+        )
     cache.bump_generation()
     report.seconds = time.perf_counter() - started
     return report

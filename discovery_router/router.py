@@ -245,8 +245,7 @@ class Router:
             if self.cache is not None and self.settings.cache_poll_interval:
                 self._watch_task = asyncio.create_task(self._watch_cache(), name="cache-watch")
 
-    async def wait_ready(self, timeout: float | None = None,
-                         on_settled: Callable[[str], None] | None = None) -> bool:
+    async def wait_ready(self, timeout: float | None = None, on_settled: Callable[[str], None] | None = None) -> bool:
         """Wait until every upstream has made its first connection attempt (True if all did in time).
 
         ``on_settled(name)`` is called as each one settles, connected or failed (progress, start-up times).
@@ -299,8 +298,11 @@ class Router:
 
     def starting_servers(self) -> list[str]:
         """Servers still making their first connection, whose tools search cannot show yet."""
-        return [name for name, u in self.upstreams.items()
-                if u.state is UpstreamState.CONNECTING and not u.tools and not u.first_attempt_done.is_set()]
+        return [
+            name
+            for name, u in self.upstreams.items()
+            if u.state is UpstreamState.CONNECTING and not u.tools and not u.first_attempt_done.is_set()
+        ]
 
     async def _index_ready(self, server: str | None = None) -> None:
         """Searching also needs the index to include every change so far."""
@@ -344,8 +346,10 @@ class Router:
             )
             if config.settings != self._settings_seen:
                 self._settings_seen = config.settings
-                logger.warning("the router section of the config changed; restart `serve` to apply it "
-                               "(server entries are applied live)")
+                logger.warning(
+                    "the router section of the config changed; restart `serve` to apply it "
+                    "(server entries are applied live)"
+                )
             if not change:
                 return change
             stopping = [self.upstreams[n] for n in (*change.removed, *change.changed)]
@@ -367,9 +371,18 @@ class Router:
             self.indexer.request_rebuild()
             self._components_changed(None)
             self._catalog_changed()
-            logger.info("config reloaded: %s", ", ".join(
-                f"{what} {', '.join(names)}" for what, names in
-                (("added", change.added), ("removed", change.removed), ("restarted", change.changed)) if names))
+            logger.info(
+                "config reloaded: %s",
+                ", ".join(
+                    f"{what} {', '.join(names)}"
+                    for what, names in (
+                        ("added", change.added),
+                        ("removed", change.removed),
+                        ("restarted", change.changed),
+                    )
+                    if names
+                ),
+            )
             await asyncio.gather(*(upstream.stop() for upstream in stopping))
             return change
 
@@ -452,15 +465,21 @@ class Router:
     def server_descriptions(self) -> dict[str, str]:
         """What search knows each server by: the config's ``description``, else what the server said
         about itself when it connected (``instructions``, serverInfo title/description)."""
-        return {name: self._descriptions.get(name) or upstream.self_description
-                for name, upstream in self.upstreams.items()
-                if self._descriptions.get(name) or upstream.self_description}
+        return {
+            name: self._descriptions.get(name) or upstream.self_description
+            for name, upstream in self.upstreams.items()
+            if self._descriptions.get(name) or upstream.self_description
+        }
 
     def _entries(self) -> list[ToolEntry]:
         """Every tool the policy exposes: a denied tool is never indexed, shown or callable."""
         return [
-            ToolEntry(name, tool, available=upstream.state is not UpstreamState.FAILED,
-                      policy=self.governance.decide(name, tool))
+            ToolEntry(
+                name,
+                tool,
+                available=upstream.state is not UpstreamState.FAILED,
+                policy=self.governance.decide(name, tool),
+            )
             for name, upstream in self.upstreams.items()
             for tool in upstream.tools
             if self.governance.exposes(name, tool.name)
@@ -540,8 +559,9 @@ class Router:
             entries = [[catalog.resolve(h.doc.id) for h in group] for group in groups]
             flat = SearchIndex.merged(entries)
             weak = tuple(bool(group) and group[0].weak for group in groups)
-            return Matches(flat, steps=tuple(plan), groups=tuple(entries), weak_steps=weak,
-                           weak=bool(weak) and all(weak))
+            return Matches(
+                flat, steps=tuple(plan), groups=tuple(entries), weak_steps=weak, weak=bool(weak) and all(weak)
+            )
         limit = self.settings.search_limit if limit is None else limit
         limit = min(limit, self.settings.max_search_limit)
         hits = index.search(query, limit, server)
@@ -550,8 +570,11 @@ class Router:
     def failed_servers_named(self, query: str, server: str | None = None) -> list[tuple[str, str]]:
         """(name, reason) of failed servers the query names as a word, or the filter names: a search
         for "jira" should say Jira is configured but down, not just find nothing."""
-        return [(name, upstream.error or upstream.state.value) for name, upstream in self.upstreams.items()
-                if upstream.state is UpstreamState.FAILED and (name == server or _names(query, name))]
+        return [
+            (name, upstream.error or upstream.state.value)
+            for name, upstream in self.upstreams.items()
+            if upstream.state is UpstreamState.FAILED and (name == server or _names(query, name))
+        ]
 
     async def wait_hybrid(self, timeout: float = 60.0) -> bool:
         """Wait until search uses embeddings too (the MCP server never waits; the CLI does)."""
@@ -578,7 +601,11 @@ class Router:
             raise
 
     async def call(
-        self, name: str, arguments: Mapping[str, Any] | str | None = None, *, front: FrontContext = NOBODY,
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | str | None = None,
+        *,
+        front: FrontContext = NOBODY,
     ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
         """Validate and forward one call; the upstream's result comes back as it was.
 
@@ -602,6 +629,11 @@ class Router:
         assert call.entry is not None and call.arguments is not None
         upstream = self.upstreams[call.entry.server]
         await self._settled([upstream])
-        return await upstream.call(call.entry.name, call.arguments, progress_handler=call.front.progress,
-                                   relay=call.front.relay, input_responses=leg.input_responses,
-                                   request_state=leg.request_state)
+        return await upstream.call(
+            call.entry.name,
+            call.arguments,
+            progress_handler=call.front.progress,
+            relay=call.front.relay,
+            input_responses=leg.input_responses,
+            request_state=leg.request_state,
+        )

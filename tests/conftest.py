@@ -21,8 +21,9 @@ from tests.upstreams import build_notes, build_weather
 
 TESTS = Path(__file__).parent
 UPSTREAMS_SCRIPT = str(TESTS / "upstreams.py")
-FAST = RouterSettings(connect_timeout=15, retry_initial=0.2, retry_max=1, health_interval=0,
-                      cache_dir="none", embedding_model="none")
+FAST = RouterSettings(
+    connect_timeout=15, retry_initial=0.2, retry_max=1, health_interval=0, cache_dir="none", embedding_model="none"
+)
 """In-process routers for core tests: no disk cache, BM25 only (the hybrid index has its own tests)."""
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,8 +64,12 @@ class RemoteUpstream:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
-        self.process = subprocess.Popen([sys.executable, UPSTREAMS_SCRIPT, self.transport, str(self.port)], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, UPSTREAMS_SCRIPT, self.transport, str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port, self.process)
 
     def stop(self) -> None:
@@ -90,8 +95,11 @@ def http_upstream(remote_upstream: RemoteUpstream) -> str:
 
 
 def stdio_entry(upstream: str = "weather") -> dict:
-    return {"command": sys.executable, "args": [UPSTREAMS_SCRIPT, "stdio"],
-            "env": {"UPSTREAM": upstream, "PYTHONPATH": str(TESTS.parent)}}
+    return {
+        "command": sys.executable,
+        "args": [UPSTREAMS_SCRIPT, "stdio"],
+        "env": {"UPSTREAM": upstream, "PYTHONPATH": str(TESTS.parent)},
+    }
 
 
 def config_router(servers: dict, environ: dict | None = None, settings: RouterSettings = FAST) -> Router:

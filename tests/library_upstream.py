@@ -80,10 +80,16 @@ def build_library(name: str = "library") -> FastMCP:
     @mcp.tool
     async def confirm_order(item: str, ctx: Context) -> str:
         """Ask the user to confirm an order (elicitation)."""
-        request = t.ElicitRequest(params=t.ElicitRequestFormParams(
-            message=f"Order {item}?",
-            requested_schema={"type": "object", "properties": {"quantity": {"type": "integer"}},
-                              "required": ["quantity"]}))
+        request = t.ElicitRequest(
+            params=t.ElicitRequestFormParams(
+                message=f"Order {item}?",
+                requested_schema={
+                    "type": "object",
+                    "properties": {"quantity": {"type": "integer"}},
+                    "required": ["quantity"],
+                },
+            )
+        )
         answer = await _ask(ctx, "confirm", request, t.ElicitResult)
         if answer is None:
             return _input_required("confirm", request)
@@ -94,9 +100,15 @@ def build_library(name: str = "library") -> FastMCP:
     @mcp.tool
     async def write_poem(topic: str, ctx: Context) -> str:
         """Ask the client's model for a poem (sampling)."""
-        request = t.CreateMessageRequest(params=t.CreateMessageRequestParams(
-            messages=[t.SamplingMessage(role="user", content=t.TextContent(type="text", text=f"poem about {topic}"))],
-            max_tokens=50, system_prompt="be brief"))
+        request = t.CreateMessageRequest(
+            params=t.CreateMessageRequestParams(
+                messages=[
+                    t.SamplingMessage(role="user", content=t.TextContent(type="text", text=f"poem about {topic}"))
+                ],
+                max_tokens=50,
+                system_prompt="be brief",
+            )
+        )
         answer = await _ask(ctx, "poem", request, t.CreateMessageResult)
         if answer is None:
             return _input_required("poem", request)
@@ -136,14 +148,19 @@ def build_library(name: str = "library") -> FastMCP:
     @mcp.tool
     def every_content() -> ToolResult:
         """Return one of each content type."""
-        return ToolResult(content=[
-            t.TextContent(type="text", text="text ✓"),
-            t.ImageContent(type="image", data=base64.b64encode(LOGO).decode(), mime_type="image/png"),
-            t.AudioContent(type="audio", data=AUDIO, mime_type="audio/wav"),
-            t.EmbeddedResource(type="resource", resource=t.TextResourceContents(
-                uri="docs://readme", mime_type="text/markdown", text="embedded")),
-            t.ResourceLink(type="resource_link", uri="docs://pages/1", name="page 1", mime_type="text/plain"),
-        ], structured_content={"kinds": 5})
+        return ToolResult(
+            content=[
+                t.TextContent(type="text", text="text ✓"),
+                t.ImageContent(type="image", data=base64.b64encode(LOGO).decode(), mime_type="image/png"),
+                t.AudioContent(type="audio", data=AUDIO, mime_type="audio/wav"),
+                t.EmbeddedResource(
+                    type="resource",
+                    resource=t.TextResourceContents(uri="docs://readme", mime_type="text/markdown", text="embedded"),
+                ),
+                t.ResourceLink(type="resource_link", uri="docs://pages/1", name="page 1", mime_type="text/plain"),
+            ],
+            structured_content={"kinds": 5},
+        )
 
     return mcp
 

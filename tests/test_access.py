@@ -25,9 +25,12 @@ from tests.conftest import free_port, stdio_entry, wait_for_port
 
 REPO = Path(__file__).parent.parent
 TOKEN = "tok-3e9f1c0b7a5d42"
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                         "clientInfo": {"name": "raw", "version": "0"}}}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -43,8 +46,22 @@ def serving(tmp_path: Path, env: dict[str, str], router: dict | None = None) -> 
     config.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes")}, "router": router or {}}))
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",
-         "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(config),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}/mcp"
@@ -55,8 +72,9 @@ def serving(tmp_path: Path, env: dict[str, str], router: dict | None = None) -> 
 
 
 def request(url: str, **headers: str) -> tuple[int, dict[str, str]]:
-    sent = urllib.request.Request(url, data=json.dumps(INITIALIZE).encode(), method="POST",
-                                  headers={**MCP_HEADERS, **headers})
+    sent = urllib.request.Request(
+        url, data=json.dumps(INITIALIZE).encode(), method="POST", headers={**MCP_HEADERS, **headers}
+    )
     try:
         with urllib.request.urlopen(sent, timeout=10) as response:
             return response.status, dict(response.headers)
@@ -103,13 +121,20 @@ def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
     config = tmp_path / "config.json"
     if not config.exists():
         config.write_text(json.dumps({"mcpServers": {}}))
-    return subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(config), *args],
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_non_loopback_bind_without_token_is_refused(tmp_path: Path):
-    done = run_cli(tmp_path, base_env(), "serve", "--transport", "http", "--host", "0.0.0.0", "--port",
-                   str(free_port()))
+    done = run_cli(
+        tmp_path, base_env(), "serve", "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())
+    )
     assert done.returncode == 1
     assert "refusing to serve over HTTP on 0.0.0.0 without a bearer token" in done.stderr
     assert "DISCOVERY_ROUTER_TOKEN" in done.stderr and "127.0.0.1" in done.stderr

@@ -36,9 +36,11 @@ def quick_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     rankings = out / "rankings.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out), "--quiet",
-         "--rankings", str(rankings)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out), "--quiet", "--rankings", str(rankings)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
@@ -97,9 +99,25 @@ def test_retrieval_ranks_queries_with_steps_in_both_modes(tmp_path: Path) -> Non
     corpus = ROOT / "tests" / "data" / "steps_corpus"
     rankings = tmp_path / "rankings.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "retrieval", "--corpus", str(corpus), "--out",
-         str(tmp_path), "--quiet", "--rankings", str(rankings), "--cache-dir", str(tmp_path / "cache")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "retrieval",
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--rankings",
+            str(rankings),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     data = json.loads((tmp_path / "retrieval.json").read_text())
@@ -110,6 +128,9 @@ def test_retrieval_ranks_queries_with_steps_in_both_modes(tmp_path: Path) -> Non
     lines = [json.loads(line) for line in rankings.read_text().splitlines()]
     assert [("ranked_steps" in line) for line in lines] == [True, True, False]
     first = lines[0]["ranked_steps"]
-    assert first[:3] == [{"server": "Weather", "tool": "get_forecast"}, {"server": "Translate", "tool": "translate_text"},
-                         {"server": "Mail", "tool": "send_email"}]
+    assert first[:3] == [
+        {"server": "Weather", "tool": "get_forecast"},
+        {"server": "Translate", "tool": "translate_text"},
+        {"server": "Mail", "tool": "send_email"},
+    ]
     assert len(first) == len({(r["server"], r["tool"]) for r in first}) <= 10

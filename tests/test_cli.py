@@ -17,28 +17,58 @@ REPO = Path(__file__).parent.parent
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "discovery_router", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery_router", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes"), "keep": {"url": "http://127.0.0.1:9/mcp",
-                                "enabled": False}}, "router": {"search_limit": 3}}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "notes": stdio_entry("notes"),
+                    "keep": {"url": "http://127.0.0.1:9/mcp", "enabled": False},
+                },
+                "router": {"search_limit": 3},
+            },
+            indent=2,
+        )
+    )
     return path
 
 
 def test_add_list_remove_edit_in_place(config: Path, capsys):
     before = json.loads(config.read_text())
-    assert main(["--config", str(config), "add", "remote", "--url", "https://h.example/mcp",
-                 "--header", "Authorization:Bearer ${TOKEN}"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "add",
+                "remote",
+                "--url",
+                "https://h.example/mcp",
+                "--header",
+                "Authorization:Bearer ${TOKEN}",
+            ]
+        )
+        == 0
+    )
     assert main(["--config", str(config), "add", "local", "--env", "K=${K}", "--", "my-server", "--flag", "x"]) == 0
     after = json.loads(config.read_text())
     assert after["mcpServers"]["notes"] == before["mcpServers"]["notes"]
     assert after["router"] == before["router"]
-    assert after["mcpServers"]["remote"] == {"url": "https://h.example/mcp",
-                                             "headers": {"Authorization": "Bearer ${TOKEN}"}}
+    assert after["mcpServers"]["remote"] == {
+        "url": "https://h.example/mcp",
+        "headers": {"Authorization": "Bearer ${TOKEN}"},
+    }
     assert after["mcpServers"]["local"] == {"command": "my-server", "args": ["--flag", "x"], "env": {"K": "${K}"}}
     assert list(after["mcpServers"]) == ["notes", "keep", "remote", "local"]
 
@@ -94,8 +124,14 @@ def test_search_describe_call_status(config: Path):
 
 def test_status_fails_when_a_server_is_down(tmp_path: Path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"mcpServers": {"dead": {"command": sys.executable, "args": ["-c", "pass"]}},
-                                "router": {"connect_timeout": 10}}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {"dead": {"command": sys.executable, "args": ["-c", "pass"]}},
+                "router": {"connect_timeout": 10},
+            }
+        )
+    )
     status = run("--config", str(path), "status")
     assert status.returncode == 1 and "failed" in status.stdout
 
@@ -103,19 +139,27 @@ def test_status_fails_when_a_server_is_down(tmp_path: Path):
 def test_one_broken_server_fails_alone_and_the_rest_serve(tmp_path: Path):
     """An unset ${VAR} (what `import` leaves for VS Code inputs) fails only its own server, never the router."""
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"mcpServers": {
-        "gh": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}},
-        "typo": {"comand": "x"},
-        "off": {"command": "x", "env": {"T": "${ALSO_NOT_SET}"}, "disabled": True},
-        "notes": stdio_entry("notes"),
-    }}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "gh": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}},
+                    "typo": {"comand": "x"},
+                    "off": {"command": "x", "env": {"T": "${ALSO_NOT_SET}"}, "disabled": True},
+                    "notes": stdio_entry("notes"),
+                }
+            }
+        )
+    )
     status = run("--config", str(path), "status", "--json")
     assert status.returncode == 1  # a server is down
     states = {s["server"]: s for s in json.loads(status.stdout)}
     assert states["notes"]["state"] == "connected" and states["off"]["state"] == "disabled"
     assert states["gh"]["state"] == "failed"
-    assert states["gh"]["error"] == (f"{path}: server 'gh': field 'env.T': environment variable "
-                                     "NOT_SET_ANYWHERE is not set (export it, or write ${NOT_SET_ANYWHERE:-default})")
+    assert states["gh"]["error"] == (
+        f"{path}: server 'gh': field 'env.T': environment variable "
+        "NOT_SET_ANYWHERE is not set (export it, or write ${NOT_SET_ANYWHERE:-default})"
+    )
     assert states["typo"]["state"] == "failed" and "field 'comand'" in states["typo"]["error"]
     called = run("--config", str(path), "call", "notes/create_note", "--args", '{"title": "t", "body": "b"}')
     assert called.returncode == 0, called.stderr
@@ -138,12 +182,21 @@ def test_help_everywhere():
 def test_list_and_add_never_print_inline_secrets(tmp_path: Path, capsys):
     token, key = "ghp_abcdefghijklmnopqrstuvwx123456", "sk-live-0123456789abcdef"
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"mcpServers": {
-        "gh": {"command": "gh-mcp", "args": [f"--token={token}"]},
-        "api": {"url": f"https://api.example.com/mcp?api_key={key}"}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "gh": {"command": "gh-mcp", "args": [f"--token={token}"]},
+                    "api": {"url": f"https://api.example.com/mcp?api_key={key}"},
+                }
+            }
+        )
+    )
     assert main(["--config", str(path), "list"]) == 0
     assert main(["--config", str(path), "list", "--json"]) == 0
-    assert main(["--config", str(path), "add", "bad", "--url", "https://h/mcp", "--header", f"Authorization {key}"]) == 1
+    assert (
+        main(["--config", str(path), "add", "bad", "--url", "https://h/mcp", "--header", f"Authorization {key}"]) == 1
+    )
     captured = capsys.readouterr()
     assert "gh-mcp" in captured.out and "api.example.com" in captured.out
     assert token not in captured.out + captured.err and key not in captured.out + captured.err
@@ -182,7 +235,9 @@ def test_add_refuses_what_it_would_silently_drop_or_misread(config: Path):
     assert env_on_url.returncode == 2 and "--env and --cwd apply to stdio servers" in env_on_url.stderr
     no_dashes = run("--config", str(config), "add", "local", "/opt/bin/my-server", "--flag")
     assert no_dashes.returncode == 2
-    assert "put the server's command after --: discovery-router add local -- /opt/bin/my-server --flag" in no_dashes.stderr
+    assert (
+        "put the server's command after --: discovery-router add local -- /opt/bin/my-server --flag" in no_dashes.stderr
+    )
     assert config.read_text() == before
 
 
@@ -200,8 +255,16 @@ def test_serve_on_a_port_in_use_says_pass_port(tmp_path: Path):
 
 
 def test_search_with_steps_prints_a_block_per_step(config: Path):
-    found = run("--config", str(config), "search", "jot two things down", "--step", "write a new note",
-                "--step", "find my notes about a topic")
+    found = run(
+        "--config",
+        str(config),
+        "search",
+        "jot two things down",
+        "--step",
+        "write a new note",
+        "--step",
+        "find my notes about a topic",
+    )
     assert found.returncode == 0, found.stderr
     lines = found.stdout.splitlines()
     assert lines[0] == "[1] write a new note" and lines[1].startswith("notes/create_note: ")

@@ -53,12 +53,20 @@ def assert_one_line_errors(stderr: str) -> None:
 
 async def ordinary_mistakes(client: Client) -> None:
     """Every request a model or a user commonly gets wrong, each answered with an error."""
-    for tool, arguments in [("call_tool", {"name": "nope/x"}), ("call_tool", {"name": "library/nap"}),
-                            ("call_tool", {"name": "broken/anything"}), ("describe_tool", {"name": "zzz"}),
-                            ("search_tools", {"query": "x", "server": "nope"}), ("call_tool", {"args": {}})]:
+    for tool, arguments in [
+        ("call_tool", {"name": "nope/x"}),
+        ("call_tool", {"name": "library/nap"}),
+        ("call_tool", {"name": "broken/anything"}),
+        ("describe_tool", {"name": "zzz"}),
+        ("search_tools", {"query": "x", "server": "nope"}),
+        ("call_tool", {"args": {}}),
+    ]:
         assert (await client.call_tool_mcp(tool, arguments)).is_error
-    for attempt in (client.read_resource("library://nope"), client.get_prompt("library/summarize", {}),
-                    client.get_prompt("zzz")):
+    for attempt in (
+        client.read_resource("library://nope"),
+        client.get_prompt("library/summarize", {}),
+        client.get_prompt("zzz"),
+    ):
         with pytest.raises(MCPError):
             await attempt
 
@@ -69,8 +77,9 @@ def test_serving_over_stdio_logs_ordinary_errors_on_one_line(tmp_path: Path):
 
     async def talk() -> None:
         with log.open("w") as sink:
-            transport = StdioTransport(sys.executable, ["-m", "discovery_router", "serve", "--config", str(path)],
-                                       env=ENV, log_file=sink)
+            transport = StdioTransport(
+                sys.executable, ["-m", "discovery_router", "serve", "--config", str(path)], env=ENV, log_file=sink
+            )
             async with Client(transport) as client:
                 await ordinary_mistakes(client)
 
@@ -83,9 +92,24 @@ def test_serving_over_stdio_logs_ordinary_errors_on_one_line(tmp_path: Path):
 def test_serving_over_http_logs_ordinary_errors_on_one_line(tmp_path: Path):
     path = config(tmp_path, {"library": library_stdio(), "broken": BROKEN})
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(path), "serve",
-                                "--transport", "http", "--port", str(port)], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(path),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_port(port, process)
 
@@ -104,31 +128,50 @@ def test_one_shot_commands_say_ordinary_errors_on_one_line(tmp_path: Path):
     broken_json = tmp_path / "broken.json"
     broken_json.write_text('{"mcpServers": {"x": }')
     bad_entry = tmp_path / "bad_entry.json"
-    bad_entry.write_text(json.dumps({"mcpServers": {"x": {"comand": "foo"}},
-                                     "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    bad_entry.write_text(
+        json.dumps({"mcpServers": {"x": {"comand": "foo"}}, "router": {"cache_dir": "none", "embedding_model": "none"}})
+    )
     for bad, said in [(broken_json, "invalid JSON"), (bad_entry, "did you mean 'command'?")]:
-        served = subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(bad), "serve"], env=ENV,
-                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        served = subprocess.run(
+            [sys.executable, "-m", "discovery_router", "--config", str(bad), "serve"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert said in served.stderr and "Traceback" not in served.stderr, served.stderr
         assert len([line for line in served.stderr.splitlines() if said in line]) == 1
     assert served.returncode == 0  # one unusable server: the rest would serve (stdin at EOF ends it)
     path = config(tmp_path, {"library": library_stdio()})
-    search = subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(path), "search", "--server",
-                             "nope", "poem"], env=ENV, capture_output=True, text=True, timeout=120)
+    search = subprocess.run(
+        [sys.executable, "-m", "discovery_router", "--config", str(path), "search", "--server", "nope", "poem"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert search.returncode == 1 and "error: Unknown server 'nope'. Servers: library." in search.stderr
     assert "Traceback" not in routers_own(search.stderr)
 
 
-@pytest.mark.parametrize("error, kept", [(UnknownToolError("Unknown tool 'x'.\nUse search."), False),
-                                          (ToolError("no such item"), False), (ValueError("a real bug"), True)])
+@pytest.mark.parametrize(
+    "error, kept",
+    [
+        (UnknownToolError("Unknown tool 'x'.\nUse search."), False),
+        (ToolError("no such item"), False),
+        (ValueError("a real bug"), True),
+    ],
+)
 def test_only_real_bugs_keep_their_traceback(error: BaseException, kept: bool):
     """The filter behind the above: a router refusal or an upstream's answer loses its traceback and is
     said on one line; any other exception keeps it (a bug to report)."""
     try:
         raise error
     except BaseException:
-        record = logging.LogRecord("fastmcp.server.server", logging.ERROR, __file__, 1, "Error calling tool %r",
-                                   ("t",), sys.exc_info())
+        record = logging.LogRecord(
+            "fastmcp.server.server", logging.ERROR, __file__, 1, "Error calling tool %r", ("t",), sys.exc_info()
+        )
     assert OneLineErrors().filter(record)
     text: Any = logging.Formatter("%(message)s").format(record)
     assert ("Traceback" in text) is kept

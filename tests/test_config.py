@@ -15,13 +15,18 @@ SECRET = "s3cr3t-token-value"
 
 
 def test_claude_desktop_style_config_parses():
-    config = parse_config({"mcpServers": {
-        "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
-        "remote": {"url": "https://example.com/mcp", "headers": {"Authorization": "Bearer x"}},
-        "legacy": {"url": "https://example.com/sse"},
-        "vscode": {"type": "http", "url": "https://example.com/events/sse"},
-        "off": {"command": "x", "enabled": False, "timeout": 5},
-    }}, environ={})
+    config = parse_config(
+        {
+            "mcpServers": {
+                "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
+                "remote": {"url": "https://example.com/mcp", "headers": {"Authorization": "Bearer x"}},
+                "legacy": {"url": "https://example.com/sse"},
+                "vscode": {"type": "http", "url": "https://example.com/events/sse"},
+                "off": {"command": "x", "enabled": False, "timeout": 5},
+            }
+        },
+        environ={},
+    )
     servers = config.servers
     assert servers["fs"].transport == "stdio" and servers["fs"].args[0] == "-y"
     assert servers["remote"].transport == "http"
@@ -33,10 +38,17 @@ def test_claude_desktop_style_config_parses():
 
 
 def test_variables_expand_with_defaults_and_are_redacted():
-    config = parse_config({"mcpServers": {"gh": {
-        "url": "https://api.example.com/${TENANT:-public}/mcp",
-        "headers": {"Authorization": "Bearer ${TOKEN}"},
-    }}}, environ={"TOKEN": SECRET})
+    config = parse_config(
+        {
+            "mcpServers": {
+                "gh": {
+                    "url": "https://api.example.com/${TENANT:-public}/mcp",
+                    "headers": {"Authorization": "Bearer ${TOKEN}"},
+                }
+            }
+        },
+        environ={"TOKEN": SECRET},
+    )
     server = config.servers["gh"]
     assert server.url == "https://api.example.com/public/mcp"
     assert server.headers["Authorization"] == f"Bearer {SECRET}"
@@ -71,8 +83,11 @@ def test_bad_entries_name_file_server_and_field(entry, field, words):
 
 def test_missing_variable_names_server_field_and_variable_but_no_value():
     with pytest.raises(ConfigError) as caught:
-        parse_config({"mcpServers": {"gh": {"command": "x", "env": {"A": SECRET, "TOKEN": "${GH_TOKEN}"}}}},
-                     path=Path("c.json"), environ={})
+        parse_config(
+            {"mcpServers": {"gh": {"command": "x", "env": {"A": SECRET, "TOKEN": "${GH_TOKEN}"}}}},
+            path=Path("c.json"),
+            environ={},
+        )
     message = str(caught.value)
     assert "server 'gh'" in message and "field 'env.TOKEN'" in message and "GH_TOKEN is not set" in message
     assert SECRET not in message
@@ -90,14 +105,17 @@ def test_unknown_top_level_key_and_bad_router_setting():
     assert parse_config({"router": {"log_level": "debug"}}, environ={}).settings.log_level == "debug"
 
 
-@pytest.mark.parametrize(("router", "field", "problem"), [
-    ({"connect_timeout": True}, "connect_timeout", "must be a number"),  # strict: true is not 1
-    ({"connect_timeout": -1}, "connect_timeout", "must not be negative"),
-    ({"pinned": ["ok", "  "]}, "pinned", "must be a list of non-empty strings"),
-    ({"pinned": "weather/*"}, "pinned", "must be a list of non-empty strings"),
-    ({"read_only": "yes-s3cr3t-value"}, "read_only", "must be true or false"),
-    ({"cache_dri": "x"}, "cache_dri", "unknown setting (did you mean 'cache_dir'?)"),
-])
+@pytest.mark.parametrize(
+    ("router", "field", "problem"),
+    [
+        ({"connect_timeout": True}, "connect_timeout", "must be a number"),  # strict: true is not 1
+        ({"connect_timeout": -1}, "connect_timeout", "must not be negative"),
+        ({"pinned": ["ok", "  "]}, "pinned", "must be a list of non-empty strings"),
+        ({"pinned": "weather/*"}, "pinned", "must be a list of non-empty strings"),
+        ({"read_only": "yes-s3cr3t-value"}, "read_only", "must be true or false"),
+        ({"cache_dri": "x"}, "cache_dri", "unknown setting (did you mean 'cache_dir'?)"),
+    ],
+)
 def test_router_settings_are_validated_in_the_loaders_words_without_values(router, field, problem):
     with pytest.raises(ConfigError) as caught:
         parse_config({"router": router}, path=Path("c.json"), environ={})

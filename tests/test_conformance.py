@@ -34,7 +34,6 @@ from tests.conftest import config_router
 from tests.npm_packages import conformance
 
 
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
     conformance()  # skips without node/npm; installs (once) otherwise
@@ -62,8 +61,11 @@ def test_every_scenario_ran(results: dict):
 
 def test_fixture_passes_the_suite_directly(results: dict):
     """The fixture is right: every scenario that fails through the router passes without it."""
-    failing = {s: results["direct_failures"].get(s) for s, ok in results["direct"].items()
-               if not ok and s not in FIXTURE_FAILS_DIRECTLY}
+    failing = {
+        s: results["direct_failures"].get(s)
+        for s, ok in results["direct"].items()
+        if not ok and s not in FIXTURE_FAILS_DIRECTLY
+    }
     assert not failing
 
 
@@ -74,8 +76,7 @@ def test_scenario(results: dict, scenario: str):
     outcome = by_name(results)[scenario]
     if scenario in KNOWN_FAILURES:
         if outcome["passed"]:
-            warnings.warn(f"{scenario} passes now: drop it from KNOWN_FAILURES in devkit/conformance.py",
-                          stacklevel=1)
+            warnings.warn(f"{scenario} passes now: drop it from KNOWN_FAILURES in devkit/conformance.py", stacklevel=1)
             return
         pytest.xfail(f"{KNOWN_FAILURES[scenario]} -- {'; '.join(outcome['failures'])}")
     assert outcome["passed"], "; ".join(outcome["failures"]) or "no check succeeded"
@@ -83,9 +84,13 @@ def test_scenario(results: dict, scenario: str):
 
 # -- the not-applicable tool scenarios, through call_tool ------------------------------------------
 
+
 def fixture_entry() -> dict:
-    return {"command": sys.executable, "args": [str(suite.FIXTURE_SCRIPT), "stdio"],
-            "env": {"PYTHONPATH": str(suite.ROOT)}}
+    return {
+        "command": sys.executable,
+        "args": [str(suite.FIXTURE_SCRIPT), "stdio"],
+        "env": {"PYTHONPATH": str(suite.ROOT)},
+    }
 
 
 @pytest.fixture

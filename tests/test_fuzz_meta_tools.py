@@ -34,8 +34,11 @@ def assert_clean(result: Any) -> None:
 
 
 @FUZZ
-@given(query=st.text(max_size=2000), limit=st.integers(min_value=-5, max_value=100),
-       server=st.none() | st.text(max_size=20))
+@given(
+    query=st.text(max_size=2000),
+    limit=st.integers(min_value=-5, max_value=100),
+    server=st.none() | st.text(max_size=20),
+)
 async def test_search_never_crashes(query: str, limit: int, server: str | None):
     async with Client(_server) as client:
         result = await client.call_tool_mcp("search_tools", {"query": query, "limit": limit, "server": server})
@@ -50,9 +53,13 @@ async def test_describe_never_crashes(name: str):
 
 
 @FUZZ
-@given(name=names.filter(lambda n: "crash" not in n.strip()),
-       arguments=st.none() | st.text(max_size=200) | st.dictionaries(st.text(max_size=10), json_values, max_size=5)
-       | json_values)
+@given(
+    name=names.filter(lambda n: "crash" not in n.strip()),
+    arguments=st.none()
+    | st.text(max_size=200)
+    | st.dictionaries(st.text(max_size=10), json_values, max_size=5)
+    | json_values,
+)
 async def test_call_never_crashes(name: str, arguments: Any):
     async with Client(_server) as client:
         result = await client.call_tool_mcp("call_tool", {"name": name, "arguments": arguments})

@@ -110,8 +110,13 @@ async def test_read_only_server_calls_only_annotated_or_safe_tools(tmp_path: Pat
         await refused(router, "inv/delete_item", {"name": "apple"})
     assert [c["tool"] for c in inventory.calls] == ["list_items", "count_items"]  # nothing refused was forwarded
     outcomes = [(line["tool"], line["outcome"]) for line in audit_lines(tmp_path)]
-    assert outcomes == [("list_items", "ok"), ("count_items", "ok"), ("export_items", "refused"),
-                        ("add_item", "refused"), ("delete_item", "refused")]
+    assert outcomes == [
+        ("list_items", "ok"),
+        ("count_items", "ok"),
+        ("export_items", "refused"),
+        ("add_item", "refused"),
+        ("delete_item", "refused"),
+    ]
     assert "mcpServers.inv.readOnly" in audit_lines(tmp_path)[2]["reason"]
 
 
@@ -175,8 +180,11 @@ async def test_destructive_call_confirmed_or_declined_through_elicitation(tmp_pa
     assert [c["tool"] for c in inventory.calls] == ["delete_item", "add_item"]
     assert [c.get("name") for c in inventory.calls] == ["apple", "fig"]
     lines = audit_lines(tmp_path)
-    assert [(line["outcome"], line.get("confirmed")) for line in lines] == [("ok", True), ("refused", None),
-                                                                             ("ok", None)]
+    assert [(line["outcome"], line.get("confirmed")) for line in lines] == [
+        ("ok", True),
+        ("refused", None),
+        ("ok", None),
+    ]
 
 
 async def test_confirmation_survives_the_upstreams_own_questions(tmp_path: Path):
@@ -187,9 +195,16 @@ async def test_confirmation_survives_the_upstreams_own_questions(tmp_path: Path)
     async def wipe(target: str, ctx: Context) -> str | mcp_types.InputRequiredResult:
         """Wipe a target, asking which mode first."""
         if not ctx.input_responses or "mode" not in ctx.input_responses:
-            ask = mcp_types.ElicitRequest(params=mcp_types.ElicitRequestFormParams(
-                message="which mode?", requested_schema={"type": "object", "properties": {"value": {"type": "string"}},
-                                                         "required": ["value"]}))
+            ask = mcp_types.ElicitRequest(
+                params=mcp_types.ElicitRequestFormParams(
+                    message="which mode?",
+                    requested_schema={
+                        "type": "object",
+                        "properties": {"value": {"type": "string"}},
+                        "required": ["value"],
+                    },
+                )
+            )
             return mcp_types.InputRequiredResult(input_requests={"mode": ask}, request_state="upstream-state")
         return f"wiped {target} ({ctx.input_responses['mode'].content['value']}, {ctx.request_state})"
 
@@ -225,16 +240,23 @@ async def test_an_approved_confirmation_cannot_be_replayed(tmp_path: Path):
         asked = await session.call_tool("call_tool", arguments, allow_input_required=True)
         assert isinstance(asked, mcp_types.InputRequiredResult)
         state = asked.request_state
-        done = await session.call_tool("call_tool", arguments, input_responses=_accept(), request_state=state,
-                                       allow_input_required=True)
+        done = await session.call_tool(
+            "call_tool", arguments, input_responses=_accept(), request_state=state, allow_input_required=True
+        )
         assert isinstance(done, mcp_types.CallToolResult) and done.content[0].text == "deleted apple"
         for _ in range(2):
-            replayed = await session.call_tool("call_tool", arguments, input_responses=_accept(),
-                                               request_state=state, allow_input_required=True)
+            replayed = await session.call_tool(
+                "call_tool", arguments, input_responses=_accept(), request_state=state, allow_input_required=True
+            )
             assert isinstance(replayed, mcp_types.InputRequiredResult)  # asked again, nothing forwarded
             assert "discovery-router/confirm" in replayed.input_requests
-        fresh = await session.call_tool("call_tool", arguments, input_responses=_accept(),
-                                        request_state=replayed.request_state, allow_input_required=True)
+        fresh = await session.call_tool(
+            "call_tool",
+            arguments,
+            input_responses=_accept(),
+            request_state=replayed.request_state,
+            allow_input_required=True,
+        )
         assert isinstance(fresh, mcp_types.CallToolResult) and fresh.content[0].text == "deleted apple"
     assert [c.get("name") for c in inventory.calls if c["tool"] == "delete_item"] == ["apple", "apple"]
     assert [(line["outcome"], line.get("confirmed")) for line in audit_lines(tmp_path)] == [("ok", True)] * 2
@@ -249,9 +271,16 @@ async def test_a_confirmed_follow_up_leg_cannot_be_replayed(tmp_path: Path):
     async def wipe(target: str, ctx: Context) -> str | mcp_types.InputRequiredResult:
         """Wipe a target, asking which mode first."""
         if not ctx.input_responses or "mode" not in ctx.input_responses:
-            ask = mcp_types.ElicitRequest(params=mcp_types.ElicitRequestFormParams(
-                message="which mode?", requested_schema={"type": "object", "properties": {"value": {"type": "string"}},
-                                                         "required": ["value"]}))
+            ask = mcp_types.ElicitRequest(
+                params=mcp_types.ElicitRequestFormParams(
+                    message="which mode?",
+                    requested_schema={
+                        "type": "object",
+                        "properties": {"value": {"type": "string"}},
+                        "required": ["value"],
+                    },
+                )
+            )
             return mcp_types.InputRequiredResult(input_requests={"mode": ask}, request_state="upstream-state")
         wiped.append(target)
         return f"wiped {target}"
@@ -260,15 +289,30 @@ async def test_a_confirmed_follow_up_leg_cannot_be_replayed(tmp_path: Path):
     async with Client(build_server(router), elicitation_handler=lambda *a: True) as client:
         session, arguments = client.session, {"name": "ops/wipe", "arguments": {"target": "db"}}
         asked = await session.call_tool("call_tool", arguments, allow_input_required=True)
-        mode_asked = await session.call_tool("call_tool", arguments, input_responses=_accept(),
-                                             request_state=asked.request_state, allow_input_required=True)
+        mode_asked = await session.call_tool(
+            "call_tool",
+            arguments,
+            input_responses=_accept(),
+            request_state=asked.request_state,
+            allow_input_required=True,
+        )
         assert isinstance(mode_asked, mcp_types.InputRequiredResult) and "mode" in mode_asked.input_requests
         mode = {"mode": mcp_types.ElicitResult(action="accept", content={"value": "fast"})}
-        done = await session.call_tool("call_tool", arguments, input_responses=mode,
-                                       request_state=mode_asked.request_state, allow_input_required=True)
+        done = await session.call_tool(
+            "call_tool",
+            arguments,
+            input_responses=mode,
+            request_state=mode_asked.request_state,
+            allow_input_required=True,
+        )
         assert isinstance(done, mcp_types.CallToolResult) and done.content[0].text == "wiped db"
-        replayed = await session.call_tool("call_tool", arguments, input_responses=mode,
-                                           request_state=mode_asked.request_state, allow_input_required=True)
+        replayed = await session.call_tool(
+            "call_tool",
+            arguments,
+            input_responses=mode,
+            request_state=mode_asked.request_state,
+            allow_input_required=True,
+        )
         assert isinstance(replayed, mcp_types.InputRequiredResult)
         assert "discovery-router/confirm" in replayed.input_requests
     assert wiped == ["db"]
@@ -292,8 +336,14 @@ async def test_destructive_call_refused_when_nobody_can_be_asked(tmp_path: Path)
 
 def test_cli_call_in_a_script_refuses_a_destructive_tool(tmp_path: Path, capfd):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"mcpServers": {"inv": inventory_entry(confirmDestructive=True)},
-                                  "router": {"audit_log": str(tmp_path / "audit.jsonl"), "cache_dir": "none"}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {"inv": inventory_entry(confirmDestructive=True)},
+                "router": {"audit_log": str(tmp_path / "audit.jsonl"), "cache_dir": "none"},
+            }
+        )
+    )
     assert main(["--config", str(config), "call", "inv/delete_item", "--args", '{"name": "apple"}']) == 1
     assert "cannot ask the user" in capfd.readouterr().err  # no terminal to answer [y/N]
     assert main(["--config", str(config), "call", "inv/list_items"]) == 0
@@ -344,8 +394,11 @@ def build_inventory_tool(name: str):
 
 
 async def test_audit_lines_for_every_outcome_with_keys_not_values(tmp_path: Path):
-    servers = {"inv": inventory_entry(), "open": inventory_entry(auditArguments=True),
-               "gone": {"url": "http://127.0.0.1:9/mcp"}}
+    servers = {
+        "inv": inventory_entry(),
+        "open": inventory_entry(auditArguments=True),
+        "gone": {"url": "http://127.0.0.1:9/mcp"},
+    }
     async with config_router(servers, settings=settings(tmp_path, read_only=True)) as router:
         await router.wait_ready()
         await router.call("inv/list_items")
@@ -358,9 +411,13 @@ async def test_audit_lines_for_every_outcome_with_keys_not_values(tmp_path: Path
         await router.call("open/check_item", {"name": "open-value"})
     lines = audit_lines(tmp_path)
     assert [(line["server"], line["tool"], line["outcome"]) for line in lines] == [
-        ("inv", "list_items", "ok"), ("inv", "check_item", "tool error"), ("inv", "add_item", "refused"),
-        ("inv", "check_item", "invalid"), (None, "gone/anything", "upstream failure"),
-        ("open", "check_item", "tool error")]
+        ("inv", "list_items", "ok"),
+        ("inv", "check_item", "tool error"),
+        ("inv", "add_item", "refused"),
+        ("inv", "check_item", "invalid"),
+        (None, "gone/anything", "upstream failure"),
+        ("open", "check_item", "tool error"),
+    ]
     for line in lines:
         assert set(line) >= {"time", "server", "tool", "duration_ms", "outcome", "argument_keys"}
         assert audit.parse_time(line["time"]) is not None and line["duration_ms"] >= 0
@@ -412,29 +469,52 @@ async def test_planted_secret_absent_from_audit_and_logs(tmp_path: Path, caplog,
 async def test_pinned_tools_are_listed_and_callable_by_name(tmp_path: Path):
     inventory = build_inventory()
     pinned = ("inv/list_items", "inv/search_tools", "inv/add_*", "inv/delete_item", "nothing/*")
-    router = Router({"inv": inventory, "more": build_inventory()}, settings(tmp_path, pinned=pinned, read_only=True),
-                    policies={"inv": ServerPolicy(read_only=False)})
+    router = Router(
+        {"inv": inventory, "more": build_inventory()},
+        settings(tmp_path, pinned=pinned, read_only=True),
+        policies={"inv": ServerPolicy(read_only=False)},
+    )
     async with Client(build_server(router)) as client:
         tools = {t.name: t for t in await client.list_tools()}
-        assert list(tools) == ["search_tools", "describe_tool", "call_tool", "list_items", "add_item", "delete_item",
-                               "inv_search_tools"]  # catalog order; a name taken by a meta-tool gets the server prefix
+        assert list(tools) == [
+            "search_tools",
+            "describe_tool",
+            "call_tool",
+            "list_items",
+            "add_item",
+            "delete_item",
+            "inv_search_tools",
+        ]  # catalog order; a name taken by a meta-tool gets the server prefix
         assert tools["delete_item"].annotations.destructive_hint is True
         assert tools["add_item"].input_schema["required"] == ["name"]
         assert (await client.call_tool("add_item", {"name": "kiwi"})).content[0].text == "added kiwi"
         assert (await client.call_tool("inv_search_tools", {"query": "q"})).content[0].text == "inventory search q"
-        assert (await client.call_tool("search_tools", {"query": "list items"})).content[0].text.startswith(
-            ("inv/list_items", "more/list_items"))  # the meta-tool keeps its name
+        assert (
+            (await client.call_tool("search_tools", {"query": "list items"}))
+            .content[0]
+            .text.startswith(("inv/list_items", "more/list_items"))
+        )  # the meta-tool keeps its name
         bad = await client.call_tool_mcp("add_item", {"nope": 1})
         assert bad.is_error and "Invalid arguments for inv/add_item" in bad.content[0].text
     assert [c["tool"] for c in inventory.calls] == ["add_item"]
     assert [(line["tool"], line["outcome"]) for line in audit_lines(tmp_path)] == [
-        ("add_item", "ok"), ("search_tools", "ok"), ("add_item", "invalid")]
+        ("add_item", "ok"),
+        ("search_tools", "ok"),
+        ("add_item", "invalid"),
+    ]
 
     readonly = Router({"inv": build_inventory()}, settings(tmp_path, pinned=("inv/*",), read_only=True))
     async with Client(build_server(readonly)) as client:  # tools the policy refuses are not pinned
         names = [t.name for t in await client.list_tools()]
-        assert names == ["search_tools", "describe_tool", "call_tool", "list_items", "inv_search_tools",
-                         "check_item", "read_env"]
+        assert names == [
+            "search_tools",
+            "describe_tool",
+            "call_tool",
+            "list_items",
+            "inv_search_tools",
+            "check_item",
+            "read_env",
+        ]
 
 
 # -- the audit command and the config ----------------------------------------
@@ -443,12 +523,37 @@ async def test_pinned_tools_are_listed_and_callable_by_name(tmp_path: Path):
 def test_audit_command_table_and_json(tmp_path: Path, capsys):
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
-    log.write({"time": "2020-01-01T00:00:00.000Z", "server": "inv", "tool": "old", "duration_ms": 1.0,
-               "outcome": "ok", "argument_keys": []})
-    log.write({"time": audit.now_iso(), "server": "inv", "tool": "delete_item", "duration_ms": 12.5,
-               "outcome": "refused", "argument_keys": ["name"], "reason": "Refused: the user declined"})
-    log.write({"time": audit.now_iso(), "server": "other", "tool": "x", "duration_ms": 2.0, "outcome": "ok",
-               "argument_keys": ["a", "b"]})
+    log.write(
+        {
+            "time": "2020-01-01T00:00:00.000Z",
+            "server": "inv",
+            "tool": "old",
+            "duration_ms": 1.0,
+            "outcome": "ok",
+            "argument_keys": [],
+        }
+    )
+    log.write(
+        {
+            "time": audit.now_iso(),
+            "server": "inv",
+            "tool": "delete_item",
+            "duration_ms": 12.5,
+            "outcome": "refused",
+            "argument_keys": ["name"],
+            "reason": "Refused: the user declined",
+        }
+    )
+    log.write(
+        {
+            "time": audit.now_iso(),
+            "server": "other",
+            "tool": "x",
+            "duration_ms": 2.0,
+            "outcome": "ok",
+            "argument_keys": ["a", "b"],
+        }
+    )
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {}, "router": {"audit_log": str(path)}}))
     assert main(["--config", str(config), "audit", "--since", "1h", "--server", "inv", "--json"]) == 0
@@ -463,20 +568,23 @@ def test_audit_command_table_and_json(tmp_path: Path, capsys):
     assert "--since takes a duration" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("entry, router_section, field", [
-    ({"tools": ["get_*"]}, {}, "tools"),
-    ({"tools": {"allow": "get_*"}}, {}, "tools.allow"),
-    ({"tools": {"deny": ["ok", 3]}}, {}, "tools.deny[1]"),
-    ({"tools": {"hide": []}}, {}, "tools.hide"),
-    ({"readOnly": "yes"}, {}, "readOnly"),
-    ({"confirmDestructive": 1}, {}, "confirmDestructive"),
-    ({"auditArguments": None, "readOnly": []}, {}, "readOnly"),
-    ({"args": ["${keyring:svc/x}"]}, {}, "args[0]"),
-    ({}, {"pinned": "time/*"}, "router.pinned"),
-    ({}, {"http_allowed_origins": [""]}, "router.http_allowed_origins"),
-    ({}, {"read_only": "true"}, "router.read_only"),
-    ({}, {"audit_backups": -1}, "router.audit_backups"),
-])
+@pytest.mark.parametrize(
+    "entry, router_section, field",
+    [
+        ({"tools": ["get_*"]}, {}, "tools"),
+        ({"tools": {"allow": "get_*"}}, {}, "tools.allow"),
+        ({"tools": {"deny": ["ok", 3]}}, {}, "tools.deny[1]"),
+        ({"tools": {"hide": []}}, {}, "tools.hide"),
+        ({"readOnly": "yes"}, {}, "readOnly"),
+        ({"confirmDestructive": 1}, {}, "confirmDestructive"),
+        ({"auditArguments": None, "readOnly": []}, {}, "readOnly"),
+        ({"args": ["${keyring:svc/x}"]}, {}, "args[0]"),
+        ({}, {"pinned": "time/*"}, "router.pinned"),
+        ({}, {"http_allowed_origins": [""]}, "router.http_allowed_origins"),
+        ({}, {"read_only": "true"}, "router.read_only"),
+        ({}, {"audit_backups": -1}, "router.audit_backups"),
+    ],
+)
 def test_governance_config_errors_name_file_server_and_field(tmp_path: Path, entry, router_section, field):
     path = tmp_path / "config.json"
     raw = {"mcpServers": {"inv": {"command": "x", **entry}}, "router": router_section}
@@ -489,14 +597,30 @@ def test_governance_config_errors_name_file_server_and_field(tmp_path: Path, ent
 
 
 def test_governance_config_parses():
-    config = parse_config({
-        "mcpServers": {"inv": {"command": "x", "tools": {"allow": ["get_*"], "deny": ["*delete*"],
-                                                         "safe": ["list_things"]},
-                               "readOnly": True, "confirmDestructive": False, "auditArguments": True}},
-        "router": {"read_only": False, "confirm_destructive": True, "audit_log": "none", "audit_max_bytes": 1000,
-                   "audit_backups": 1, "pinned": ["inv/get_*"], "http_allowed_origins": ["https://a.example"],
-                   "http_require_token": True},
-    }, environ={})
+    config = parse_config(
+        {
+            "mcpServers": {
+                "inv": {
+                    "command": "x",
+                    "tools": {"allow": ["get_*"], "deny": ["*delete*"], "safe": ["list_things"]},
+                    "readOnly": True,
+                    "confirmDestructive": False,
+                    "auditArguments": True,
+                }
+            },
+            "router": {
+                "read_only": False,
+                "confirm_destructive": True,
+                "audit_log": "none",
+                "audit_max_bytes": 1000,
+                "audit_backups": 1,
+                "pinned": ["inv/get_*"],
+                "http_allowed_origins": ["https://a.example"],
+                "http_require_token": True,
+            },
+        },
+        environ={},
+    )
     policy = config.servers["inv"].policy
     assert (policy.allow, policy.deny, policy.safe) == (("get_*",), ("*delete*",), ("list_things",))
     assert (policy.read_only, policy.confirm_destructive, policy.audit_arguments) == (True, False, True)
@@ -527,8 +651,17 @@ async def test_tool_globs_match_tool_names_whatever_their_case(tmp_path: Path):
     def get_repo(name: str) -> str:
         return name
 
-    config = parse_config({"mcpServers": {"gh": {"command": "x", "tools": {
-        "allow": ["get_*", "list*", "*delete*"], "deny": ["*delete*"], "safe": ["GET_*"]}, "readOnly": True}}})
+    config = parse_config(
+        {
+            "mcpServers": {
+                "gh": {
+                    "command": "x",
+                    "tools": {"allow": ["get_*", "list*", "*delete*"], "deny": ["*delete*"], "safe": ["GET_*"]},
+                    "readOnly": True,
+                }
+            }
+        }
+    )
     policies = {"gh": config.servers["gh"].policy}
     async with Router({"gh": upstream}, settings(tmp_path), policies=policies) as router:
         await router.wait_ready()

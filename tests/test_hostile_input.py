@@ -37,7 +37,8 @@ async def stdio_client():
 
 async def test_lone_surrogate_value_is_refused_and_the_upstream_connection_survives(stdio_client):
     result = await stdio_client.call_tool(
-        "call_tool", {"name": "weather/echo", "arguments": {"text": "x" + LONE}}, raise_on_error=False)
+        "call_tool", {"name": "weather/echo", "arguments": {"text": "x" + LONE}}, raise_on_error=False
+    )
     assert result.is_error
     text = result.content[0].text
     assert "nothing was sent" in text and "text" in text
@@ -47,8 +48,10 @@ async def test_lone_surrogate_value_is_refused_and_the_upstream_connection_survi
 
 async def test_lone_surrogate_in_nested_value_names_its_path(stdio_client):
     result = await stdio_client.call_tool(
-        "call_tool", {"name": "weather/plan_trip", "arguments": {"route": {"legs": ["ok", LONE]}, "stops": []}},
-        raise_on_error=False)
+        "call_tool",
+        {"name": "weather/plan_trip", "arguments": {"route": {"legs": ["ok", LONE]}, "stops": []}},
+        raise_on_error=False,
+    )
     assert result.is_error and "route/legs/1" in result.content[0].text
 
 
@@ -56,6 +59,7 @@ async def test_lone_surrogate_in_a_key_still_gets_its_audit_line():
     # fastmcp's own client cannot even serialize such a key, so the router's Python API sends it
     # (the MCP server hands Router.call whatever JSON a raw client sent).
     from discovery_router.errors import InvalidArgumentsError
+
     before = len(_audit_lines())
     async with config_router({"weather": stdio_entry()}) as router:
         await router.wait_ready()
@@ -81,8 +85,9 @@ def _redos_upstream() -> FastMCP:
 async def test_catastrophic_schema_pattern_does_not_stall_other_clients():
     router = Router({"hostile": _redos_upstream(), "notes": build_notes()}, FAST)
     async with Client(build_server(router)) as first, Client(build_server(router)) as second:
-        evil = first.call_tool("call_tool", {"name": "hostile/check", "arguments": {"word": "a" * 30 + "!"}},
-                               raise_on_error=False)
+        evil = first.call_tool(
+            "call_tool", {"name": "hostile/check", "arguments": {"word": "a" * 30 + "!"}}, raise_on_error=False
+        )
         other = second.call_tool("call_tool", {"name": "notes/echo", "arguments": {"text": "unstalled"}})
         rejected, answered = await asyncio.wait_for(asyncio.gather(evil, other), timeout=10)
     assert rejected.is_error and "nothing was sent" in rejected.content[0].text
@@ -100,6 +105,7 @@ async def test_a_matching_value_still_passes_the_bounded_pattern_check():
 def test_line_separators_in_a_key_keep_one_record_per_line(tmp_path, separator):
     # Python's splitlines (and many log shippers) break on these: a raw one in a record split it in two.
     from discovery_router.governance.audit import AuditLog, AuditQuery, read_entries
+
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
     log.write({"tool": "t", "argument_keys": [f"a{separator}b", "k" + LONE]})

@@ -61,9 +61,15 @@ def test_tools_round_trip_and_only_tool_fields(tmp_path):
     cache = IndexCache(tmp_path)
     assert cache.load_tools("github") is None
     tools = [
-        {"name": "create_issue", "description": "Open an issue", "inputSchema": {"type": "object"},
-         "outputSchema": {"type": "object"}, "annotations": {"readOnlyHint": False},
-         "env": {"GITHUB_TOKEN": "secret"}, "headers": {"Authorization": "Bearer x"}},
+        {
+            "name": "create_issue",
+            "description": "Open an issue",
+            "inputSchema": {"type": "object"},
+            "outputSchema": {"type": "object"},
+            "annotations": {"readOnlyHint": False},
+            "env": {"GITHUB_TOKEN": "secret"},
+            "headers": {"Authorization": "Bearer x"},
+        },
     ]
     cache.save_tools("github", tools)
     loaded = cache.load_tools("github")
@@ -152,8 +158,12 @@ def test_damaged_embedding_file_is_rebuilt(tmp_path, embedder, model, damage, ca
             meta["format"] = FORMAT_VERSION + 1
         else:
             meta["model_id"] = "someone-else"
-        np.savez(path.open("wb"), meta=np.array(json.dumps(meta)), keys=np.array(["a" * 64]),
-                 vectors=np.zeros((1, model.dimension), dtype=np.float32))
+        np.savez(
+            path.open("wb"),
+            meta=np.array(json.dumps(meta)),
+            keys=np.array(["a" * 64]),
+            vectors=np.zeros((1, model.dimension), dtype=np.float32),
+        )
     fresh = CountingEmbedder(model)
     with caplog.at_level(logging.WARNING, logger="discovery_router.cache"):
         result = IndexCache(tmp_path).get_or_embed(fresh, TEXTS)
@@ -163,8 +173,16 @@ def test_damaged_embedding_file_is_rebuilt(tmp_path, embedder, model, damage, ca
     assert IndexCache(tmp_path).get_or_embed(CountingEmbedder(model), TEXTS).encoded == 0
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"", b'{"kind": "other"}', b"\xff\xfe",
-                                     b'{"kind": "discovery-router/tools", "format": 99, "server": "s", "tools": []}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"",
+        b'{"kind": "other"}',
+        b"\xff\xfe",
+        b'{"kind": "discovery-router/tools", "format": 99, "server": "s", "tools": []}',
+    ],
+)
 def test_damaged_tool_file_is_ignored(tmp_path, content, caplog):
     cache = IndexCache(tmp_path)
     cache.save_tools("s", [{"name": "t"}])
@@ -202,8 +220,10 @@ def test_default_directory_is_the_user_cache(monkeypatch, tmp_path):
 
 
 def test_end_to_end_index_from_cache(tmp_path, embedder):
-    docs = [ToolDoc("weather", "get_forecast", "Weather forecast for a city."),
-            ToolDoc("mail", "send_email", "Send an email message.")]
+    docs = [
+        ToolDoc("weather", "get_forecast", "Weather forecast for a city."),
+        ToolDoc("mail", "send_email", "Send an email message."),
+    ]
     index = SearchIndex(docs)
     result = IndexCache(tmp_path).get_or_embed(embedder, index.embedding_texts())
     index.attach_embeddings(embedder.inner, result.matrix)

@@ -37,8 +37,15 @@ def keyring_env(data_home: Path, backend: str = "keyrings.alt.file.PlaintextKeyr
 
 def cli(env: dict[str, str], *args: str, stdin: str = "", config: Path | None = None) -> subprocess.CompletedProcess:
     prefix = ["--config", str(config)] if config else []
-    return subprocess.run([sys.executable, "-m", "discovery_router", *prefix, *args], input=stdin, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery_router", *prefix, *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -63,16 +70,29 @@ async def test_secret_set_then_keyring_reference_reaches_the_upstream(file_keyri
     assert cli(env, "secret", "set", "plain", stdin="another-secret-value").returncode == 0
 
     caplog.set_level(logging.DEBUG)
-    config = parse_config({"mcpServers": {"inv": {
-        "command": sys.executable, "args": [INVENTORY, "stdio"],
-        "env": {"PYTHONPATH": str(REPO), "API_KEY": "${keyring:inventory/api-key}", "OTHER": "x-${keyring:plain}"},
-    }, "remote": {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${keyring:plain}"}}}},
-        environ={})
+    config = parse_config(
+        {
+            "mcpServers": {
+                "inv": {
+                    "command": sys.executable,
+                    "args": [INVENTORY, "stdio"],
+                    "env": {
+                        "PYTHONPATH": str(REPO),
+                        "API_KEY": "${keyring:inventory/api-key}",
+                        "OTHER": "x-${keyring:plain}",
+                    },
+                },
+                "remote": {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${keyring:plain}"}},
+            }
+        },
+        environ={},
+    )
     assert config.servers["inv"].env["OTHER"] == "x-another-secret-value"
     assert config.servers["remote"].headers["Authorization"] == "Bearer another-secret-value"
     assert config.redactor(f"key {SECRET}") == "key ***"
-    router = Router(config.servers, replace(FAST, audit_log=str(file_keyring / "audit.jsonl")),
-                    redactor=config.redactor)
+    router = Router(
+        config.servers, replace(FAST, audit_log=str(file_keyring / "audit.jsonl")), redactor=config.redactor
+    )
     async with router:
         await router.wait_ready()
         result = await router.call("inv/read_env", {"name": "API_KEY"})
@@ -85,8 +105,9 @@ async def test_secret_set_then_keyring_reference_reaches_the_upstream(file_keyri
     assert deleted.returncode == 0 and "deleted inventory/api-key" in deleted.stdout
     assert cli(env, "secret", "delete", "inventory/api-key").returncode == 1
     with pytest.raises(ConfigError) as missing:
-        parse_config({"mcpServers": {"inv": {"command": "x", "env": {"K": "${keyring:inventory/api-key}"}}}},
-                     environ={})
+        parse_config(
+            {"mcpServers": {"inv": {"command": "x", "env": {"K": "${keyring:inventory/api-key}"}}}}, environ={}
+        )
     assert missing.value.field == "env.K" and "secret set inventory/api-key" in str(missing.value)
 
 
@@ -96,10 +117,16 @@ def test_headless_linux_says_so_and_other_forms_keep_working(tmp_path: Path):
     assert refused.returncode == 1
     assert "no OS keyring backend is available here" in refused.stderr and "${VAR}" in refused.stderr
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"mcpServers": {
-        "inv": {"command": "x", "env": {"K": "${keyring:token}"}},
-        "other": {"command": "y", "env": {"K": "${FROM_ENV}"}},
-    }}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "inv": {"command": "x", "env": {"K": "${keyring:token}"}},
+                    "other": {"command": "y", "env": {"K": "${FROM_ENV}"}},
+                }
+            }
+        )
+    )
     listed = cli(env, "list", "--json", config=config)  # reads no secret at all
     assert listed.returncode == 0 and '"server": "inv"' in listed.stdout
     status = cli({**env, "FROM_ENV": "v"}, "status", config=config)

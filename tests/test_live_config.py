@@ -30,8 +30,15 @@ SECRET = "s3cret-header-value-42"
 
 
 def settings(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    return {"connect_timeout": 20, "embedding_model": "none", "cache_dir": "none", "retry_initial": 0.2,
-            "retry_max": 1, "audit_log": str(tmp_path / "audit.jsonl"), **extra}
+    return {
+        "connect_timeout": 20,
+        "embedding_model": "none",
+        "cache_dir": "none",
+        "retry_initial": 0.2,
+        "retry_max": 1,
+        "audit_log": str(tmp_path / "audit.jsonl"),
+        **extra,
+    }
 
 
 def write(path: Path, servers: dict[str, Any], router: dict[str, Any]) -> None:
@@ -42,8 +49,12 @@ def write(path: Path, servers: dict[str, Any], router: dict[str, Any]) -> None:
 
 
 def serve(path: Path, log: Path) -> Client:
-    transport = StdioTransport(sys.executable, ["-m", "discovery_router", "--config", str(path), "serve"],
-                               env={**os.environ, "PYTHONPATH": str(REPO)}, log_file=log)
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "discovery_router", "--config", str(path), "serve"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        log_file=log,
+    )
     return Client(transport, timeout=60)
 
 
@@ -99,8 +110,7 @@ async def test_add_change_remove_apply_in_the_same_session(tmp_path: Path):
     write(path, {"keep": keep}, router)
     async with serve(path, log) as client:
         keep_pid = await pid_of(client, "keep")
-        nap = asyncio.create_task(client.call_tool_mcp("call_tool", {"name": "keep/nap",
-                                                                      "arguments": {"seconds": 3}}))
+        nap = asyncio.create_task(client.call_tool_mcp("call_tool", {"name": "keep/nap", "arguments": {"seconds": 3}}))
         await asyncio.sleep(0.3)
 
         # Added: connected, indexed, callable, while the untouched server's call in flight goes on.
@@ -160,9 +170,13 @@ async def test_a_broken_edit_keeps_the_last_good_config(tmp_path: Path):
         assert not failed and "invalid JSON" in listing and "keep\tstdio\tconnected" in listing
 
         # `status` on the same file says why too (and fails).
-        status = subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(path), "status"],
-                                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-                                timeout=60)
+        status = subprocess.run(
+            [sys.executable, "-m", "discovery_router", "--config", str(path), "status"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=60,
+        )
         assert status.returncode != 0 and "invalid JSON" in status.stderr
 
         # Fixed: applied, and the problem is cleared.
@@ -184,8 +198,7 @@ async def test_one_bad_entry_fails_only_that_server(tmp_path: Path):
     os.environ.pop("LIVE_CONFIG_UNSET_VARIABLE", None)
     async with serve(path, log) as client:
         keep_pid = await pid_of(client, "keep")
-        bad = {"command": sys.executable, "args": [UPSTREAMS_SCRIPT],
-               "env": {"TOKEN": "${LIVE_CONFIG_UNSET_VARIABLE}"}}
+        bad = {"command": sys.executable, "args": [UPSTREAMS_SCRIPT], "env": {"TOKEN": "${LIVE_CONFIG_UNSET_VARIABLE}"}}
         write(path, {"keep": stdio_entry("weather"), "bad": bad, "good": stdio_entry("weather")}, router)
         await until(lambda: pid_of(client, "good"), "the good server callable")
         failed, listing = await text_of(client, "list_servers", {})
@@ -193,8 +206,11 @@ async def test_one_bad_entry_fails_only_that_server(tmp_path: Path):
         assert "failed" in line and "LIVE_CONFIG_UNSET_VARIABLE is not set" in line
         assert await pid_of(client, "keep") == keep_pid
         # The bad entry fixed: it starts.
-        write(path, {"keep": stdio_entry("weather"), "bad": stdio_entry("weather"), "good": stdio_entry("weather")},
-              router)
+        write(
+            path,
+            {"keep": stdio_entry("weather"), "bad": stdio_entry("weather"), "good": stdio_entry("weather")},
+            router,
+        )
         await until(lambda: pid_of(client, "bad"), "the fixed server callable")
 
 
@@ -207,9 +223,22 @@ def test_sighup_reloads_over_http(tmp_path: Path):
     write(path, {"wx": entry}, router)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "discovery_router", "--config", str(path), "serve", "--transport", "http",
-         "--port", str(port)], env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(path),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, process)
 
@@ -243,22 +272,31 @@ async def test_remote_mode_refuses_a_command_and_writes_nothing(tmp_path: Path, 
     before = path.read_bytes()
     async with serve(path, log) as client:
         tools = {tool.name: tool for tool in await client.list_tools()}
-        assert set(tools) == {"search_tools", "describe_tool", "call_tool", "add_server", "remove_server",
-                              "list_servers"}
+        assert set(tools) == {
+            "search_tools",
+            "describe_tool",
+            "call_tool",
+            "add_server",
+            "remove_server",
+            "list_servers",
+        }
         assert "command" not in tools["add_server"].input_schema["properties"]
 
-        failed, message = await text_of(client, "add_server", {"name": "evil", "command": "sh",
-                                                                "args": ["-c", "touch /tmp/x"]})
+        failed, message = await text_of(
+            client, "add_server", {"name": "evil", "command": "sh", "args": ["-c", "touch /tmp/x"]}
+        )
         assert failed and "remote servers only" in message
         failed, message = await text_of(client, "add_server", {"name": "evil", "url": "file:///etc/passwd"})
         assert failed and "http:// or https://" in message
-        failed, message = await text_of(client, "add_server", {"name": "evil", "url": "http://127.0.0.1:1/mcp",
-                                                                "headers": {"X": "${HOME}"}})
+        failed, message = await text_of(
+            client, "add_server", {"name": "evil", "url": "http://127.0.0.1:1/mcp", "headers": {"X": "${HOME}"}}
+        )
         assert failed and "${...}" in message
         assert path.read_bytes() == before  # nothing written
 
-        failed, message = await text_of(client, "add_server", {"name": "remote", "url": http_upstream,
-                                                                "headers": {"Authorization": SECRET}})
+        failed, message = await text_of(
+            client, "add_server", {"name": "remote", "url": http_upstream, "headers": {"Authorization": SECRET}}
+        )
         assert not failed and "connected" in message, message
         assert SECRET not in message
         assert "remote/get_forecast" in await search(client, "forecast", "remote")
@@ -267,7 +305,11 @@ async def test_remote_mode_refuses_a_command_and_writes_nothing(tmp_path: Path, 
     lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     own = [line for line in lines if line["server"] == "discovery-router"]
     assert [(line["tool"], line["outcome"]) for line in own] == [
-        ("add_server", "refused"), ("add_server", "refused"), ("add_server", "refused"), ("add_server", "ok")]
+        ("add_server", "refused"),
+        ("add_server", "refused"),
+        ("add_server", "refused"),
+        ("add_server", "ok"),
+    ]
     assert SECRET not in (tmp_path / "audit.jsonl").read_text() and SECRET not in log.read_text()
 
 
@@ -304,8 +346,7 @@ async def test_manage_tools_are_off_by_default(tmp_path: Path):
     path, log = tmp_path / "config.json", tmp_path / "serve.log"
     write(path, {}, settings(tmp_path))
     async with serve(path, log) as client:
-        assert sorted(tool.name for tool in await client.list_tools()) == ["call_tool", "describe_tool",
-                                                                           "search_tools"]
+        assert sorted(tool.name for tool in await client.list_tools()) == ["call_tool", "describe_tool", "search_tools"]
 
 
 @pytest.mark.parametrize("accept", [True, False])
@@ -430,8 +471,10 @@ async def test_apply_config_diffs_by_value_and_keeps_untouched_upstreams():
     from discovery_router.router import Router
 
     def config(servers: dict[str, Any]) -> Any:
-        return parse_config({"mcpServers": servers, "router": {"embedding_model": "none", "cache_dir": "none"}},
-                            environ={"TOKEN": "token-value-123"})
+        return parse_config(
+            {"mcpServers": servers, "router": {"embedding_model": "none", "cache_dir": "none"}},
+            environ={"TOKEN": "token-value-123"},
+        )
 
     remote = {"url": "https://a.example/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
     router = Router.from_config(config({"a": remote, "b": {"url": "https://b.example/mcp"}}), semantic=False)
@@ -440,13 +483,22 @@ async def test_apply_config_diffs_by_value_and_keeps_untouched_upstreams():
     same = await router.apply_config(config({"a": dict(remote), "b": {"url": "https://b.example/mcp"}}))
     assert not same and router.upstreams["a"] is a  # equal by value: a fresh load changes nothing
 
-    change = await router.apply_config(config({
-        "a": {**remote, "description": "now described"}, "c": {"url": "https://c.example/mcp"}}))
+    change = await router.apply_config(
+        config({"a": {**remote, "description": "now described"}, "c": {"url": "https://c.example/mcp"}})
+    )
     assert (change.added, change.removed, change.changed) == (("c",), ("b",), ("a",))
-    assert list(router.upstreams) == ["a", "c"] and router.upstreams["a"] is not a and b not in router.upstreams.values()
+    assert (
+        list(router.upstreams) == ["a", "c"] and router.upstreams["a"] is not a and b not in router.upstreams.values()
+    )
 
-    change = await router.apply_config(config({"a": {**remote, "description": "now described"},
-                                               "c": {"url": "https://c.example/mcp", "tools": {"deny": ["x"]}}}))
+    change = await router.apply_config(
+        config(
+            {
+                "a": {**remote, "description": "now described"},
+                "c": {"url": "https://c.example/mcp", "tools": {"deny": ["x"]}},
+            }
+        )
+    )
     assert change.changed == ("c",) and not router.governance.exposes("c", "x")
     assert "token-value-123" not in repr(change)
 

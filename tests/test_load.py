@@ -30,9 +30,22 @@ async def test_concurrent_clients_get_their_own_results(tmp_path: Path):
     config.write_text(json.dumps({"mcpServers": {"weather": stdio_entry("weather"), "notes": stdio_entry("notes")}}))
     port = free_port()
     router = subprocess.Popen(
-        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",
-         "--port", str(port)], env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(config),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         wait_for_port(port, router)
@@ -46,8 +59,9 @@ async def test_concurrent_clients_get_their_own_results(tmp_path: Path):
                 for i in range(CALLS_PER_CLIENT):
                     server = ("weather", "notes")[(n + i) % 2]
                     token = f"{n}-{i}-{uuid.uuid4().hex}"
-                    result = await client.call_tool_mcp("call_tool", {"name": f"{server}/echo",
-                                                                      "arguments": {"text": token}})
+                    result = await client.call_tool_mcp(
+                        "call_tool", {"name": f"{server}/echo", "arguments": {"text": token}}
+                    )
                     pairs.append((f"{server}:{token}", result.content[0].text))
             return pairs
 

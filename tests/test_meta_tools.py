@@ -63,10 +63,14 @@ async def test_call_returns_structured_content_unchanged(client: Client, weather
         expected = await direct.call_tool_mcp("get_forecast", {"city": "Oslo", "days": 2})
     finally:
         await direct.__aexit__(None, None, None)
-    routed = await client.call_tool_mcp("call_tool", {"name": "weather/get_forecast",
-                                                      "arguments": {"city": "Oslo", "days": 2}})
-    assert routed.structured_content == expected.structured_content == {
-        "city": "Oslo", "celsius": 21.5, "summary": "sunny for 2 day(s)"}
+    routed = await client.call_tool_mcp(
+        "call_tool", {"name": "weather/get_forecast", "arguments": {"city": "Oslo", "days": 2}}
+    )
+    assert (
+        routed.structured_content
+        == expected.structured_content
+        == {"city": "Oslo", "celsius": 21.5, "summary": "sunny for 2 day(s)"}
+    )
     assert dump(routed)["content"] == dump(expected)["content"]
     assert routed.is_error is False
 
@@ -129,8 +133,9 @@ async def test_progress_is_forwarded(client: Client):
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    result = await client.call_tool_mcp("call_tool", {"name": "weather/slow_report", "arguments": {"steps": 3}},
-                                        progress_handler=on_progress)
+    result = await client.call_tool_mcp(
+        "call_tool", {"name": "weather/slow_report", "arguments": {"steps": 3}}, progress_handler=on_progress
+    )
     assert result.content[0].text == "report done in 3 steps"
     assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
 
@@ -167,7 +172,7 @@ async def test_router_can_be_stopped_and_started_again(weather):
 
 async def test_ids_copied_with_backticks_or_quotes_resolve(client: Client):
     """Models copy ids out of the descriptions' markdown, backticks included."""
-    for wrapped in ("`weather/get_forecast`", "'weather/get_forecast'", " \"weather/get_forecast\" "):
+    for wrapped in ("`weather/get_forecast`", "'weather/get_forecast'", ' "weather/get_forecast" '):
         described = await client.call_tool_mcp("describe_tool", {"name": wrapped})
         assert not described.is_error and described.content[0].text.startswith("weather/get_forecast\n")
     called = await client.call_tool_mcp("call_tool", {"name": "`notes/echo`", "arguments": {"text": "hi"}})
@@ -186,8 +191,9 @@ async def test_a_search_naming_a_failed_server_says_it_exists_but_is_down(weathe
     from discovery_router.router import Router
     from tests.conftest import FAST
 
-    config = parse_config({"mcpServers": {"jira": {"command": "x", "env": {"T": "${JIRA_TOKEN_UNSET}"}}}},
-                          environ={}, strict=False)
+    config = parse_config(
+        {"mcpServers": {"jira": {"command": "x", "env": {"T": "${JIRA_TOKEN_UNSET}"}}}}, environ={}, strict=False
+    )
     router = Router({"weather": weather, **config.servers}, FAST)
     async with Client(build_server(router)) as c:
         result = await c.call_tool_mcp("search_tools", {"query": "create a jira ticket"})
@@ -213,6 +219,7 @@ async def test_search_limit_default_and_maximum_come_from_the_router_settings(we
         limit = search.input_schema["properties"]["limit"]
         assert (limit["default"], limit["maximum"], limit["minimum"]) == (2, 3, 1)
         default = await client.call_tool_mcp("search_tools", {"query": "weather forecast radar notes echo"})
+
         def hits(result) -> list[str]:  # tool lines; a weak-match note may follow them
             return [line for line in result.content[0].text.splitlines() if not line.startswith("(")]
 
@@ -221,18 +228,30 @@ async def test_search_limit_default_and_maximum_come_from_the_router_settings(we
         assert len(hits(many)) == 3
 
 
-@pytest.mark.parametrize(("tool", "arguments", "expected"), [
-    ("call_tool", {"name": "weather/get_forecast", "args": {"city": "Oslo"}},
-     "call_tool takes `name` and `arguments` (not `args`)."),
-    ("search_tools", {"query": "weather", "limit": 0},
-     "search_tools takes `query`, `limit`, `server` and `steps` (`limit` must be at least 1, not 0)."),
-    ("search_tools", {"query": "weather", "limit": 26},
-     "search_tools takes `query`, `limit`, `server` and `steps` (`limit` must be at most 25, not 26)."),
-    ("describe_tool", {"id": "weather/get_forecast"},
-     "describe_tool takes `name` (`name` is missing; not `id`)."),
-])
-async def test_meta_tool_argument_mistakes_say_what_the_tool_takes(client: Client, tool: str, arguments: dict,
-                                                                    expected: str):
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        (
+            "call_tool",
+            {"name": "weather/get_forecast", "args": {"city": "Oslo"}},
+            "call_tool takes `name` and `arguments` (not `args`).",
+        ),
+        (
+            "search_tools",
+            {"query": "weather", "limit": 0},
+            "search_tools takes `query`, `limit`, `server` and `steps` (`limit` must be at least 1, not 0).",
+        ),
+        (
+            "search_tools",
+            {"query": "weather", "limit": 26},
+            "search_tools takes `query`, `limit`, `server` and `steps` (`limit` must be at most 25, not 26).",
+        ),
+        ("describe_tool", {"id": "weather/get_forecast"}, "describe_tool takes `name` (`name` is missing; not `id`)."),
+    ],
+)
+async def test_meta_tool_argument_mistakes_say_what_the_tool_takes(
+    client: Client, tool: str, arguments: dict, expected: str
+):
     result = await client.call_tool_mcp(tool, arguments)
     assert result.is_error
     assert result.content[0].text == expected  # one sentence: no pydantic report, no URL
@@ -253,9 +272,14 @@ async def test_router_search_refuses_a_limit_below_one(router: Router):
 
 
 async def test_search_with_steps_gives_each_step_its_tools_once(client: Client):
-    result = await client.call_tool_mcp("search_tools", {
-        "query": "check the forecast for Oslo and keep a note of it",
-        "steps": ["get the weather forecast for a city", "create a note"], "limit": 2})
+    result = await client.call_tool_mcp(
+        "search_tools",
+        {
+            "query": "check the forecast for Oslo and keep a note of it",
+            "steps": ["get the weather forecast for a city", "create a note"],
+            "limit": 2,
+        },
+    )
     lines = result.content[0].text.splitlines()
     assert lines[0] == "[1] get the weather forecast for a city"
     assert lines[1].startswith("weather/get_forecast: ")
@@ -266,9 +290,9 @@ async def test_search_with_steps_gives_each_step_its_tools_once(client: Client):
 
 
 async def test_a_weak_best_match_is_flagged_and_a_good_one_is_not(client: Client):
-    weak = (await client.call_tool_mcp("search_tools", {"query": "weather satellite launch schedule orbit"}))
+    weak = await client.call_tool_mcp("search_tools", {"query": "weather satellite launch schedule orbit"})
     assert weak.content[0].text.splitlines()[-1].startswith("(weak matches")
-    good = (await client.call_tool_mcp("search_tools", {"query": "weather forecast for a city"}))
+    good = await client.call_tool_mcp("search_tools", {"query": "weather forecast for a city"})
     assert "weak" not in good.content[0].text
 
 
@@ -286,8 +310,10 @@ def test_a_step_block_gives_its_best_tool_the_full_summary_and_the_rest_a_short_
     from discovery_router.router import Matches
 
     long = "Retrieve historical financial time series data for instruments, including open, high, low and close."
-    entries = [ToolEntry("fin", mcp_types.Tool(name=n, description=long, inputSchema={"type": "object"}))
-               for n in ("series", "quote")]
+    entries = [
+        ToolEntry("fin", mcp_types.Tool(name=n, description=long, inputSchema={"type": "object"}))
+        for n in ("series", "quote")
+    ]
     text = search_results(Matches(entries, steps=("get prices",), groups=(tuple(entries),), weak_steps=(False,)), 96)
     header, best, runner_up = text.splitlines()
     assert header == "[1] get prices"

@@ -30,8 +30,13 @@ def raw_server(name: str, tools: dict[str, dict[str, Any]]) -> FastMCP:
 
 REF_SCHEMA = {
     "type": "object",
-    "$defs": {"Point": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
-                        "required": ["x", "y"]}},
+    "$defs": {
+        "Point": {
+            "type": "object",
+            "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+            "required": ["x", "y"],
+        }
+    },
     "properties": {"start": {"$ref": "#/$defs/Point"}, "end": {"$ref": "#/$defs/Point"}},
     "required": ["start"],
 }
@@ -44,15 +49,18 @@ HUGE_ENUM = {"type": "object", "properties": {"code": {"enum": [f"C{i}" for i in
 @pytest.fixture
 async def odd_router():
     servers = {
-        "geo.maps": raw_server("geo", {
-            "draw line": REF_SCHEMA,
-            "files/read": {"type": "object", "properties": {"path": {"type": "string"}}},
-            "météo_prévision": {"type": "object", "properties": {"ville": {"type": "string"}}},
-            "deep": DEEP_SCHEMA,
-            "codes": HUGE_ENUM,
-            "broken": {"type": "object", "properties": {"n": {"type": "not-a-type"}}},
-            "untyped": {"type": "object", "properties": {"anything": {}}},
-        }),
+        "geo.maps": raw_server(
+            "geo",
+            {
+                "draw line": REF_SCHEMA,
+                "files/read": {"type": "object", "properties": {"path": {"type": "string"}}},
+                "météo_prévision": {"type": "object", "properties": {"ville": {"type": "string"}}},
+                "deep": DEEP_SCHEMA,
+                "codes": HUGE_ENUM,
+                "broken": {"type": "object", "properties": {"n": {"type": "not-a-type"}}},
+                "untyped": {"type": "object", "properties": {"anything": {}}},
+            },
+        ),
         "other": raw_server("other", {"files/read": {"type": "object"}}),
     }
     async with Router(servers, FAST) as router:

@@ -70,22 +70,37 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def write_config(home: Path, upstream: OAuthUpstream, **router: object) -> Path:
     path = home / "config.json"
-    path.write_text(json.dumps({"mcpServers": {"vault": {"url": upstream.url, "auth": "oauth"}},
-                                "router": {"embedding_model": "none", **router}}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {"vault": {"url": upstream.url, "auth": "oauth"}},
+                "router": {"embedding_model": "none", **router},
+            }
+        )
+    )
     return path
 
 
 def cli(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def login(config: Path, *extra: str) -> tuple[int, str, str, str]:
     """``login vault --no-browser`` as a user over SSH runs it: read the URL it prints, open it (here: fetch it
     and follow the redirects, as a browser does), and wait for the command to finish. Returns
     (exit code, the URL line, the rest of stdout, stderr)."""
-    process = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(config), "login", "vault",
-                                "--no-browser", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), "login", "vault", "--no-browser", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().rstrip("\n")
@@ -116,8 +131,11 @@ def router_for(config: Path, **settings: object) -> Router:
 
 def files_written(home: Path) -> dict[Path, str]:
     """Every file the router wrote, except the credential store itself."""
-    return {path: path.read_text(errors="replace") for path in home.rglob("*")
-            if path.is_file() and path != token_file("vault") and path.name != "config.json"}
+    return {
+        path: path.read_text(errors="replace")
+        for path in home.rglob("*")
+        if path.is_file() and path != token_file("vault") and path.name != "config.json"
+    }
 
 
 # -- the journey a new user takes ------------------------------------------------
@@ -132,7 +150,11 @@ def test_login_calls_restart_logout_and_tokens_nowhere_else(upstream: OAuthUpstr
 
     code, url, out, err = login(config)
     assert code == 0, err
-    assert url.startswith(f"{upstream.base}/authorize?") and "code_challenge=" in url and "redirect_uri=http%3A%2F%2F127.0.0.1" in url
+    assert (
+        url.startswith(f"{upstream.base}/authorize?")
+        and "code_challenge=" in url
+        and "redirect_uri=http%3A%2F%2F127.0.0.1" in url
+    )
     assert "tokens stored in" in err and "mode 0600" in err and "not the OS keyring" in err
     issued = upstream.issued()
     assert len(issued) == 2  # one access and one refresh token
@@ -270,21 +292,41 @@ async def test_a_running_router_picks_up_a_new_login(upstream: OAuthUpstream, ho
         assert result.content[0].text == "e5: 1234.56 EUR"
 
 
-def test_a_pre_registered_client_logs_in_without_registration(upstream: OAuthUpstream, home: Path,
-                                                               monkeypatch: pytest.MonkeyPatch):
+def test_a_pre_registered_client_logs_in_without_registration(
+    upstream: OAuthUpstream, home: Path, monkeypatch: pytest.MonkeyPatch
+):
     from mcp.shared.auth import OAuthClientInformationFull
 
     from devkit.system import free_port
 
     port, secret = free_port(), "static-client-secret-5b1e"
     upstream.provider.clients["router-app"] = OAuthClientInformationFull(
-        client_id="router-app", client_secret=secret, redirect_uris=[f"http://127.0.0.1:{port}/callback"],
-        token_endpoint_auth_method="client_secret_post", grant_types=["authorization_code", "refresh_token"])
+        client_id="router-app",
+        client_secret=secret,
+        redirect_uris=[f"http://127.0.0.1:{port}/callback"],
+        token_endpoint_auth_method="client_secret_post",
+        grant_types=["authorization_code", "refresh_token"],
+    )
     monkeypatch.setenv("VAULT_CLIENT_SECRET", secret)
     config = home / "config.json"
-    config.write_text(json.dumps({"mcpServers": {"vault": {"url": upstream.url, "auth": "oauth", "oauth": {
-        "clientId": "router-app", "clientSecret": "${VAULT_CLIENT_SECRET}", "callbackPort": port}}},
-        "router": {"embedding_model": "none"}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "vault": {
+                        "url": upstream.url,
+                        "auth": "oauth",
+                        "oauth": {
+                            "clientId": "router-app",
+                            "clientSecret": "${VAULT_CLIENT_SECRET}",
+                            "callbackPort": port,
+                        },
+                    }
+                },
+                "router": {"embedding_model": "none"},
+            }
+        )
+    )
     code, url, out, err = login(config)
     assert code == 0, err
     assert "client_id=router-app" in url and f"127.0.0.1%3A{port}%2Fcallback" in url
@@ -320,10 +362,23 @@ def test_login_without_oauth_or_with_an_unknown_server_says_why(home: Path, upst
 
 
 def test_config_takes_auth_oauth_and_its_settings():
-    config = parse_config({"mcpServers": {"crm": {
-        "url": "https://crm.example.com/mcp", "auth": "oauth",
-        "oauth": {"scopes": ["read", "write"], "clientId": "router-app", "clientSecret": "${CRM_SECRET}",
-                  "callbackPort": 8901}}}}, environ={"CRM_SECRET": "crm-client-secret-value"})
+    config = parse_config(
+        {
+            "mcpServers": {
+                "crm": {
+                    "url": "https://crm.example.com/mcp",
+                    "auth": "oauth",
+                    "oauth": {
+                        "scopes": ["read", "write"],
+                        "clientId": "router-app",
+                        "clientSecret": "${CRM_SECRET}",
+                        "callbackPort": 8901,
+                    },
+                }
+            }
+        },
+        environ={"CRM_SECRET": "crm-client-secret-value"},
+    )
     oauth = config.servers["crm"].oauth
     assert oauth is not None and oauth.scopes == ("read", "write") and oauth.client_id == "router-app"
     assert oauth.client_secret == "crm-client-secret-value" and oauth.callback_port == 8901
@@ -334,19 +389,34 @@ def test_config_takes_auth_oauth_and_its_settings():
     assert parse_config({"mcpServers": {"b": {"url": "https://b.example.com/mcp"}}}).servers["b"].oauth is None
 
 
-@pytest.mark.parametrize(("entry", "field", "words"), [
-    ({"command": "x", "auth": "oauth"}, "auth", "only remote"),
-    ({"url": "https://a.example.com/mcp", "auth": "basic"}, "auth", 'must be "oauth"'),
-    ({"url": "https://a.example.com/mcp", "oauth": {}}, "oauth", 'only with "auth": "oauth"'),
-    ({"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"scope": ["a"]}}, "oauth.scope",
-     "did you mean 'scopes'"),
-    ({"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"callbackPort": 70000}}, "oauth.callbackPort",
-     "port"),
-    ({"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"clientSecret": "s3cr3t-literal"}},
-     "oauth.clientSecret", "needs oauth.clientId"),
-    ({"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"clientId": "c", "clientSecret": 12345678}},
-     "oauth.clientSecret", "must be a string"),
-])
+@pytest.mark.parametrize(
+    ("entry", "field", "words"),
+    [
+        ({"command": "x", "auth": "oauth"}, "auth", "only remote"),
+        ({"url": "https://a.example.com/mcp", "auth": "basic"}, "auth", 'must be "oauth"'),
+        ({"url": "https://a.example.com/mcp", "oauth": {}}, "oauth", 'only with "auth": "oauth"'),
+        (
+            {"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"scope": ["a"]}},
+            "oauth.scope",
+            "did you mean 'scopes'",
+        ),
+        (
+            {"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"callbackPort": 70000}},
+            "oauth.callbackPort",
+            "port",
+        ),
+        (
+            {"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"clientSecret": "s3cr3t-literal"}},
+            "oauth.clientSecret",
+            "needs oauth.clientId",
+        ),
+        (
+            {"url": "https://a.example.com/mcp", "auth": "oauth", "oauth": {"clientId": "c", "clientSecret": 12345678}},
+            "oauth.clientSecret",
+            "must be a string",
+        ),
+    ],
+)
 def test_config_mistakes_name_the_field_and_never_the_value(entry: dict, field: str, words: str):
     with pytest.raises(ConfigError) as refused:
         parse_config({"mcpServers": {"srv": entry}}, path=Path("/cfg.json"))
@@ -410,10 +480,20 @@ async def test_the_plaintext_keyrings_alt_backend_is_not_trusted_with_tokens(hom
 
 
 def test_secret_set_says_plainly_when_the_keyring_is_the_plaintext_one(tmp_path: Path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
-           "XDG_DATA_HOME": str(tmp_path)}
-    stored_secret = subprocess.run([sys.executable, "-m", "discovery_router", "secret", "set", "api"],
-                                   input="plain-secret-value\n", env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(tmp_path),
+    }
+    stored_secret = subprocess.run(
+        [sys.executable, "-m", "discovery_router", "secret", "set", "api"],
+        input="plain-secret-value\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert stored_secret.returncode == 0, stored_secret.stderr
     assert "not an OS keyring" in stored_secret.stderr and "plain file" in stored_secret.stderr
     assert "in the OS keyring" not in stored_secret.stdout and "insecure keyring backend" in stored_secret.stdout

@@ -154,8 +154,11 @@ def test_claude_desktop(env: Environment, router_config: Path):
     got = planned(plan)
     assert got["filesystem"][0] == got["github"][0] == got["time"][0] == "add"
     assert got["discovery-router"] == ("ignore", None)
-    assert got["github"][1] == {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
-                                "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_PLANTEDsecretVALUE0123456789abcdef"}}
+    assert got["github"][1] == {
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-github"],
+        "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_PLANTEDsecretVALUE0123456789abcdef"},
+    }
     assert [s.where for s in plan.secrets] == ["env.GITHUB_PERSONAL_ACCESS_TOKEN"]
 
 
@@ -164,11 +167,15 @@ def test_claude_code_user_local_and_project_scopes(env: Environment, router_conf
     place(env, "project_mcp.json")
     plan = plan_import(env, router_config, ["claude-code"])
     got = planned(plan)
-    assert got["sentry"] == ("add", {"url": "https://mcp.sentry.dev/mcp",
-                                     "headers": {"Authorization": "Bearer ${SENTRY_TOKEN}"}})
+    assert got["sentry"] == (
+        "add",
+        {"url": "https://mcp.sentry.dev/mcp", "headers": {"Authorization": "Bearer ${SENTRY_TOKEN}"}},
+    )
     assert got["linear"] == ("add", {"url": "https://mcp.linear.app/events", "transport": "sse"})
-    assert got["time"] == ("add", {"command": "uvx", "args": ["mcp-server-time", "--local-timezone=Europe/Paris"],
-                                   "env": {}})
+    assert got["time"] == (
+        "add",
+        {"command": "uvx", "args": ["mcp-server-time", "--local-timezone=Europe/Paris"], "env": {}},
+    )
     assert "postgres" not in got  # local scope (projects.<path>.mcpServers) belongs to its project: listed only
     assert [(p.project, p.servers) for p in plan.skipped_projects] == [("/home/alice/src/webapp", ["postgres"])]
     assert got["playwright"][0] == "add"  # project scope: ./.mcp.json (the current directory)
@@ -176,7 +183,8 @@ def test_claude_code_user_local_and_project_scopes(env: Environment, router_conf
 
 
 def test_claude_code_per_project_servers_are_listed_then_imported_with_project(
-        env: Environment, router_config: Path, capsys):
+    env: Environment, router_config: Path, capsys
+):
     """issue 13: `import` no longer flattens every project's servers into the global config; it says which
     it left out and how to import one project's."""
     place(env, "claude.json")
@@ -184,12 +192,23 @@ def test_claude_code_per_project_servers_are_listed_then_imported_with_project(
     assert code == 0
     written = json.loads(router_config.read_text())["mcpServers"]
     assert set(written) == {"sentry", "linear", "time"}
-    assert ("Claude Code's servers for project /home/alice/src/webapp (postgres)" in out
-            and "`discovery-router import --from claude-code --project /home/alice/src/webapp`" in out)
+    assert (
+        "Claude Code's servers for project /home/alice/src/webapp (postgres)" in out
+        and "`discovery-router import --from claude-code --project /home/alice/src/webapp`" in out
+    )
     assert "/home/alice/src/empty" not in out  # no servers there
 
-    code, out, _ = run_cli(capsys, "--config", str(router_config), "import", "--from", "claude-code",
-                           "--project", "/home/alice/src/webapp", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "--config",
+        str(router_config),
+        "import",
+        "--from",
+        "claude-code",
+        "--project",
+        "/home/alice/src/webapp",
+        "--json",
+    )
     assert code == 0, out
     document = json.loads(out)
     assert [(i["action"], i["name"]) for i in document["items"]] == [("add", "postgres")]
@@ -217,8 +236,10 @@ def test_cursor(env: Environment, router_config: Path):
     plan = plan_import(env, router_config, ["cursor"])
     got = planned(plan)
     assert got["github"][1]["env"] == {"GITHUB_PERSONAL_ACCESS_TOKEN": "${GITHUB_TOKEN}"}  # ${env:X} -> ${X}
-    assert got["context7"][1] == {"url": "https://mcp.context7.com/mcp",
-                                  "headers": {"CONTEXT7_API_KEY": "ctx7-PLANTEDsecretVALUE0123456789"}}
+    assert got["context7"][1] == {
+        "url": "https://mcp.context7.com/mcp",
+        "headers": {"CONTEXT7_API_KEY": "ctx7-PLANTEDsecretVALUE0123456789"},
+    }
     local = next(i for i in plan.items if i.original == "local-tools")
     assert "envFile" not in local.entry and any(d.startswith("envFile") for d in local.dropped)
     assert [(s.where, s.variable) for s in plan.secrets] == [("headers.CONTEXT7_API_KEY", "CONTEXT7_API_KEY")]
@@ -229,8 +250,11 @@ def test_vscode_mcp_json_with_comments_inputs_and_settings(env: Environment, rou
     place(env, "vscode_settings.json")
     plan = plan_import(env, router_config, ["vscode"])
     got = planned(plan)
-    assert got["Perplexity"][1] == {"command": "npx", "args": ["-y", "server-perplexity-ask"],
-                                    "env": {"PERPLEXITY_API_KEY": "${PERPLEXITY_KEY}"}}
+    assert got["Perplexity"][1] == {
+        "command": "npx",
+        "args": ["-y", "server-perplexity-ask"],
+        "env": {"PERPLEXITY_API_KEY": "${PERPLEXITY_KEY}"},
+    }
     assert got["fetch"][1] == {"command": "uvx", "args": ["mcp-server-fetch"]}  # "type": "stdio" dropped
     remote = next(i for i in plan.items if i.original == "github remote")
     assert (remote.action, remote.name) == ("rename", "github-remote")
@@ -244,8 +268,11 @@ def test_windsurf(env: Environment, router_config: Path):
     plan = plan_import(env, router_config, ["windsurf"])
     got = planned(plan)
     assert got["figma"][1] == {"url": "https://mcp.figma.com/sse", "enabled": False}  # serverUrl, disabled
-    assert got["brave-search"][1] == {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-brave-search"],
-                                      "env": {"BRAVE_API_KEY": "BSA-PLANTEDsecretVALUE0123456789"}}
+    assert got["brave-search"][1] == {
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-brave-search"],
+        "env": {"BRAVE_API_KEY": "BSA-PLANTEDsecretVALUE0123456789"},
+    }
     figma = next(i for i in plan.items if i.original == "figma")
     assert "serverUrl -> url" in figma.converted and "disabledTools" in figma.dropped
     assert "alwaysAllow" in next(i for i in plan.items if i.original == "brave-search").dropped
@@ -272,13 +299,28 @@ def test_plan_adds_skips_and_renames(env: Environment, router_config: Path, caps
     place(env, "claude_desktop_config.json")
     place(env, "cursor_mcp.json")
     router_config.parent.mkdir(parents=True)
-    router_config.write_text(json.dumps({"mcpServers": {
-        "time": {"command": "uvx", "args": ["mcp-server-time", "--local-timezone=Europe/Paris"]},
-        "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/Users/alice/Desktop",
-                                          "/Users/alice/Downloads"]},
-    }, "router": {"search_limit": 4}}))
-    code, out, _ = run_cli(capsys, "--config", str(router_config), "import", "--from", "claude-desktop",
-                           "--from", "cursor")
+    router_config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": {"command": "uvx", "args": ["mcp-server-time", "--local-timezone=Europe/Paris"]},
+                    "fs": {
+                        "command": "npx",
+                        "args": [
+                            "-y",
+                            "@modelcontextprotocol/server-filesystem",
+                            "/Users/alice/Desktop",
+                            "/Users/alice/Downloads",
+                        ],
+                    },
+                },
+                "router": {"search_limit": 4},
+            }
+        )
+    )
+    code, out, _ = run_cli(
+        capsys, "--config", str(router_config), "import", "--from", "claude-desktop", "--from", "cursor"
+    )
     assert code == 0
     after = json.loads(router_config.read_text())
     servers = after["mcpServers"]
@@ -293,8 +335,9 @@ def test_plan_adds_skips_and_renames(env: Environment, router_config: Path, caps
 
     # importing again changes nothing
     before = router_config.read_bytes()
-    code, out, _ = run_cli(capsys, "--config", str(router_config), "import", "--from", "claude-desktop",
-                           "--from", "cursor")
+    code, out, _ = run_cli(
+        capsys, "--config", str(router_config), "import", "--from", "claude-desktop", "--from", "cursor"
+    )
     assert code == 0 and router_config.read_bytes() == before
     assert "0 to add, 0 renamed" in out
 
@@ -355,8 +398,9 @@ def test_inline_secrets_reported_by_name_never_printed(env: Environment, router_
     # the rich (terminal) rendering too
     plan = plan_import(env, router_config)
     stream = io.StringIO()
-    render_import(Output(stream=stream, redact=plan.redactor, force_terminal=True), plan, env,
-                  dry_run=True, wanted=None)
+    render_import(
+        Output(stream=stream, redact=plan.redactor, force_terminal=True), plan, env, dry_run=True, wanted=None
+    )
     outputs.append(stream.getvalue())
     for config_args in (["install", "--client", "cursor", "--replace"], ["uninstall", "--client", "cursor"]):
         outputs.append("".join(run_cli(capsys, "--config", str(router_config), *config_args)[1:]))
@@ -409,14 +453,16 @@ def test_install_replace_then_uninstall_round_trip(client: str, env: Environment
     assert restored.action == "restored" and not backup.exists()
     if client == "claude-desktop":  # that file already had a (stale) router entry: gone, the rest as before
         raw, _ = read_client_file(path)
-        assert "discovery-router" not in raw["mcpServers"] and set(raw["mcpServers"]) == {"filesystem", "github",
-                                                                                          "time"}
+        assert "discovery-router" not in raw["mcpServers"] and set(raw["mcpServers"]) == {
+            "filesystem",
+            "github",
+            "time",
+        }
     else:
         assert path.read_bytes() == original
 
 
-def test_install_without_replace_keeps_entries_and_reinstall_keeps_first_backup(env: Environment,
-                                                                                router_config: Path):
+def test_install_without_replace_keeps_entries_and_reinstall_keeps_first_backup(env: Environment, router_config: Path):
     path = place(env, "cursor_mcp.json")
     original = path.read_bytes()
     apply_import(plan_import(env, router_config, ["cursor"]))
@@ -456,8 +502,17 @@ def test_uninstall_after_the_user_edited_the_file_merges(env: Environment, route
 def test_install_dry_run_and_json(env: Environment, router_config: Path, capsys):
     path = place(env, "claude_desktop_config.json")
     before = path.read_bytes()
-    code, out, _ = run_cli(capsys, "--config", str(router_config), "install", "--client", "claude-desktop",
-                           "--replace", "--dry-run", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "--config",
+        str(router_config),
+        "install",
+        "--client",
+        "claude-desktop",
+        "--replace",
+        "--dry-run",
+        "--json",
+    )
     assert code == 0 and path.read_bytes() == before and not path.with_name(path.name + BACKUP_SUFFIX).exists()
     document = json.loads(out)
     assert document["dry_run"] is True and document["args"][:2] == ["serve", "--config"]
@@ -481,8 +536,11 @@ async def test_the_installed_entry_starts_and_routes_a_call(client: str, env: En
     from tests.conftest import stdio_entry
 
     router_config.parent.mkdir(parents=True)
-    router_config.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes")},
-                                         "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    router_config.write_text(
+        json.dumps(
+            {"mcpServers": {"notes": stdio_entry("notes")}, "router": {"cache_dir": "none", "embedding_model": "none"}}
+        )
+    )
     result = install(client, env, router_config)  # the real command: this interpreter's discovery-router
     raw, _ = read_client_file(result.path)
     entry = raw[CLIENTS[client].servers_key]["discovery-router"]
@@ -494,8 +552,9 @@ async def test_the_installed_entry_starts_and_routes_a_call(client: str, env: En
         assert "created t" in called.content[0].text
 
 
-def test_import_lists_the_inputs_it_could_not_carry_over_before_replace(env: Environment, router_config: Path,
-                                                                        capsys, monkeypatch: pytest.MonkeyPatch):
+def test_import_lists_the_inputs_it_could_not_carry_over_before_replace(
+    env: Environment, router_config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
     """VS Code's ${input:...} prompt becomes ${PERPLEXITY_KEY}: said, with how to set it, before --replace."""
     place(env, "vscode_mcp.json")
     monkeypatch.delenv("PERPLEXITY_KEY", raising=False)

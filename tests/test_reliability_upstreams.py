@@ -23,7 +23,7 @@ from tests.test_passthrough import library_stdio
 REPO = Path(__file__).parent.parent
 SECRET = "tok-77aa66bb55cc"
 
-RAW_SERVER = r'''
+RAW_SERVER = r"""
 import json, os, sys
 print(f"raw server starting with {os.environ['RAW_TOKEN']}", file=sys.stderr, flush=True)
 def tool(name):
@@ -40,21 +40,38 @@ for line in sys.stdin:
     else:
         result = {}
     print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
-'''
+"""
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "discovery_router", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery_router", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
 
 
 def raw_config(tmp_path: Path) -> Path:
     script = tmp_path / "raw_server.py"
     script.write_text(RAW_SERVER)
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"mcpServers": {"raw": {"command": sys.executable, "args": [str(script)],
-                                                         "protocol": "legacy", "env": {"RAW_TOKEN": SECRET}}},
-                                  "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "raw": {
+                        "command": sys.executable,
+                        "args": [str(script)],
+                        "protocol": "legacy",
+                        "env": {"RAW_TOKEN": SECRET},
+                    }
+                },
+                "router": {"cache_dir": "none", "embedding_model": "none"},
+            }
+        )
+    )
     return config
 
 
@@ -70,6 +87,7 @@ async def test_log_line_after_a_clients_answer_never_reaches_another_client():
         async def on_log(message: Any) -> None:
             data = message.data
             seen[who].append(data.get("msg") if isinstance(data, dict) else str(data))
+
         return on_log
 
     router = config_router({"library": library_stdio()})
@@ -103,15 +121,21 @@ async def test_a_stdio_fronts_one_client_gets_its_logs_on_back_to_back_calls(tmp
     from fastmcp.client.transports import StdioTransport
 
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"mcpServers": {"library": library_stdio()},
-                                  "router": {"cache_dir": "none", "embedding_model": "none"}}))
+    config.write_text(
+        json.dumps(
+            {"mcpServers": {"library": library_stdio()}, "router": {"cache_dir": "none", "embedding_model": "none"}}
+        )
+    )
     logs: list[str] = []
 
     async def on_log(message: Any) -> None:
         logs.append(message.data.get("msg") if isinstance(message.data, dict) else str(message.data))
 
-    transport = StdioTransport(sys.executable, ["-m", "discovery_router", "serve", "--config", str(config)],
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "discovery_router", "serve", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     async with Client(transport, log_handler=on_log) as client:
         for steps in (1, 2):  # the second call starts right after the first one ended
             await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": steps}})
@@ -143,17 +167,31 @@ def test_stdio_request_with_a_lone_surrogate_is_answered_and_serving_goes_on(tmp
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {}, "router": {"cache_dir": "none", "embedding_model": "none"}}))
     lines = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
     ]
     raw = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-    raw += b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_tools","arguments":' \
-           b'{"query":"a\\ud800b"}}}\n'
+    raw += (
+        b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_tools","arguments":'
+        b'{"query":"a\\ud800b"}}}\n'
+    )
     raw += b'{"jsonrpc":"2.0","id":3,"method":"tools/list"}\n'
-    process = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(raw)
@@ -188,8 +226,7 @@ async def test_a_flooding_upstreams_log_lines_are_rate_limited_in_the_routers_lo
     router = config_router({"library": library_stdio()})
     async with Client(build_server(router), log_handler=on_log) as client:
         started = time.monotonic()
-        await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": 2000}},
-                               timeout=120)
+        await client.call_tool("call_tool", {"name": "library/chatty", "arguments": {"steps": 2000}}, timeout=120)
         elapsed = time.monotonic() - started
         await asyncio.sleep(2.0)  # the suppressed count is written a second after the first dropped line
     assert len([line for line in received if line.startswith("step")]) == 2000

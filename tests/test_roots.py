@@ -33,8 +33,11 @@ def rooted() -> dict:
 def serve_stdio(tmp_path: Path, servers: dict) -> StdioTransport:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": servers, "router": {"connect_timeout": 20}}))
-    return StdioTransport(sys.executable, ["-m", "discovery_router", "serve", "--config", str(config)],
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return StdioTransport(
+        sys.executable,
+        ["-m", "discovery_router", "serve", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 async def seen_roots(client: Client, server: str, want: Any, timeout: float = 15) -> dict:
@@ -96,8 +99,12 @@ def test_config_roots_are_file_uris(tmp_path: Path):
 
     entry = {"command": "x", "roots": ["~", "rel", "${DATA}/in", "file:///srv/data"]}
     config = parse_config({"mcpServers": {"a": entry}}, environ={"DATA": "/data"}, path=tmp_path / "config.json")
-    assert config.servers["a"].roots == (Path.home().resolve().as_uri(), (tmp_path / "rel").resolve().as_uri(),
-                                         "file:///data/in", "file:///srv/data")  # relative to the config file
+    assert config.servers["a"].roots == (
+        Path.home().resolve().as_uri(),
+        (tmp_path / "rel").resolve().as_uri(),
+        "file:///data/in",
+        "file:///srv/data",
+    )  # relative to the config file
     with pytest.raises(ConfigError, match=r"field 'roots\[0\]': must be a directory path or a file:// URI"):
         parse_config({"mcpServers": {"a": {"command": "x", "roots": ["https://example.com"]}}}, environ={})
 
@@ -108,8 +115,9 @@ async def test_server_filesystem_without_paths_gets_the_clients_directory(tmp_pa
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "hello.txt").write_text("hello from the client's root\n")
-    async with Client(serve_stdio(tmp_path, {"fs": {"command": node, "args": [str(entry)]}}),
-                      roots=[shared.as_uri()], mode="legacy") as client:
+    async with Client(
+        serve_stdio(tmp_path, {"fs": {"command": node, "args": [str(entry)]}}), roots=[shared.as_uri()], mode="legacy"
+    ) as client:
         deadline = asyncio.get_running_loop().time() + 20
         while True:
             listed = await client.call_tool_mcp("call_tool", {"name": "fs/list_allowed_directories"})
@@ -118,6 +126,7 @@ async def test_server_filesystem_without_paths_gets_the_clients_directory(tmp_pa
                 break
             await asyncio.sleep(0.3)
         assert str(shared.resolve()) in text, text
-        read = await client.call_tool_mcp("call_tool", {"name": "fs/read_text_file",
-                                                        "arguments": {"path": str(shared / "hello.txt")}})
+        read = await client.call_tool_mcp(
+            "call_tool", {"name": "fs/read_text_file", "arguments": {"path": str(shared / "hello.txt")}}
+        )
         assert "hello from the client's root" in read.content[0].text

@@ -50,8 +50,9 @@ async def run_once(servers: dict, settings: RouterSettings) -> Router:
 
 
 async def test_hybrid_finds_a_tool_that_shares_no_word_with_the_query(tmp_path: Path):
-    router = make_router({"notes": stdio_entry("notes"), "weather": stdio_entry("weather")},
-                         settings_with_cache(tmp_path / "cache"))
+    router = make_router(
+        {"notes": stdio_entry("notes"), "weather": stdio_entry("weather")}, settings_with_cache(tmp_path / "cache")
+    )
     async with router:
         assert await router.wait_hybrid(timeout=120)
         hits = [e.id for e in await router.search("jot down a memo", limit=3)]
@@ -68,8 +69,9 @@ async def test_warm_restart_embeds_nothing_and_a_changed_tool_once(tmp_path: Pat
     warm = await run_once(servers, settings)
     assert warm.indexer.embedding_counts.encoded == 0
     assert warm.indexer.embedding_counts.cached == total
-    changed = await run_once({"extra": extra_tools_server(tmp_path / "tools.json", ["alpha_tool", "beta_tool",
-                                                                                     "delta_tool"])}, settings)
+    changed = await run_once(
+        {"extra": extra_tools_server(tmp_path / "tools.json", ["alpha_tool", "beta_tool", "delta_tool"])}, settings
+    )
     assert changed.indexer.embedding_counts.encoded == 1
 
 
@@ -98,8 +100,13 @@ async def test_reindex_command_reports_and_a_running_router_picks_it_up(tmp_path
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def reindex(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(config), "reindex", *extra],
-                              capture_output=True, text=True, env=env, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "discovery_router", "--config", str(config), "reindex", *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
 
     done = reindex()
     assert done.returncode == 0, done.stderr
@@ -148,8 +155,9 @@ DEPOT_INSTRUCTIONS = "Tracks the warehouse inventory of spare parts for the repa
 
 
 async def test_a_server_without_a_config_description_is_found_by_its_own_instructions():
-    router = Router({"depot": _depot(DEPOT_INSTRUCTIONS), "notes": build_notes(), "weather": build_weather()},
-                    FAST, semantic=False)
+    router = Router(
+        {"depot": _depot(DEPOT_INSTRUCTIONS), "notes": build_notes(), "weather": build_weather()}, FAST, semantic=False
+    )
     async with router:
         await router.wait_ready()
         assert "warehouse inventory" in router.server_descriptions()["depot"]
@@ -158,11 +166,9 @@ async def test_a_server_without_a_config_description_is_found_by_its_own_instruc
 
 
 async def test_without_instructions_the_same_query_does_not_find_them():
-    router = Router({"depot": _depot(None), "notes": build_notes(), "weather": build_weather()}, FAST,
-                    semantic=False)
+    router = Router({"depot": _depot(None), "notes": build_notes(), "weather": build_weather()}, FAST, semantic=False)
     async with router:
         await router.wait_ready()
         assert "depot" not in router.server_descriptions()
         hits = [e.id for e in await router.search("spare parts in the warehouse", limit=2)]
     assert not any(h.startswith("depot/") for h in hits)
-

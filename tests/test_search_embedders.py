@@ -67,7 +67,11 @@ def test_without_int8_package_the_fp32_package_is_next(monkeypatch):
 
     monkeypatch.setattr(onnx_module, "packaged_int8_model", lambda: None)
     location = locate_model(None)
-    assert (location.source, location.backend, location.model_id) == ("package", "sentence-transformers", "all-MiniLM-L6-v2")
+    assert (location.source, location.backend, location.model_id) == (
+        "package",
+        "sentence-transformers",
+        "all-MiniLM-L6-v2",
+    )
 
 
 def test_without_any_package_the_hub_is_last(monkeypatch):

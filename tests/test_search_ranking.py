@@ -16,15 +16,31 @@ from discovery_router.search.fusion import FusionConfig
 from discovery_router.search.text import split_steps
 
 CATALOG = [
-    ToolDoc("weather", "get_forecast", "Weather forecast for a city: temperature, rain and wind for the next days.",
-            {"properties": {"city": {"type": "string", "description": "City name"}}}),
-    ToolDoc("weather", "get_alerts", "Active severe weather alerts for a US state.",
-            {"properties": {"state": {"type": "string"}}}),
-    ToolDoc("github", "create_issue", "Open a new issue in a GitHub repository.",
-            {"properties": {"repo": {"type": "string"}, "title": {"type": "string"}}}),
+    ToolDoc(
+        "weather",
+        "get_forecast",
+        "Weather forecast for a city: temperature, rain and wind for the next days.",
+        {"properties": {"city": {"type": "string", "description": "City name"}}},
+    ),
+    ToolDoc(
+        "weather",
+        "get_alerts",
+        "Active severe weather alerts for a US state.",
+        {"properties": {"state": {"type": "string"}}},
+    ),
+    ToolDoc(
+        "github",
+        "create_issue",
+        "Open a new issue in a GitHub repository.",
+        {"properties": {"repo": {"type": "string"}, "title": {"type": "string"}}},
+    ),
     ToolDoc("github", "list_pull_requests", "List pull requests of a repository."),
-    ToolDoc("mail", "send_email", "Send an email message to one or more recipients.",
-            {"properties": {"to": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}}}),
+    ToolDoc(
+        "mail",
+        "send_email",
+        "Send an email message to one or more recipients.",
+        {"properties": {"to": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}}},
+    ),
     ToolDoc("files", "read_file", "Read the contents of a file from the local disk."),
     ToolDoc("files", "write_file", "Write text to a file on the local disk, replacing it."),
     ToolDoc("time", "get_current_time", "Current time in a given IANA timezone."),
@@ -79,7 +95,10 @@ def test_server_filter(hybrid):
     ids = top(hybrid, "read a file", server="files", limit=10)
     assert ids and all(i.startswith("files/") for i in ids)
     assert top(hybrid, "read a file", server="nope") == []
-    assert top(hybrid, "get_forecast", server="files") == [] or top(hybrid, "get_forecast", server="files")[0] != "weather/get_forecast"
+    assert (
+        top(hybrid, "get_forecast", server="files") == []
+        or top(hybrid, "get_forecast", server="files")[0] != "weather/get_forecast"
+    )
 
 
 def test_limit_and_empty(hybrid):
@@ -134,8 +153,11 @@ def test_attach_while_searching_from_another_thread(embedder):
 
 
 def test_steps_each_get_their_own_best_tools_once(hybrid):
-    groups = hybrid.search_steps("trip prep", ["weather forecast for Berlin", "translate text to French",
-                                               "email the summary to my team"], per_step=2)
+    groups = hybrid.search_steps(
+        "trip prep",
+        ["weather forecast for Berlin", "translate text to French", "email the summary to my team"],
+        per_step=2,
+    )
     assert [g[0].doc.id for g in groups] == ["weather/get_forecast", "translate/translate_text", "mail/send_email"]
     ids = [h.doc.id for g in groups for h in g]
     assert len(ids) == len(set(ids)) == 6
@@ -162,11 +184,18 @@ def test_weak_flag_only_when_nothing_fits(hybrid):
 
 
 def test_plural_descriptions_and_destructive_names_do_not_win_by_word_overlap(embedder):
-    docs = [ToolDoc("git", "git_log", "Shows the commit logs"), ToolDoc("git", "git_show", "Shows the contents of a commit"),
-            ToolDoc("git", "git_commit", "Records changes to the repository"),
-            ToolDoc("memory", "create_entities", "Create multiple new entities in the knowledge graph"),
-            ToolDoc("memory", "delete_entities", "Delete multiple entities and their associated relations from the "
-                    "knowledge graph"), ToolDoc("memory", "read_graph", "Read the entire knowledge graph")]
+    docs = [
+        ToolDoc("git", "git_log", "Shows the commit logs"),
+        ToolDoc("git", "git_show", "Shows the contents of a commit"),
+        ToolDoc("git", "git_commit", "Records changes to the repository"),
+        ToolDoc("memory", "create_entities", "Create multiple new entities in the knowledge graph"),
+        ToolDoc(
+            "memory",
+            "delete_entities",
+            "Delete multiple entities and their associated relations from the knowledge graph",
+        ),
+        ToolDoc("memory", "read_graph", "Read the entire knowledge graph"),
+    ]
     index = SearchIndex(docs)
     index.attach_embeddings(embedder, embedder.encode(index.embedding_texts()))
     assert top(index, "show the commit log")[0] == "git/git_log"

@@ -23,10 +23,15 @@ REPO = Path(__file__).parent.parent
 def secret_config() -> dict:
     local = stdio_entry("notes")
     local["env"] = {**local["env"], "API_KEY": "${PLANTED}", "LITERAL": SECRET + "-literal"}
-    return {"mcpServers": {
-        "local": local,
-        "remote": {"url": "http://127.0.0.1:9/mcp?token=${PLANTED}", "headers": {"Authorization": "Bearer ${PLANTED}"}},
-    }}
+    return {
+        "mcpServers": {
+            "local": local,
+            "remote": {
+                "url": "http://127.0.0.1:9/mcp?token=${PLANTED}",
+                "headers": {"Authorization": "Bearer ${PLANTED}"},
+            },
+        }
+    }
 
 
 async def test_planted_secret_appears_nowhere(tmp_path: Path, caplog, monkeypatch):
@@ -60,7 +65,12 @@ def test_cli_status_list_and_verbose_logs_hide_the_secret(tmp_path: Path):
     config.write_text(json.dumps(secret_config()))
     env = {**os.environ, "PYTHONPATH": str(REPO), "PLANTED": SECRET}
     for args in (["-v", "status"], ["list"], ["-v", "call", "remote/x"]):
-        done = subprocess.run([sys.executable, "-m", "discovery_router", "--config", str(config), *args],
-                              capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "discovery_router", "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert "remote" in done.stdout + done.stderr, args  # it got as far as naming the server
         assert SECRET not in done.stdout + done.stderr, args

@@ -24,15 +24,19 @@ def write_config(tmp_path: Path, servers: dict) -> Path:
 
 async def test_serve_stdio_with_real_upstreams(tmp_path: Path):
     config = write_config(tmp_path, {"time": {"command": "mcp-server-time"}, "notes": stdio_entry("notes")})
-    transport = StdioTransport(sys.executable, ["-m", "discovery_router", "--config", str(config), "serve"],
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "discovery_router", "--config", str(config), "serve"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     async with Client(transport) as client:
         tools = await client.list_tools()
         assert sorted(t.name for t in tools) == ["call_tool", "describe_tool", "search_tools"]
         found = await client.call_tool("search_tools", {"query": "get the current time"})
         assert "time/get_current_time" in found.content[0].text.splitlines()[0]
-        result = await client.call_tool_mcp("call_tool", {"name": "time/get_current_time",
-                                                          "arguments": {"timezone": "Asia/Tokyo"}})
+        result = await client.call_tool_mcp(
+            "call_tool", {"name": "time/get_current_time", "arguments": {"timezone": "Asia/Tokyo"}}
+        )
         assert result.structured_content["timezone"] == "Asia/Tokyo"
         note = await client.call_tool_mcp("call_tool", {"name": "notes/create_note", "arguments": {"title": "n"}})
         assert note.content[0].text == "created n"
@@ -42,9 +46,22 @@ def test_serve_http_answers_on_localhost(tmp_path: Path):
     config = write_config(tmp_path, {"notes": stdio_entry("notes")})
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",
-         "--port", str(port)], env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(config),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, process)
 

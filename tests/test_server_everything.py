@@ -78,7 +78,8 @@ async def test_invalid_arguments_are_rejected_before_reaching_node(everything_ro
 
 async def test_call_tool_through_a_real_mcp_client(everything_client: Client):
     result = await everything_client.call_tool_mcp(
-        "call_tool", {"name": "everything/echo", "arguments": {"message": "via MCP"}})
+        "call_tool", {"name": "everything/echo", "arguments": {"message": "via MCP"}}
+    )
     assert result.is_error is False
     assert result.content[0].text == "Echo: via MCP"
 
@@ -96,25 +97,29 @@ async def test_content_types_pass_through_unchanged(everything_client: Client):
     assert base64.b64decode(image.content[1].data).startswith(b"\x89PNG")
 
     annotated = await everything_client.call_tool_mcp(
-        "call_tool", {"name": "everything/get-annotated-message",
-                      "arguments": {"messageType": "error", "includeImage": True}})
+        "call_tool",
+        {"name": "everything/get-annotated-message", "arguments": {"messageType": "error", "includeImage": True}},
+    )
     assert dump(annotated)["content"][0]["annotations"] == {"audience": ["user", "assistant"], "priority": 1.0}
     assert annotated.content[-1].type == "image"
 
     links = await everything_client.call_tool_mcp(
-        "call_tool", {"name": "everything/get-resource-links", "arguments": {"count": 2}})
+        "call_tool", {"name": "everything/get-resource-links", "arguments": {"count": 2}}
+    )
     assert [block.type for block in links.content] == ["text", "resource_link", "resource_link"]
     assert str(links.content[1].uri) == "demo://resource/dynamic/blob/1"
 
     embedded = await everything_client.call_tool_mcp(
-        "call_tool", {"name": "everything/get-resource-reference", "arguments": {"resourceType": "Text",
-                                                                                 "resourceId": 3}})
+        "call_tool",
+        {"name": "everything/get-resource-reference", "arguments": {"resourceType": "Text", "resourceId": 3}},
+    )
     resource = next(block for block in embedded.content if block.type == "resource")
     assert str(resource.resource.uri) == "demo://resource/dynamic/text/3"
     assert resource.resource.text
 
     structured = await everything_client.call_tool_mcp(
-        "call_tool", {"name": "everything/get-structured-content", "arguments": {"location": "Chicago"}})
+        "call_tool", {"name": "everything/get-structured-content", "arguments": {"location": "Chicago"}}
+    )
     assert set(structured.structured_content) == {"temperature", "conditions", "humidity"}
 
 
@@ -125,8 +130,10 @@ async def long_operation(client: Client) -> tuple[object, list[tuple[float, floa
         seen.append((progress, total))
 
     result = await client.call_tool_mcp(
-        "call_tool", {"name": "everything/trigger-long-running-operation", "arguments": {"duration": 1, "steps": 3}},
-        progress_handler=on_progress)
+        "call_tool",
+        {"name": "everything/trigger-long-running-operation", "arguments": {"duration": 1, "steps": 3}},
+        progress_handler=on_progress,
+    )
     return result, seen
 
 
@@ -180,8 +187,9 @@ async def test_its_sampling_and_elicitation_reach_the_client(mode):
 
     async def sample(messages, params, context):
         asked.append("sample")
-        return t.CreateMessageResult(role="assistant", model="test-model",
-                                     content=t.TextContent(type="text", text="a reply from the client"))
+        return t.CreateMessageResult(
+            role="assistant", model="test-model", content=t.TextContent(type="text", text="a reply from the client")
+        )
 
     async def elicit(message, response_type, params, context):
         asked.append("elicit")
@@ -191,11 +199,15 @@ async def test_its_sampling_and_elicitation_reach_the_client(mode):
     async with Client(build_server(router), mode=mode, sampling_handler=sample, elicitation_handler=elicit) as client:
         assert await router.wait_ready(), router.status()
         await asyncio.sleep(SETTLE)
-        sampled = await client.call_tool("call_tool", {"name": "everything/trigger-sampling-request",
-                                                       "arguments": {"prompt": "hello"}}, raise_on_error=False)
+        sampled = await client.call_tool(
+            "call_tool",
+            {"name": "everything/trigger-sampling-request", "arguments": {"prompt": "hello"}},
+            raise_on_error=False,
+        )
         assert not sampled.is_error and "a reply from the client" in sampled.content[0].text
-        elicited = await client.call_tool("call_tool", {"name": "everything/trigger-elicitation-request"},
-                                          raise_on_error=False)
+        elicited = await client.call_tool(
+            "call_tool", {"name": "everything/trigger-elicitation-request"}, raise_on_error=False
+        )
         assert not elicited.is_error and "Ada Lovelace" in json.dumps([c.model_dump() for c in elicited.content])
     assert asked == ["sample", "elicit"]
 
@@ -204,5 +216,6 @@ async def test_its_completions_are_forwarded(everything_client):
     import mcp_types as t
 
     completion = await everything_client.complete(
-        t.PromptReference(type="ref/prompt", name="everything/completable-prompt"), {"name": "department", "value": "E"})
+        t.PromptReference(type="ref/prompt", name="everything/completable-prompt"), {"name": "department", "value": "E"}
+    )
     assert completion.values and all(v.lower().startswith("e") for v in completion.values)

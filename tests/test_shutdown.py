@@ -44,9 +44,13 @@ def running(pid: int) -> bool:
 def test_stopping_serve_leaves_no_orphans(tmp_path: Path, how: str):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {"a": stdio_entry("notes"), "b": stdio_entry("weather")}}))
-    router = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    router = subprocess.Popen(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         deadline = time.monotonic() + 30
         while len(child_pids(router.pid)) < 2 and time.monotonic() < deadline:
@@ -104,9 +108,23 @@ def test_sigterm_on_http_serve_answers_every_call_in_flight_and_kills_a_stubborn
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {"w": stubborn_entry()}, "router": DRAIN}))
     port = free_port()
-    router = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(config), "serve",
-                               "--transport", "http", "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    router = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(config),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         wait_for_port(port, router)
         children = wait_children(router.pid, 1)
@@ -120,8 +138,10 @@ def test_sigterm_on_http_serve_answers_every_call_in_flight_and_kills_a_stubborn
 
                 async with Client(f"http://127.0.0.1:{port}/mcp", timeout=60) as client:
                     result = await client.call_tool_mcp(
-                        "call_tool", {"name": "w/nap_after_progress", "arguments": {"seconds": seconds}},
-                        progress_handler=progress)
+                        "call_tool",
+                        {"name": "w/nap_after_progress", "arguments": {"seconds": seconds}},
+                        progress_handler=progress,
+                    )
                     return result.is_error, result.content[0].text
 
             tasks = [asyncio.create_task(call(0.5 if i % 2 else 600)) for i in range(16)]
@@ -144,9 +164,13 @@ def test_sigterm_on_http_serve_answers_every_call_in_flight_and_kills_a_stubborn
 def test_sigterm_on_stdio_serve_answers_every_call_in_flight_and_kills_a_stubborn_child(tmp_path: Path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {"w": stubborn_entry()}, "router": DRAIN}))
-    router = subprocess.Popen([sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    router = subprocess.Popen(
+        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert router.stdin is not None and router.stdout is not None
 
     def send(message: dict) -> None:
@@ -163,16 +187,31 @@ def test_sigterm_on_stdio_serve_answers_every_call_in_flight_and_kills_a_stubbor
         return seen
 
     def call(request_id: int, seconds: float) -> dict:
-        return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-                "params": {"name": "call_tool", "arguments": {"name": "w/nap_after_progress",
-                                                              "arguments": {"seconds": seconds}},
-                           "_meta": {"progressToken": f"p{request_id}"}}}
+        return {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": "tools/call",
+            "params": {
+                "name": "call_tool",
+                "arguments": {"name": "w/nap_after_progress", "arguments": {"seconds": seconds}},
+                "_meta": {"progressToken": f"p{request_id}"},
+            },
+        }
 
     try:
         children = wait_children(router.pid, 1)
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                         "clientInfo": {"name": "raw", "version": "0"}}})
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            }
+        )
         read_until(lambda seen: 1 in seen)
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         send(call(2, 0.5))

@@ -20,10 +20,13 @@ def hostile() -> FastMCP:
 
 
 def test_valid_tool_names():
-    assert all(valid_tool_name(n) for n in ("get_forecast", "repo.read-file", "ns/tool", "a" * 128, "draw line",
-                                             "météo_prévision"))
-    assert not any(valid_tool_name(n) for n in ("", "a\nb", "a\u2028b", "x\u200e", "../../etc", "a//b", "/a",
-                                                " a", "a" * 129))
+    assert all(
+        valid_tool_name(n)
+        for n in ("get_forecast", "repo.read-file", "ns/tool", "a" * 128, "draw line", "météo_prévision")
+    )
+    assert not any(
+        valid_tool_name(n) for n in ("", "a\nb", "a\u2028b", "x\u200e", "../../etc", "a//b", "/a", " a", "a" * 129)
+    )
 
 
 async def test_invalid_names_from_an_upstream_are_refused_and_search_stays_one_line_per_tool(caplog):

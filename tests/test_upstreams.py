@@ -27,7 +27,9 @@ async def test_stdio_and_http_upstreams_side_by_side(http_upstream: str):
     async with router:
         await router.wait_ready()
         assert {s.name: s.state for s in router.status()} == {
-            "local": UpstreamState.CONNECTED, "remote": UpstreamState.CONNECTED}
+            "local": UpstreamState.CONNECTED,
+            "remote": UpstreamState.CONNECTED,
+        }
         note = await router.call("local/create_note", {"title": "stdio"})
         forecast = await router.call("remote/get_forecast", {"city": "Lima"})
         assert note.content[0].text == "created stdio"
@@ -47,11 +49,13 @@ async def test_real_third_party_server_mcp_server_time():
 
 
 async def test_dead_server_at_start_is_reported_and_others_work(tmp_path):
-    router = config_router({
-        "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(7)"]},
-        "missing": {"command": "definitely-not-a-command-xyz"},
-        "notes": stdio_entry("notes"),
-    })
+    router = config_router(
+        {
+            "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(7)"]},
+            "missing": {"command": "definitely-not-a-command-xyz"},
+            "notes": stdio_entry("notes"),
+        }
+    )
     async with router:
         await router.wait_ready()
         states = {s.name: s for s in router.status()}
@@ -86,8 +90,14 @@ async def test_crashed_upstream_is_reported_then_reconnected():
 
 async def test_secrets_never_appear_in_status_or_errors(monkeypatch, caplog):
     monkeypatch.setenv("API_TOKEN", SECRET)
-    router = config_router({"remote": {"url": "http://127.0.0.1:9/mcp?key=${API_TOKEN}",
-                                       "headers": {"Authorization": "Bearer ${API_TOKEN}"}}})
+    router = config_router(
+        {
+            "remote": {
+                "url": "http://127.0.0.1:9/mcp?key=${API_TOKEN}",
+                "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+            }
+        }
+    )
     async with router:
         await router.wait_ready()
         status = router.status()[0]
@@ -110,8 +120,9 @@ async def test_disabled_server_is_not_started():
 
 async def test_server_that_never_answers_times_out_at_start():
     silent = {"command": sys.executable, "args": ["-c", "import time; time.sleep(60)"]}
-    router = config_router({"silent": silent, "notes": stdio_entry("notes")},
-                           settings=replace(FAST, connect_timeout=6))  # notes starts in ~1-4 s
+    router = config_router(
+        {"silent": silent, "notes": stdio_entry("notes")}, settings=replace(FAST, connect_timeout=6)
+    )  # notes starts in ~1-4 s
     async with router:
         await router.wait_ready()
         states = {s.name: s for s in router.status()}
@@ -210,8 +221,12 @@ async def test_remote_upstream_goes_away_and_comes_back(remote_upstream):
 
 async def test_real_server_broken_at_start_is_retried_while_the_rest_serve(tmp_path):
     """mcp-server-sqlite (PyPI) crashes at start with the current mcp library."""
-    router = config_router({"sqlite": {"command": "mcp-server-sqlite", "args": ["--db-path", str(tmp_path / "db")]},
-                            "time": {"command": "mcp-server-time"}})
+    router = config_router(
+        {
+            "sqlite": {"command": "mcp-server-sqlite", "args": ["--db-path", str(tmp_path / "db")]},
+            "time": {"command": "mcp-server-time"},
+        }
+    )
     async with router:
         await router.wait_ready()
         states = {s.name: s for s in router.status()}
@@ -224,11 +239,15 @@ async def test_real_server_broken_at_start_is_retried_while_the_rest_serve(tmp_p
 
 async def test_health_checks_keep_live_servers_connected():
     """Pings must not take down a healthy server, whatever protocol era it speaks."""
-    router = config_router({"notes": stdio_entry("notes"), "time": {"command": "mcp-server-time"}},
-                           settings=replace(FAST, health_interval=0.2))
+    router = config_router(
+        {"notes": stdio_entry("notes"), "time": {"command": "mcp-server-time"}},
+        settings=replace(FAST, health_interval=0.2),
+    )
     async with router:
         await router.wait_ready()
         await asyncio.sleep(1.5)  # several health intervals
         assert {s.name: s.state for s in router.status()} == {
-            "notes": UpstreamState.CONNECTED, "time": UpstreamState.CONNECTED}
+            "notes": UpstreamState.CONNECTED,
+            "time": UpstreamState.CONNECTED,
+        }
         assert (await router.call("notes/create_note", {"title": "alive"})).content[0].text == "created alive"

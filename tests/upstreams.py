@@ -20,8 +20,10 @@ from mcp_types import ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 PNG_1PX = base64.b64encode(
-    bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                  "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
 ).decode()
 
 
@@ -47,15 +49,22 @@ def build_weather() -> FastMCP:
     def radar_image(region: str) -> ToolResult:
         """Return the rain radar picture of a region as a PNG image."""
         calls.append({"tool": "radar_image", "region": region})
-        return ToolResult(content=[TextContent(type="text", text=f"radar for {region}"),
-                                   ImageContent(type="image", data=PNG_1PX, mime_type="image/png")])
+        return ToolResult(
+            content=[
+                TextContent(type="text", text=f"radar for {region}"),
+                ImageContent(type="image", data=PNG_1PX, mime_type="image/png"),
+            ]
+        )
 
     @mcp.tool
     def failing_station(station_id: str) -> ToolResult:
         """Read a weather station that always reports a fault."""
         calls.append({"tool": "failing_station"})
-        return ToolResult(content=[TextContent(type="text", text=f"station {station_id} is offline")],
-                          structured_content={"station": station_id, "ok": False}, is_error=True)
+        return ToolResult(
+            content=[TextContent(type="text", text=f"station {station_id} is offline")],
+            structured_content={"station": station_id, "ok": False},
+            is_error=True,
+        )
 
     @mcp.tool
     async def slow_report(steps: int, ctx: Context) -> str:
@@ -185,6 +194,7 @@ if __name__ == "__main__":
             await ctx.report_progress(0, 1, "napping")
             await asyncio.sleep(seconds)
             return "rested"
+
     try:
         if transport in ("http", "sse"):
             server.run(transport=transport, host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -227,5 +226,6 @@ def router_targets(corpus: Corpus, servers: Mapping[str, Any], with_descriptions
 
     return {
         slug: UpstreamSpec(slug, servers[slug], description=corpus.server_descriptions.get(server) or "")
-        for server, slug in corpus.slugs.items() if slug in servers
+        for server, slug in corpus.slugs.items()
+        if slug in servers
     }

@@ -6,7 +6,6 @@ import json
 from typing import Any, Protocol
 
 
-
 class TokenCounter(Protocol):
     name: str
 
@@ -35,4 +34,3 @@ def wire_json(result: Any) -> str:
     if hasattr(result, "model_dump"):
         result = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
-

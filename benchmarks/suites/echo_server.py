@@ -1,7 +1,7 @@
 """The upstream for latency runs: a real FastMCP server with one trivial tool.
 
-    python echo_server.py stdio
-    python echo_server.py http PORT
+python echo_server.py stdio
+python echo_server.py http PORT
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ if __name__ == "__main__":
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
     server = build_echo()
     if transport == "http":
-        server.run(transport="http", host="127.0.0.1", port=int(sys.argv[2]), show_banner=False,
-                   log_level="warning")
+        server.run(transport="http", host="127.0.0.1", port=int(sys.argv[2]), show_banner=False, log_level="warning")
     else:
         server.run(transport="stdio", show_banner=False, log_level="warning")

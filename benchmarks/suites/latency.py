@@ -143,34 +143,46 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
         served = new_router()
         front = await stack.enter_async_context(Client(build_server(served)))
         await served.wait_ready()
-        calls["router mcp-memory"] = lambda: front.call_tool_mcp(
-            "call_tool", {"name": "up/echo", "arguments": ARGS})
+        calls["router mcp-memory"] = lambda: front.call_tool_mcp("call_tool", {"name": "up/echo", "arguments": ARGS})
         proxy_front = await stack.enter_async_context(Client(create_proxy(upstream(), name="proxy")))
         calls["create_proxy mcp-memory"] = lambda: proxy_front.call_tool_mcp("echo", ARGS)
 
         if transport in ("stdio", "http"):
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             cfg = Path(tmp) / "config.json"
-            cfg.write_text(json.dumps({"mcpServers": {"up": _router_config(transport, url)},
-                                       "router": {"health_interval": 0,  # audited as in production, not in ~
-                                                  "audit_log": str(Path(tmp) / "audit.jsonl")}}))
+            cfg.write_text(
+                json.dumps(
+                    {
+                        "mcpServers": {"up": _router_config(transport, url)},
+                        "router": {
+                            "health_interval": 0,  # audited as in production, not in ~
+                            "audit_log": str(Path(tmp) / "audit.jsonl"),
+                        },
+                    }
+                )
+            )
             router_cmd = [sys.executable, "-m", "discovery_router", "--config", str(cfg), "serve"]
             proxy_cmd = [sys.executable, PROXY, transport]
             upstream_flag = ["--upstream-url", url] if transport == "http" else ["--upstream-stdio"]
-            for label, tool, args in (("router e2e", "call_tool", {"name": "up/echo", "arguments": ARGS}),
-                                      ("create_proxy e2e", "echo", ARGS)):
+            for label, tool, args in (
+                ("router e2e", "call_tool", {"name": "up/echo", "arguments": ARGS}),
+                ("create_proxy e2e", "echo", ARGS),
+            ):
                 is_router = label.startswith("router")
                 if transport == "stdio":
                     argv = router_cmd if is_router else proxy_cmd + upstream_flag
                     target: Any = StdioTransport(argv[0], argv[1:], env=child_env(), keep_alive=False)
                 else:
                     port = free_port()
-                    argv = router_cmd + ["--transport", "http", "--port", str(port)] if is_router \
+                    argv = (
+                        router_cmd + ["--transport", "http", "--port", str(port)]
+                        if is_router
                         else proxy_cmd + [str(port)] + upstream_flag
+                    )
                     stack.enter_context(subprocess_server(argv, port))
                     target = f"http://127.0.0.1:{port}/mcp"
                 client = await stack.enter_async_context(Client(target, timeout=60))
-                calls[label] = (lambda c, t, a: (lambda: c.call_tool_mcp(t, a)))(client, tool, args)
+                calls[label] = (lambda c, t, a: lambda: c.call_tool_mcp(t, a))(client, tool, args)
 
         # The target pair alone first (nothing else running between its calls), then every series.
         pair = await _interleave({k: calls[k] for k in ("router api", "direct (router's connection)")}, n, warmup)
@@ -219,13 +231,17 @@ async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
     def next_query() -> str:
         return queries[next(cycle) % len(queries)]
 
-    out: dict[str, Any] = {"tools": len(shared.corpus.tools), "mode": shared.info.get("mode"),
-                           "query_vectors": "cold: the query-vector cache is cleared before each series"}
+    out: dict[str, Any] = {
+        "tools": len(shared.corpus.tools),
+        "mode": shared.info.get("mode"),
+        "query_vectors": "cold: the query-vector cache is cleared before each series",
+    }
     QUERY_VECTORS.clear()
     out["router.search api"] = stats(await timed(lambda: router.search(next_query()), n, warmup))
     QUERY_VECTORS.clear()
-    out["search_tools mcp-memory"] = stats(await timed(
-        lambda: server_client.call_tool_mcp("search_tools", {"query": next_query()}), n, warmup))
+    out["search_tools mcp-memory"] = stats(
+        await timed(lambda: server_client.call_tool_mcp("search_tools", {"query": next_query()}), n, warmup)
+    )
     ctx.log(f"latency: search_tools p50 {out['search_tools mcp-memory']['p50']:.3f} ms")
 
     # concurrent clients: each its own in-memory MCP session to the same router server
@@ -251,7 +267,8 @@ async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
             await asyncio.gather(*(worker(s) for s in sessions))
             wall = time.perf_counter() - t0 - 0  # warm-up calls included in wall: small (2 per client)
             concurrency[str(clients)] = stats(latencies) | {
-                "throughput_per_s": (len(latencies) + 2 * clients) / wall if wall else None}
+                "throughput_per_s": (len(latencies) + 2 * clients) / wall if wall else None
+            }
         ctx.log(f"latency: {clients} concurrent clients: {concurrency[str(clients)]['throughput_per_s']:.0f}/s")
     out["concurrency"] = concurrency
     return out
@@ -266,56 +283,106 @@ async def run(ctx: Context) -> dict[str, Any]:
             forwarding.append(await _forwarding(ctx, transport, n, warmup))
         except Exception as exc:  # keep the other transports' numbers
             ctx.log(f"latency: {transport} failed: {type(exc).__name__}: {exc}")
-            forwarding.append({"transport": transport, "error": f"{type(exc).__name__}: {exc}",
-                               "series": {}, "overhead_p50": {}})
+            forwarding.append(
+                {"transport": transport, "error": f"{type(exc).__name__}: {exc}", "series": {}, "overhead_p50": {}}
+            )
     search = await _search(ctx, 120 if ctx.quick else 1000, 20)
     checks = make_checks(forwarding, search, ctx.quick)
     plots = [_plot(ctx, forwarding, search)]
-    return {"suite": NAME, "quick": ctx.quick, "calls": n, "warmup": warmup, "forwarding": forwarding,
-            "search": search, "checks": checks, "plots": plots, "elapsed_s": time.perf_counter() - t_start,
-            "meaning": __doc__}
+    return {
+        "suite": NAME,
+        "quick": ctx.quick,
+        "calls": n,
+        "warmup": warmup,
+        "forwarding": forwarding,
+        "search": search,
+        "checks": checks,
+        "plots": plots,
+        "elapsed_s": time.perf_counter() - t_start,
+        "meaning": __doc__,
+    }
 
 
 def make_checks(forwarding: list[dict[str, Any]], search: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
     checks = []
     memory = next((f for f in forwarding if f["transport"] == "memory"), {}).get("overhead_p50", {}).get("api")
     own = f"; router's own code (in-memory api, no subprocess): {memory['router_ms']:+.3f} ms" if memory else ""
-    noise = ("router.call vs the same call on the router's own upstream connection (one process, so no "
-             "between-process noise), the two measured alone in turn" + own)
+    noise = (
+        "router.call vs the same call on the router's own upstream connection (one process, so no "
+        "between-process noise), the two measured alone in turn" + own
+    )
     stdio = next((f for f in forwarding if f["transport"] == "stdio"), {})
     api = stdio.get("overhead_p50", {}).get("api")
     if api:
-        checks.append(check("forwarding overhead p50, stdio (router.call vs its own connection)",
-                            f"<= {OVERHEAD_TARGET_MS} ms",
-                            round(api["router_ms"], 3), api["router_ms"] <= OVERHEAD_TARGET_MS, noise))
+        checks.append(
+            check(
+                "forwarding overhead p50, stdio (router.call vs its own connection)",
+                f"<= {OVERHEAD_TARGET_MS} ms",
+                round(api["router_ms"], 3),
+                api["router_ms"] <= OVERHEAD_TARGET_MS,
+                noise,
+            )
+        )
         ratio = api["ratio"]
-        checks.append(check("router overhead / create_proxy overhead, stdio (api)", f"< {RATIO_TARGET}",
-                            None if ratio is None else round(ratio, 3),
-                            None if ratio is None else ratio < RATIO_TARGET,
-                            f"create_proxy adds {api['create_proxy_ms']:+.3f} ms over a separate direct client, so "
-                            "its side carries about +-1 ms of between-process noise (ratio undefined when <= 0); "
-                            f"in memory: router {memory['router_ms']:+.3f} ms vs create_proxy "
-                            f"{memory['create_proxy_ms']:+.3f} ms" if memory else ""))
+        checks.append(
+            check(
+                "router overhead / create_proxy overhead, stdio (api)",
+                f"< {RATIO_TARGET}",
+                None if ratio is None else round(ratio, 3),
+                None if ratio is None else ratio < RATIO_TARGET,
+                f"create_proxy adds {api['create_proxy_ms']:+.3f} ms over a separate direct client, so "
+                "its side carries about +-1 ms of between-process noise (ratio undefined when <= 0); "
+                f"in memory: router {memory['router_ms']:+.3f} ms vs create_proxy "
+                f"{memory['create_proxy_ms']:+.3f} ms"
+                if memory
+                else "",
+            )
+        )
     else:
-        checks.append(check("forwarding overhead p50, stdio", f"<= {OVERHEAD_TARGET_MS} ms", None, None,
-                            stdio.get("error", "not measured")))
+        checks.append(
+            check(
+                "forwarding overhead p50, stdio",
+                f"<= {OVERHEAD_TARGET_MS} ms",
+                None,
+                None,
+                stdio.get("error", "not measured"),
+            )
+        )
     for layer in ("mcp-memory", "e2e"):
         o = stdio.get("overhead_p50", {}).get(layer)
         if o:
-            checks.append(check(f"forwarding overhead p50, stdio ({layer}; informational)",
-                                f"<= {OVERHEAD_TARGET_MS} ms", round(o["router_ms"], 3),
-                                o["router_ms"] <= OVERHEAD_TARGET_MS,
-                                f"create_proxy adds {o['create_proxy_ms']:.3f} ms; ratio "
-                                f"{o['ratio']:.2f}" if o["ratio"] is not None else ""))
+            checks.append(
+                check(
+                    f"forwarding overhead p50, stdio ({layer}; informational)",
+                    f"<= {OVERHEAD_TARGET_MS} ms",
+                    round(o["router_ms"], 3),
+                    o["router_ms"] <= OVERHEAD_TARGET_MS,
+                    f"create_proxy adds {o['create_proxy_ms']:.3f} ms; ratio {o['ratio']:.2f}"
+                    if o["ratio"] is not None
+                    else "",
+                )
+            )
     own = search["router.search api"]["p50"]
-    checks.append(check(f"search's own cost p50 at {search['tools']:,} tools, new query (router.search, {search['mode']})",
-                        f"<= {SEARCH_TARGET_MS} ms", round(own, 3), own <= SEARCH_TARGET_MS,
-                        "in-process, no MCP round trip; query vector cache cleared, so encoding included"
-                        + ("; quick subset" if quick else "")))
+    checks.append(
+        check(
+            f"search's own cost p50 at {search['tools']:,} tools, new query (router.search, {search['mode']})",
+            f"<= {SEARCH_TARGET_MS} ms",
+            round(own, 3),
+            own <= SEARCH_TARGET_MS,
+            "in-process, no MCP round trip; query vector cache cleared, so encoding included"
+            + ("; quick subset" if quick else ""),
+        )
+    )
     sp50 = search["search_tools mcp-memory"]["p50"]
-    checks.append(check(f"search_tools p50 at {search['tools']:,} tools (MCP in memory, {search['mode']})",
-                        f"<= {SEARCH_TARGET_MS} ms", round(sp50, 3), sp50 <= SEARCH_TARGET_MS,
-                        "quick subset" if quick else ""))
+    checks.append(
+        check(
+            f"search_tools p50 at {search['tools']:,} tools (MCP in memory, {search['mode']})",
+            f"<= {SEARCH_TARGET_MS} ms",
+            round(sp50, 3),
+            sp50 <= SEARCH_TARGET_MS,
+            "quick subset" if quick else "",
+        )
+    )
     return checks
 
 
@@ -344,39 +411,70 @@ def _plot(ctx: Context, forwarding: list[dict[str, Any]], search: dict[str, Any]
 
 
 def summary(result: dict[str, Any]) -> str:
-    lines = ["## Latency", "",
-             f"{result['calls']} `echo` calls per series after {result['warmup']} warm-up calls, series interleaved "
-             "call by call. "
-             "Layers: **api** = the forwarder's Python entry point in-process (`Router.call` vs "
-             "`FastMCPProxy.call_tool`), no front transport; **mcp-memory** = an MCP client in memory in front "
-             "of `build_server(router)` / `create_proxy`; **e2e** = router / proxy as subprocesses, client -> "
-             "forwarder -> upstream both over the named transport. `direct` = a fastmcp Client straight to the "
-             "upstream over that transport. Overhead = p50 - direct p50.", ""]
+    lines = [
+        "## Latency",
+        "",
+        f"{result['calls']} `echo` calls per series after {result['warmup']} warm-up calls, series interleaved "
+        "call by call. "
+        "Layers: **api** = the forwarder's Python entry point in-process (`Router.call` vs "
+        "`FastMCPProxy.call_tool`), no front transport; **mcp-memory** = an MCP client in memory in front "
+        "of `build_server(router)` / `create_proxy`; **e2e** = router / proxy as subprocesses, client -> "
+        "forwarder -> upstream both over the named transport. `direct` = a fastmcp Client straight to the "
+        "upstream over that transport. Overhead = p50 - direct p50.",
+        "",
+    ]
     rows = []
     for f in result["forwarding"]:
         if f.get("error"):
             rows.append([f["transport"], "error", f["error"], "", "", "", ""])
         for name, s in f["series"].items():
-            rows.append([f["transport"], name, s["p50"], s["p90"], s["p99"],
-                         s["p50"] - f["series"]["direct"]["p50"] if name != "direct" else "", s.get("errors", 0)])
-    lines.append(md_table(["upstream transport", "series", "p50 ms", "p90 ms", "p99 ms", "overhead p50 ms",
-                           "errors"], rows))
+            rows.append(
+                [
+                    f["transport"],
+                    name,
+                    s["p50"],
+                    s["p90"],
+                    s["p99"],
+                    s["p50"] - f["series"]["direct"]["p50"] if name != "direct" else "",
+                    s.get("errors", 0),
+                ]
+            )
+    lines.append(
+        md_table(["upstream transport", "series", "p50 ms", "p90 ms", "p99 ms", "overhead p50 ms", "errors"], rows)
+    )
     lines += ["", "Overhead at p50 (router vs create_proxy):", ""]
     rows = []
     for f in result["forwarding"]:
         for layer, o in f.get("overhead_p50", {}).items():
-            rows.append([f["transport"], layer, o["router_ms"], o["create_proxy_ms"],
-                         "n/a" if o["ratio"] is None else f"{o['ratio']:.2f}"])
+            rows.append(
+                [
+                    f["transport"],
+                    layer,
+                    o["router_ms"],
+                    o["create_proxy_ms"],
+                    "n/a" if o["ratio"] is None else f"{o['ratio']:.2f}",
+                ]
+            )
     lines.append(md_table(["transport", "layer", "router +ms", "create_proxy +ms", "ratio"], rows))
     s = result["search"]
     lines += ["", f"search at {s['tools']:,} tools (router mode {s['mode']}):", ""]
-    rows = [["router.search (api)", s["router.search api"]["p50"], s["router.search api"]["p99"], ""],
-            ["search_tools (MCP in memory, 1 client)", s["search_tools mcp-memory"]["p50"],
-             s["search_tools mcp-memory"]["p99"], ""]]
+    rows = [
+        ["router.search (api)", s["router.search api"]["p50"], s["router.search api"]["p99"], ""],
+        [
+            "search_tools (MCP in memory, 1 client)",
+            s["search_tools mcp-memory"]["p50"],
+            s["search_tools mcp-memory"]["p99"],
+            "",
+        ],
+    ]
     for c, v in s["concurrency"].items():
         rows.append([f"search_tools, {c} concurrent in-memory clients", v["p50"], v["p99"], v["throughput_per_s"]])
     lines.append(md_table(["what", "p50 ms", "p99 ms", "calls/s"], rows))
-    lines += ["", "Concurrent clients share this process and its one event loop with the router (2 cores), "
-                  "so throughput is the router's single-loop capacity including fastmcp's MCP handling.",
-              "", "![latency](latency.png)"]
+    lines += [
+        "",
+        "Concurrent clients share this process and its one event loop with the router (2 cores), "
+        "so throughput is the router's single-loop capacity including fastmcp's MCP handling.",
+        "",
+        "![latency](latency.png)",
+    ]
     return "\n".join(lines)

@@ -77,7 +77,6 @@ def pyplot():
     return plt
 
 
-
 def save_figure(fig: Any, ctx: Any, name: str) -> str:
     """Lay out, write ``<out>/<name>`` and close a matplotlib figure; returns the file name."""
     fig.tight_layout()
@@ -88,4 +87,3 @@ def save_figure(fig: Any, ctx: Any, name: str) -> str:
 
     plt.close(fig)
     return path.name
-

@@ -63,8 +63,14 @@ def aggregate(rows: list[tuple[Any, dict[str, float]]]) -> dict[str, dict[str, f
     return out
 
 
-async def _evaluate(name: str, corpus: Corpus, rank: Callable[[Any], Any], ctx: Context,
-                    queries: Sequence[dict[str, Any]] | None = None, whole: bool = True) -> dict[str, Any]:
+async def _evaluate(
+    name: str,
+    corpus: Corpus,
+    rank: Callable[[Any], Any],
+    ctx: Context,
+    queries: Sequence[dict[str, Any]] | None = None,
+    whole: bool = True,
+) -> dict[str, Any]:
     """``rank`` gets each query's text (``whole``) or the query object itself (step mode)."""
     rows, latencies, rankings = [], [], []
     for q in corpus.queries if queries is None else queries:
@@ -105,14 +111,14 @@ async def run(ctx: Context) -> dict[str, Any]:
     planned = [q for q in corpus.queries if q.get("steps")]
     step_rankings: dict[int, list[tuple[str, str]]] = {}
     if planned:
+
         async def rank_steps(q: dict[str, Any]) -> list[tuple[str, str]]:
             hits = await router.search(q["query"], DEPTH, steps=q["steps"])  # the merged list, as the client sees it
             return [(unslug.get(e.server, e.server), e.name) for e in hits][:DEPTH]
 
         whole = await _evaluate("router, whole task (queries with steps)", corpus, rank_router, ctx, planned)
         whole["key"] = "router_whole_planned"
-        steps = await _evaluate("router, step mode (queries with steps)", corpus, rank_steps, ctx, planned,
-                                whole=False)
+        steps = await _evaluate("router, step mode (queries with steps)", corpus, rank_steps, ctx, planned, whole=False)
         steps["key"] = "router_steps"
         retrievers += [whole, steps]
         step_rankings = {id(q): r for q, r in zip(planned, steps["_rankings"])}
@@ -123,8 +129,11 @@ async def run(ctx: Context) -> dict[str, Any]:
     from discovery_router.search import SearchIndex
 
     live = router.index
-    lexical = SearchIndex(live.docs, fusion=getattr(live, "fusion", None)) if hasattr(live, "fusion") \
+    lexical = (
+        SearchIndex(live.docs, fusion=getattr(live, "fusion", None))
+        if hasattr(live, "fusion")
         else SearchIndex(live.docs)
+    )
 
     def rank_bm25(query: str) -> list[tuple[str, str]]:
         return from_router_docs([h.doc for h in lexical.search(query, DEPTH)])
@@ -136,14 +145,20 @@ async def run(ctx: Context) -> dict[str, Any]:
     # 3. the embedding part alone (when the product has one and a model is installed)
     dense_rank, dense_note = _dense_ranker(ctx, router, lexical)
     if dense_rank is not None:
-        part = await _evaluate("router embedding part alone", corpus,
-                               lambda q: from_router_docs(dense_rank(q)), ctx)
+        part = await _evaluate("router embedding part alone", corpus, lambda q: from_router_docs(dense_rank(q)), ctx)
         part["key"] = "dense"
         part["note"] = dense_note
         retrievers.append(part)
     else:
-        retrievers.append({"name": "router embedding part alone", "key": "dense", "metrics": None,
-                           "latency_ms": None, "note": dense_note})
+        retrievers.append(
+            {
+                "name": "router embedding part alone",
+                "key": "dense",
+                "metrics": None,
+                "latency_ms": None,
+                "note": dense_note,
+            }
+        )
         notes.append(f"embedding part: n/a ({dense_note})")
 
     # 4. the peer: FastMCP BM25SearchTransform, through an MCP client
@@ -153,6 +168,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     peer, back = flat_server(corpus, "peer")
     peer.add_transform(BM25SearchTransform(max_results=DEPTH))
     async with Client(peer) as client:
+
         async def rank_peer(query: str) -> list[tuple[str, str]]:
             result = await client.call_tool_mcp("search_tools", {"query": query})
             return [back[n] for n in _peer_names(result) if n in back]
@@ -165,8 +181,10 @@ async def run(ctx: Context) -> dict[str, Any]:
         ctx.rankings.parent.mkdir(parents=True, exist_ok=True)
         with open(ctx.rankings, "w", encoding="utf-8") as handle:
             for q, ranked in zip(corpus.queries, shipped["_rankings"]):
-                line: dict[str, Any] = {"query": q["query"], "ranked": [
-                    {"server": s, "tool": t} for s, t in ranked[:DEPTH]]}
+                line: dict[str, Any] = {
+                    "query": q["query"],
+                    "ranked": [{"server": s, "tool": t} for s, t in ranked[:DEPTH]],
+                }
                 if id(q) in step_rankings:
                     line["steps"] = q["steps"]
                     line["ranked_steps"] = [{"server": s, "tool": t} for s, t in step_rankings[id(q)]]
@@ -182,8 +200,15 @@ async def run(ctx: Context) -> dict[str, Any]:
             mine = by_key["router"]["metrics"].get(level, {}).get("R@5")
             theirs = by_key["peer"]["metrics"].get(level, {}).get("R@5")
             if mine is not None and theirs is not None:
-                checks.append(check(f"Recall@5 {level}: router vs FastMCP BM25SearchTransform", ">= peer",
-                                    round(mine, 3), mine >= theirs, f"peer {theirs:.3f}"))
+                checks.append(
+                    check(
+                        f"Recall@5 {level}: router vs FastMCP BM25SearchTransform",
+                        ">= peer",
+                        round(mine, 3),
+                        mine >= theirs,
+                        f"peer {theirs:.3f}",
+                    )
+                )
     return {
         "suite": NAME,
         "quick": ctx.quick,
@@ -241,8 +266,10 @@ def _dense_ranker(ctx: Context, router: Any, lexical: Any) -> tuple[Callable[[st
         matrix, encoded = result.matrix, result.encoded
     except ImportError:
         matrix, encoded = embedder.encode(texts), len(texts)
-    ctx.log(f"retrieval: embedded {encoded} of {len(texts)} tool texts in {time.perf_counter() - t0:.1f}s "
-            f"({embedder.model_id})")
+    ctx.log(
+        f"retrieval: embedded {encoded} of {len(texts)} tool texts in {time.perf_counter() - t0:.1f}s "
+        f"({embedder.model_id})"
+    )
     vectors = DenseVectors(embedder, np.ascontiguousarray(matrix, dtype=np.float32))
     docs = lexical.docs
 
@@ -267,8 +294,10 @@ def _plot(ctx: Context, retrievers: list[dict[str, Any]]) -> str:
         axes[1].bar(xl, [r["metrics"][lv]["R@5"] for lv in levels], width, label=r["name"])
     axes[0].set_xticks(np.arange(len(METRICS)) + 0.4 - width / 2, METRICS)
     axes[0].set_title("all queries")
-    axes[1].set_xticks(np.arange(len(levels)) + 0.4 - width / 2,
-                       [f"{lv} (n={measured[0]['metrics'][lv]['n']})" for lv in levels] if measured else [])
+    axes[1].set_xticks(
+        np.arange(len(levels)) + 0.4 - width / 2,
+        [f"{lv} (n={measured[0]['metrics'][lv]['n']})" for lv in levels] if measured else [],
+    )
     axes[1].set_title("Recall@5 per level")
     for ax in axes:
         ax.set_ylim(0, 1)
@@ -278,11 +307,15 @@ def _plot(ctx: Context, retrievers: list[dict[str, Any]]) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    lines = ["## Retrieval", "",
-             f"Corpus {result['corpus']}: {result['tools']} tools, {result['servers']} servers, "
-             f"{result['queries']} queries. Router mode: {result['router_info'].get('mode')}"
-             f"{' (' + result['router_info']['embedder'] + ')' if result['router_info'].get('embedder') else ''}; "
-             "router servers carry their corpus descriptions (config `description`).", ""]
+    lines = [
+        "## Retrieval",
+        "",
+        f"Corpus {result['corpus']}: {result['tools']} tools, {result['servers']} servers, "
+        f"{result['queries']} queries. Router mode: {result['router_info'].get('mode')}"
+        f"{' (' + result['router_info']['embedder'] + ')' if result['router_info'].get('embedder') else ''}; "
+        "router servers carry their corpus descriptions (config `description`).",
+        "",
+    ]
     rows = []
     for r in result["retrievers"]:
         if not r.get("metrics"):
@@ -297,19 +330,31 @@ def summary(result: dict[str, Any]) -> str:
         lines += ["", "Per level (R@5 / MRR / all@10):", ""]
         rows = []
         for r in measured:
-            rows.append([r["name"]] + [
-                f"{r['metrics'][lv]['R@5']:.3f} / {r['metrics'][lv]['MRR']:.3f} / {r['metrics'][lv]['all@10']:.3f}"
-                if lv in r["metrics"] else "-" for lv in levels])
-        lines.append(md_table(["retriever"] + [f"{lv} (n={measured[0]['metrics'][lv]['n']})" for lv in levels],
-                              rows))
+            rows.append(
+                [r["name"]]
+                + [
+                    f"{r['metrics'][lv]['R@5']:.3f} / {r['metrics'][lv]['MRR']:.3f} / {r['metrics'][lv]['all@10']:.3f}"
+                    if lv in r["metrics"]
+                    else "-"
+                    for lv in levels
+                ]
+            )
+        lines.append(md_table(["retriever"] + [f"{lv} (n={measured[0]['metrics'][lv]['n']})" for lv in levels], rows))
     for r in result["retrievers"]:
         if r.get("note"):
             lines.append(f"\n- {r['name']}: {r['note']}")
     if result.get("queries_with_steps"):
-        lines += ["", f"Step mode: {result['queries_with_steps']} queries carry a plan (`steps`); each is ranked "
-                      "as the whole task and with its steps (`Router.search(query, steps=...)`, the merged "
-                      "round-robin list as the client gets it, at most `step_limit` tools per step)."]
-    lines += ["", "Latency columns are per query as driven here (router: `Router.search` in-process; "
-                  "peer: an MCP round trip through an in-memory fastmcp Client), not comparable with each other.",
-              "", "![retrieval](retrieval.png)"]
+        lines += [
+            "",
+            f"Step mode: {result['queries_with_steps']} queries carry a plan (`steps`); each is ranked "
+            "as the whole task and with its steps (`Router.search(query, steps=...)`, the merged "
+            "round-robin list as the client gets it, at most `step_limit` tools per step).",
+        ]
+    lines += [
+        "",
+        "Latency columns are per query as driven here (router: `Router.search` in-process; "
+        "peer: an MCP round trip through an in-memory fastmcp Client), not comparable with each other.",
+        "",
+        "![retrieval](retrieval.png)",
+    ]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """fastmcp's ``create_proxy`` in front of one upstream, served over stdio or HTTP (the peer in latency runs).
 
-    python serve_proxy.py stdio --upstream-url URL
-    python serve_proxy.py http PORT --upstream-stdio
+python serve_proxy.py stdio --upstream-url URL
+python serve_proxy.py http PORT --upstream-stdio
 """
 
 from __future__ import annotations

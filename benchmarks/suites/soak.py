@@ -57,13 +57,36 @@ async def run(ctx: Context) -> dict[str, Any]:
     duration = float(os.environ.get("SOAK_SECONDS") or (15.0 if ctx.quick else 180.0))
     config = ctx.out / "soak-config.json"
     upstream = {"command": sys.executable, "args": [ECHO, "stdio"]}
-    config.write_text(json.dumps({"mcpServers": {"a": upstream, "b": upstream},
-                                  "router": {"cache_dir": "none", "embedding_model": "none",
-                                             "audit_log": str(ctx.out / "soak-audit.jsonl")}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {"a": upstream, "b": upstream},
+                "router": {
+                    "cache_dir": "none",
+                    "embedding_model": "none",
+                    "audit_log": str(ctx.out / "soak-audit.jsonl"),
+                },
+            }
+        )
+    )
     port = free_port()
     router = subprocess.Popen(
-        [sys.executable, "-m", "discovery_router", "--config", str(config), "serve", "--transport", "http",
-         "--port", str(port)], env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "discovery_router",
+            "--config",
+            str(config),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/mcp"
     samples: list[dict[str, Any]] = []
     calls = mismatches = errors = 0
@@ -82,8 +105,9 @@ async def run(ctx: Context) -> dict[str, Any]:
                 i = 0
                 while time.monotonic() < stop_at:
                     token = f"{n}-{i}-{uuid.uuid4().hex}"
-                    result = await client.call_tool_mcp("call_tool", {"name": ("a/echo", "b/echo")[i % 2],
-                                                                      "arguments": {"text": token}})
+                    result = await client.call_tool_mcp(
+                        "call_tool", {"name": ("a/echo", "b/echo")[i % 2], "arguments": {"text": token}}
+                    )
                     calls += 1
                     if result.is_error:
                         errors += 1
@@ -95,8 +119,15 @@ async def run(ctx: Context) -> dict[str, Any]:
 
         async def sampler() -> None:
             while time.monotonic() < stop_at:
-                samples.append({"t": round(time.monotonic() - start, 2), "rss_mb": rss_mb(router.pid),
-                                "fds": _fds(router.pid), "children": _children(router.pid), "calls": calls})
+                samples.append(
+                    {
+                        "t": round(time.monotonic() - start, 2),
+                        "rss_mb": rss_mb(router.pid),
+                        "fds": _fds(router.pid),
+                        "children": _children(router.pid),
+                        "calls": calls,
+                    }
+                )
                 await asyncio.sleep(1.0)
 
         await asyncio.gather(sampler(), *(caller(n) for n in range(CLIENTS)))
@@ -107,17 +138,32 @@ async def run(ctx: Context) -> dict[str, Any]:
     first, last = samples[len(samples) // 10] if samples else {}, samples[-1] if samples else {}
     growth = (last.get("rss_mb") or 0) - (first.get("rss_mb") or 0)
     checks = [
-        check("soak: every result back to its caller", "0 lost or crossed", f"{mismatches + errors} of {calls}",
-              mismatches + errors == 0),
-        check("soak: descriptors and children stable", "no growth",
-              f"fds {first.get('fds')} -> {last.get('fds')}, children {first.get('children')} -> {last.get('children')}",
-              (last.get("fds") or 0) <= (first.get("fds") or 0) + 8 and last.get("children") == first.get("children")),
+        check(
+            "soak: every result back to its caller",
+            "0 lost or crossed",
+            f"{mismatches + errors} of {calls}",
+            mismatches + errors == 0,
+        ),
+        check(
+            "soak: descriptors and children stable",
+            "no growth",
+            f"fds {first.get('fds')} -> {last.get('fds')}, children {first.get('children')} -> {last.get('children')}",
+            (last.get("fds") or 0) <= (first.get("fds") or 0) + 8 and last.get("children") == first.get("children"),
+        ),
         check("soak: RSS growth after warm-up", "reported", f"{growth:+.1f} MiB", None),
     ]
-    result = {"suite": NAME, "duration_s": duration, "clients": CLIENTS, "calls": calls,
-              "calls_per_s": calls / duration, "mismatches": mismatches, "errors": errors,
-              "error_samples": error_samples,
-              "samples": samples, "checks": checks}
+    result = {
+        "suite": NAME,
+        "duration_s": duration,
+        "clients": CLIENTS,
+        "calls": calls,
+        "calls_per_s": calls / duration,
+        "mismatches": mismatches,
+        "errors": errors,
+        "error_samples": error_samples,
+        "samples": samples,
+        "checks": checks,
+    }
     result["plots"] = [_plot(ctx, samples)]
     return result
 
@@ -140,14 +186,20 @@ def _plot(ctx: Context, samples: list[dict[str, Any]]) -> str:
 
 def summary(result: dict[str, Any]) -> str:
     samples = result.get("samples") or [{}]
-    rows = [[f"{s.get('t')}", f"{s.get('rss_mb') or 0:.1f}", s.get("fds"), s.get("children"), s.get("calls")]
-            for s in samples[:: max(1, len(samples) // 10)]]
-    return "\n".join([
-        "## Soak", "",
-        f"`serve --transport http` routing to two stdio upstreams for {result.get('duration_s', 0):.0f} s, "
-        f"{result.get('clients')} clients calling without pause: {result.get('calls', 0):,} calls "
-        f"({result.get('calls_per_s', 0):.0f}/s), {result.get('mismatches', 0)} crossed, {result.get('errors', 0)} errors.",
-        "",
-        md_table(["t (s)", "RSS (MiB)", "fds", "children", "calls so far"], rows),
-        "", "![soak](soak.png)",
-    ])
+    rows = [
+        [f"{s.get('t')}", f"{s.get('rss_mb') or 0:.1f}", s.get("fds"), s.get("children"), s.get("calls")]
+        for s in samples[:: max(1, len(samples) // 10)]
+    ]
+    return "\n".join(
+        [
+            "## Soak",
+            "",
+            f"`serve --transport http` routing to two stdio upstreams for {result.get('duration_s', 0):.0f} s, "
+            f"{result.get('clients')} clients calling without pause: {result.get('calls', 0):,} calls "
+            f"({result.get('calls_per_s', 0):.0f}/s), {result.get('mismatches', 0)} crossed, {result.get('errors', 0)} errors.",
+            "",
+            md_table(["t (s)", "RSS (MiB)", "fds", "children", "calls so far"], rows),
+            "",
+            "![soak](soak.png)",
+        ]
+    )

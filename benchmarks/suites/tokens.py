@@ -68,8 +68,9 @@ async def _list_tokens(client: Any, counters: list[TokenCounter]) -> tuple[dict[
             return totals, n
 
 
-async def _lookups(router_client: Any, peer_client: Any | None, lookups: list[tuple[str, str]],
-                   counters: list[TokenCounter]) -> dict[str, Any]:
+async def _lookups(
+    router_client: Any, peer_client: Any | None, lookups: list[tuple[str, str]], counters: list[TokenCounter]
+) -> dict[str, Any]:
     """Per lookup: router search + describe of the chosen id; peer search."""
     rows: list[dict[str, Any]] = []
     for query, chosen in lookups:
@@ -106,8 +107,16 @@ def _break_even(merged: float, upfront: float, per_lookup: float | None) -> floa
     return max(0.0, (merged - upfront) / per_lookup)
 
 
-async def _measure(label: str, *, merged_client: Any, router_client: Any, peer_client: Any | None,
-                   lookups: list[tuple[str, str]], counters: list[TokenCounter], note: str = "") -> dict[str, Any]:
+async def _measure(
+    label: str,
+    *,
+    merged_client: Any,
+    router_client: Any,
+    peer_client: Any | None,
+    lookups: list[tuple[str, str]],
+    counters: list[TokenCounter],
+    note: str = "",
+) -> dict[str, Any]:
     merged, n_merged = await _list_tokens(merged_client, counters)
     upfront, n_router = await _list_tokens(router_client, counters)
     peer_upfront, n_peer = await _list_tokens(peer_client, counters) if peer_client is not None else ({}, 0)
@@ -131,7 +140,8 @@ async def _measure(label: str, *, merged_client: Any, router_client: Any, peer_c
             k: {
                 "router": _break_even(merged[k], upfront[k], summary[k].get("lookup", {}).get("median")),
                 "peer": _break_even(merged[k], peer_upfront.get(k, 0), summary[k].get("peer", {}).get("median"))
-                if peer_client is not None else None,
+                if peer_client is not None
+                else None,
             }
             for k in keys
         },
@@ -155,20 +165,35 @@ async def _example_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[s
 
     config = load_config(ROOT / "examples" / "config.json")
     servers = config.enabled_servers
-    mcp_config = {"mcpServers": {
-        name: {k: v for k, v in {"command": resolve_command(s.command or ""), "args": list(s.args),
-                                 "env": dict(s.env) or None, "cwd": s.cwd}.items() if v is not None}
-        for name, s in servers.items()
-    }}
+    mcp_config = {
+        "mcpServers": {
+            name: {
+                k: v
+                for k, v in {
+                    "command": resolve_command(s.command or ""),
+                    "args": list(s.args),
+                    "env": dict(s.env) or None,
+                    "cwd": s.cwd,
+                }.items()
+                if v is not None
+            }
+            for name, s in servers.items()
+        }
+    }
     # pinned tools are listed in the router's real tools/list, so they count in the upfront figure
-    router = Router(servers, bench_settings(ctx, search_limit=config.settings.search_limit,
-                                            pinned=config.settings.pinned),
-                    redactor=config.redactor)
+    router = Router(
+        servers,
+        bench_settings(ctx, search_limit=config.settings.search_limit, pinned=config.settings.pinned),
+        redactor=config.redactor,
+    )
     merged = create_proxy(mcp_config)
     peer = create_proxy(mcp_config, name="peer")
     peer.add_transform(BM25SearchTransform())
-    async with Client(build_server(router)) as router_client, Client(merged) as merged_client, \
-            Client(peer) as peer_client:
+    async with (
+        Client(build_server(router)) as router_client,
+        Client(merged) as merged_client,
+        Client(peer) as peer_client,
+    ):
         await settle_router(router, ctx)
         ids = {e.id for e in router.catalog.entries}
         lookups = []
@@ -180,10 +205,15 @@ async def _example_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[s
                     continue
                 chosen = hits[0].id
             lookups.append((query, chosen))
-        return await _measure("example config (mcp-server-time + mcp-server-git, stdio)",
-                              merged_client=merged_client, router_client=router_client, peer_client=peer_client,
-                              lookups=lookups, counters=counters,
-                              note="per-lookup queries are the 8 hand-written ones in suites/tokens.py")
+        return await _measure(
+            "example config (mcp-server-time + mcp-server-git, stdio)",
+            merged_client=merged_client,
+            router_client=router_client,
+            peer_client=peer_client,
+            lookups=lookups,
+            counters=counters,
+            note="per-lookup queries are the 8 hand-written ones in suites/tokens.py",
+        )
 
 
 async def _corpus_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[str, Any]:
@@ -204,11 +234,15 @@ async def _corpus_catalog(ctx: Context, counters: list[TokenCounter]) -> dict[st
     if ctx.quick:
         lookups = lookups[:40]
     async with Client(merged_proxy(shared.servers)) as merged_client, Client(peer) as peer_client:
-        result = await _measure(f"corpus {corpus.name}: {len(corpus.tools)} tools, {len(corpus.servers)} servers",
-                              merged_client=merged_client, router_client=shared.client, peer_client=peer_client,
-                              lookups=lookups, counters=counters,
-                              note="peer = one FastMCP server holding the same tools (merged names) + "
-                                   "BM25SearchTransform(), defaults")
+        result = await _measure(
+            f"corpus {corpus.name}: {len(corpus.tools)} tools, {len(corpus.servers)} servers",
+            merged_client=merged_client,
+            router_client=shared.client,
+            peer_client=peer_client,
+            lookups=lookups,
+            counters=counters,
+            note="peer = one FastMCP server holding the same tools (merged names) + BM25SearchTransform(), defaults",
+        )
     result["step_search"] = await _step_searches(shared.client, corpus.queries, counters)
     return result
 
@@ -226,8 +260,10 @@ async def _step_searches(client: Any, queries: list[dict[str, Any]], counters: l
         out["by_steps"][str(n)] = {"plans": len(values), "median": statistics.median(values), "max": max(values)}
     if rows:
         values = [r["o200k_base"] for r in rows]
-        out["all"] = {"median": statistics.median(values), "per_step_median": statistics.median(
-            [r["o200k_base"] / r["steps"] for r in rows])}
+        out["all"] = {
+            "median": statistics.median(values),
+            "per_step_median": statistics.median([r["o200k_base"] / r["steps"] for r in rows]),
+        }
     return out
 
 
@@ -244,17 +280,32 @@ async def run(ctx: Context) -> dict[str, Any]:
     median = corpus["per_lookup"]["o200k_base"]["lookup"]["median"]
     scope = " (quick subset, not the full corpus)" if ctx.quick else ""
     checks = [
-        check("router upfront / merged tokens (corpus, o200k)", f"< {UPFRONT_TARGET:.1%}", share,
-              share < UPFRONT_TARGET, f"{corpus['router_upfront']['o200k_base']:,} vs "
-                                      f"{corpus['merged']['o200k_base']:,} tokens{scope}"),
-        check("per resolved lookup median (corpus, o200k)", f"<= {LOOKUP_TARGET} tokens", median,
-              median <= LOOKUP_TARGET, f"search + describe{scope}"),
+        check(
+            "router upfront / merged tokens (corpus, o200k)",
+            f"< {UPFRONT_TARGET:.1%}",
+            share,
+            share < UPFRONT_TARGET,
+            f"{corpus['router_upfront']['o200k_base']:,} vs {corpus['merged']['o200k_base']:,} tokens{scope}",
+        ),
+        check(
+            "per resolved lookup median (corpus, o200k)",
+            f"<= {LOOKUP_TARGET} tokens",
+            median,
+            median <= LOOKUP_TARGET,
+            f"search + describe{scope}",
+        ),
     ]
     four = (corpus.get("step_search") or {}).get("by_steps", {}).get("4")
     if four:
-        checks.append(check("step search result, 4-step plan, median (corpus, o200k)", f"<= {LOOKUP_TARGET} tokens",
-                            four["median"], four["median"] <= LOOKUP_TARGET,
-                            f"{four['plans']} plans; one search_tools with steps, no describe{scope}"))
+        checks.append(
+            check(
+                "step search result, 4-step plan, median (corpus, o200k)",
+                f"<= {LOOKUP_TARGET} tokens",
+                four["median"],
+                four["median"] <= LOOKUP_TARGET,
+                f"{four['plans']} plans; one search_tools with steps, no describe{scope}",
+            )
+        )
     plots = [_plot(ctx, catalogs)]
     return {
         "suite": NAME,
@@ -301,23 +352,61 @@ def summary(result: dict[str, Any]) -> str:
         for key in result["tokenizers"] + ["bytes"]:
             per = cat["per_lookup"][key]
             be = cat["break_even_lookups"][key]
-            rows.append([
-                key, cat["merged"][key], cat["router_upfront"][key], f"{cat['upfront_share_of_merged'][key]:.3%}",
-                per["lookup"]["median"], per["lookup"]["p90"], per["search"]["median"], per["describe"]["median"],
-                cat["peer_upfront"].get(key), per.get("peer", {}).get("median"), per.get("peer", {}).get("p90"),
-                fmt(be["router"]), fmt(be["peer"]),
-            ])
-        lines.append(md_table(
-            ["unit", "merged list", "router upfront", "upfront/merged", "lookup median", "lookup p90",
-             "search median", "describe median", "peer upfront", "peer lookup median", "peer lookup p90",
-             "break-even (router)", "break-even (peer)"], rows))
-        lines += ["", f"{cat['lookups']} lookups; tools in merged list: {cat['tools_in_merged_list']}; "
-                      f"describe errors: {cat['describe_errors']}.", ""]
+            rows.append(
+                [
+                    key,
+                    cat["merged"][key],
+                    cat["router_upfront"][key],
+                    f"{cat['upfront_share_of_merged'][key]:.3%}",
+                    per["lookup"]["median"],
+                    per["lookup"]["p90"],
+                    per["search"]["median"],
+                    per["describe"]["median"],
+                    cat["peer_upfront"].get(key),
+                    per.get("peer", {}).get("median"),
+                    per.get("peer", {}).get("p90"),
+                    fmt(be["router"]),
+                    fmt(be["peer"]),
+                ]
+            )
+        lines.append(
+            md_table(
+                [
+                    "unit",
+                    "merged list",
+                    "router upfront",
+                    "upfront/merged",
+                    "lookup median",
+                    "lookup p90",
+                    "search median",
+                    "describe median",
+                    "peer upfront",
+                    "peer lookup median",
+                    "peer lookup p90",
+                    "break-even (router)",
+                    "break-even (peer)",
+                ],
+                rows,
+            )
+        )
+        lines += [
+            "",
+            f"{cat['lookups']} lookups; tools in merged list: {cat['tools_in_merged_list']}; "
+            f"describe errors: {cat['describe_errors']}.",
+            "",
+        ]
         steps = cat.get("step_search") or {}
         if steps.get("plans"):
-            lines += ["Step search (`search_tools` with `steps`, one call, o200k tokens of its result, no describe):", ""]
-            lines.append(md_table(["steps in the plan", "plans", "median", "max"],
-                                  [[n, v["plans"], v["median"], v["max"]] for n, v in steps["by_steps"].items()]))
+            lines += [
+                "Step search (`search_tools` with `steps`, one call, o200k tokens of its result, no describe):",
+                "",
+            ]
+            lines.append(
+                md_table(
+                    ["steps in the plan", "plans", "median", "max"],
+                    [[n, v["plans"], v["median"], v["max"]] for n, v in steps["by_steps"].items()],
+                )
+            )
             lines.append("")
     lines.append("![tokens](tokens.png)")
     return "\n".join(lines)

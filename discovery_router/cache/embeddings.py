@@ -81,8 +81,12 @@ class EmbeddingStore:
     def _write(self, model_id: str, index: dict[str, int], vectors: np.ndarray) -> None:
         keys = np.array(sorted(index, key=index.__getitem__), dtype="<U64")
         meta = json.dumps({"kind": self.KIND, "format": self.format_version, "model_id": model_id})
-        atomic_write(self.path(model_id), lambda handle: np.savez(
-            handle, meta=np.array(meta), keys=keys, vectors=np.ascontiguousarray(vectors, dtype=np.float32)))
+        atomic_write(
+            self.path(model_id),
+            lambda handle: np.savez(
+                handle, meta=np.array(meta), keys=keys, vectors=np.ascontiguousarray(vectors, dtype=np.float32)
+            ),
+        )
 
     # -- API ------------------------------------------------------------------------
 

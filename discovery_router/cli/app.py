@@ -37,7 +37,6 @@ from discovery_router.router import Router
 from discovery_router.upstreams.status import UpstreamState
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -49,13 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not command_line and "add" in argv:
         args, extra = parser.parse_known_args(argv)
         if args.command == "add" and extra:  # a command typed without the `--` in front of it
-            print(f"error: put the server's command after --: discovery-router add {args.name} -- "
-                  f"{' '.join(extra)}", file=sys.stderr)
+            print(
+                f"error: put the server's command after --: discovery-router add {args.name} -- {' '.join(extra)}",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
     args = parser.parse_args(argv)
     args.command_line = command_line
-    configure_logging(logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
-                      verbose=args.verbose)
+    configure_logging(
+        logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
+        verbose=args.verbose,
+    )
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -75,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Route an agent to the right tool on many MCP servers through three tools: "
         "search_tools, describe_tool and call_tool.",
     )
-    parser.add_argument("--config", metavar="FILE", help="config file (default: $DISCOVERY_ROUTER_CONFIG, "
-                        "else the user config dir; see `config path`)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $DISCOVERY_ROUTER_CONFIG, else the user config dir; see `config path`)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -91,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=None)
     search.add_argument("--server", default=None, help="only this server's tools")
-    search.add_argument("--step", action="append", default=None, dest="steps", metavar="STEP",
-                        help="one step of the task's plan (repeat): tools are found per step")
+    search.add_argument(
+        "--step",
+        action="append",
+        default=None,
+        dest="steps",
+        metavar="STEP",
+        help="one step of the task's plan (repeat): tools are found per step",
+    )
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(handler=cmd_search)
 
@@ -158,8 +170,9 @@ def _accept_global_options_after(sub: Any) -> None:
     """
     for parser in sub.choices.values():
         parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="config file")
-        parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                            help="debug logging on stderr")
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging on stderr"
+        )
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _accept_global_options_after(action)
@@ -207,8 +220,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from discovery_router.mcp.http import serve_http
 
         # fastmcp's guard checks Host on a loopback bind (DNS rebinding); ours checks Origin and the token.
-        serve_http(app, config.settings, transport=args.transport, host=args.host, port=args.port,
-                   middleware=guard, allowed_origins=list(config.settings.http_allowed_origins))
+        serve_http(
+            app,
+            config.settings,
+            transport=args.transport,
+            host=args.host,
+            port=args.port,
+            middleware=guard,
+            allowed_origins=list(config.settings.http_allowed_origins),
+        )
     return EXIT_OK
 
 
@@ -276,14 +296,26 @@ def cmd_search(args: argparse.Namespace) -> int:
         if out.rich and hits.steps:
             print(render.search_results(hits, router.settings.summary_chars))  # a table cannot show the steps
         elif out.rich:
-            rows = [[h.id, "" if h.available else "unreachable", render.summarize(h.tool.description, 200)] for h in hits]
+            rows = [
+                [h.id, "" if h.available else "unreachable", render.summarize(h.tool.description, 200)] for h in hits
+            ]
             out.table(Table(f"search: {args.query}", ["id", "server state", "summary"], rows, status_column=None))
         elif not args.json:
             print(render.search_results(hits, router.settings.summary_chars))  # what an agent gets
         step_of = {e.id: n for n, group in enumerate(hits.groups) for e in group}
-        out.document([{"id": h.id, "server": h.server, "tool": h.name, "available": h.available,
-                       "summary": render.summarize(h.tool.description, router.settings.summary_chars)}
-                      | ({"step": step_of[h.id] + 1} if h.id in step_of else {}) for h in hits])
+        out.document(
+            [
+                {
+                    "id": h.id,
+                    "server": h.server,
+                    "tool": h.name,
+                    "available": h.available,
+                    "summary": render.summarize(h.tool.description, router.settings.summary_chars),
+                }
+                | ({"step": step_of[h.id] + 1} if h.id in step_of else {})
+                for h in hits
+            ]
+        )
         return EXIT_OK if hits else EXIT_FAILURE
 
     return _run_with_router(args, work, semantic=True)
@@ -300,7 +332,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_call(args: argparse.Namespace) -> int:
     async def work(router: Router) -> int:
-        result = await router.call(args.id, args.args, front=FrontContext(confirmer=TerminalConfirmer()))  # y/N at a terminal
+        result = await router.call(
+            args.id, args.args, front=FrontContext(confirmer=TerminalConfirmer())
+        )  # y/N at a terminal
         if args.json:
             print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         else:
@@ -316,17 +350,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         out = Output(as_json=args.json, redact=router.redact)
         if not statuses:
             out.line(f"no servers configured in {router_config_path(args)}")
-        rows = [[s.state.value, s.name, s.transport, s.tool_count if s.state is UpstreamState.CONNECTED else "",
-                 s.error or ""] for s in statuses]
+        rows = [
+            [
+                s.state.value,
+                s.name,
+                s.transport,
+                s.tool_count if s.state is UpstreamState.CONNECTED else "",
+                s.error or "",
+            ]
+            for s in statuses
+        ]
         out.table(Table("servers", ["state", "server", "transport", "tools", "error"], rows))
         for s in statuses:  # a hostile or buggy server's tool list: what was dropped, so nothing vanishes silently
             if s.duplicate_tools:
                 out.line(f"{s.name}: tools listed twice (first kept): {', '.join(s.duplicate_tools)}", "warn")
             if s.refused_tools:
                 out.line(f"{s.name}: tools refused for invalid names: {', '.join(s.refused_tools)}", "warn")
-        out.document([{"server": s.name, "state": s.state.value, "transport": s.transport, "tools": s.tool_count,
-                       "error": s.error, "duplicate_tools": list(s.duplicate_tools),
-                       "refused_tools": list(s.refused_tools)} for s in statuses])
+        out.document(
+            [
+                {
+                    "server": s.name,
+                    "state": s.state.value,
+                    "transport": s.transport,
+                    "tools": s.tool_count,
+                    "error": s.error,
+                    "duplicate_tools": list(s.duplicate_tools),
+                    "refused_tools": list(s.refused_tools),
+                }
+                for s in statuses
+            ]
+        )
         failed = [s for s in statuses if s.state not in (UpstreamState.CONNECTED, UpstreamState.DISABLED)]
         return EXIT_FAILURE if failed else EXIT_OK
 
@@ -346,14 +399,36 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows, documents = [], []
     for name, server in config.servers.items():
         raw = raw_servers.get(name, {})
-        target = raw.get("url") if server.transport != "stdio" else " ".join([raw.get("command", ""), *raw.get("args", [])])
+        target = (
+            raw.get("url") if server.transport != "stdio" else " ".join([raw.get("command", ""), *raw.get("args", [])])
+        )
         secret_keys = {key: sorted(raw.get(key) or {}) for key in ("env", "headers")}  # names only, never values
-        rows.append([name, server.transport, target, "yes" if server.enabled else "no",
-                     ", ".join(f"{key}: {', '.join(names)}" for key, names in secret_keys.items() if names)])
-        documents.append({"server": name, "transport": server.transport, "target": target,
-                          "enabled": server.enabled, **{k: v for k, v in secret_keys.items() if v}})
-    out.table(Table(f"servers in {config.path}", ["server", "transport", "command / url", "enabled", "keys"], rows,
-                    status_column=None))
+        rows.append(
+            [
+                name,
+                server.transport,
+                target,
+                "yes" if server.enabled else "no",
+                ", ".join(f"{key}: {', '.join(names)}" for key, names in secret_keys.items() if names),
+            ]
+        )
+        documents.append(
+            {
+                "server": name,
+                "transport": server.transport,
+                "target": target,
+                "enabled": server.enabled,
+                **{k: v for k, v in secret_keys.items() if v},
+            }
+        )
+    out.table(
+        Table(
+            f"servers in {config.path}",
+            ["server", "transport", "command / url", "enabled", "keys"],
+            rows,
+            status_column=None,
+        )
+    )
     out.document(documents)
     return EXIT_OK
 
@@ -371,8 +446,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         print("error: give either --url URL or -- COMMAND ARG...", file=sys.stderr)
         return EXIT_USAGE
     if args.url and (args.env or args.cwd):
-        print("error: --env and --cwd apply to stdio servers (-- COMMAND ...); a --url server takes --header",
-              file=sys.stderr)
+        print(
+            "error: --env and --cwd apply to stdio servers (-- COMMAND ...); a --url server takes --header",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     entry: dict[str, Any] = {}
     if args.url:
@@ -395,8 +472,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     add_server(path, args.name, entry, replace=args.replace)
     literal = [k for k, v in {**entry.get("headers", {}), **entry.get("env", {})}.items() if "${" not in v]
     if literal:
-        print(f"note: {', '.join(literal)} stored as plain text; ${{VAR}} keeps a secret in the environment instead",
-              file=sys.stderr)
+        print(
+            f"note: {', '.join(literal)} stored as plain text; ${{VAR}} keeps a secret in the environment instead",
+            file=sys.stderr,
+        )
     print(f"added {args.name} to {path}")
     return EXIT_OK
 
@@ -433,8 +512,13 @@ def _progress_display() -> Any:
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def update(phase: str, done: int, total: int) -> None:

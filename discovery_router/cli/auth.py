@@ -16,13 +16,24 @@ from discovery_router.upstreams import oauth
 
 
 def register(sub: Any) -> None:
-    login = sub.add_parser("login", help='log in to an "auth": "oauth" server (authorization code + PKCE); '
-                           "the tokens are kept in the OS keyring, or a private file")
+    login = sub.add_parser(
+        "login",
+        help='log in to an "auth": "oauth" server (authorization code + PKCE); '
+        "the tokens are kept in the OS keyring, or a private file",
+    )
     login.add_argument("name", help="the server's name in the config")
-    login.add_argument("--no-browser", action="store_true",
-                       help="print the authorization URL instead of opening a browser (SSH, scripts)")
-    login.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
-                       help="how long to wait for the browser to come back (default 300)")
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the authorization URL instead of opening a browser (SSH, scripts)",
+    )
+    login.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the browser to come back (default 300)",
+    )
     login.set_defaults(handler=cmd_login)
     logout = sub.add_parser("logout", help="forget an OAuth server's stored tokens")
     logout.add_argument("name")
@@ -46,15 +57,17 @@ def cmd_login(args: argparse.Namespace) -> int:
 
     def show_url(url: str, opened: bool) -> None:
         if opened:
-            print(f"Opened a browser to log in to {server.name}. If it did not appear, open this URL:",
-                  file=sys.stderr)
+            print(f"Opened a browser to log in to {server.name}. If it did not appear, open this URL:", file=sys.stderr)
         else:
             print(f"Open this URL in a browser to log in to {server.name}:", file=sys.stderr)
         print(url, flush=True)  # a line of its own on stdout: scripts read it
         print("Waiting for the browser to come back...", file=sys.stderr, flush=True)
 
-    where = asyncio.run(oauth.login(server, show_url=show_url, open_browser=not args.no_browser,
-                                    redactor=redactor, timeout=args.timeout))
+    where = asyncio.run(
+        oauth.login(
+            server, show_url=show_url, open_browser=not args.no_browser, redactor=redactor, timeout=args.timeout
+        )
+    )
     print(f"logged in to {server.name}; tokens stored in {where}", file=sys.stderr)
     return EXIT_OK
 

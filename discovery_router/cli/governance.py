@@ -15,7 +15,6 @@ from discovery_router.errors import KeyringUnavailableError, RouterError, Secret
 from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, Output, Table
 
 
-
 def register(sub: Any) -> None:
     secret = sub.add_parser("secret", help="store or delete a secret in the OS keyring (for ${keyring:...})")
     secret_sub = secret.add_subparsers(dest="secret_command", metavar="SUBCOMMAND", required=True)
@@ -80,8 +79,10 @@ def cmd_secret_delete(args: argparse.Namespace) -> int:
         deleted = keyring_refs.delete_secret(service, name)
     except SecretError as exc:
         raise RouterError(f"cannot delete {label}: {exc}") from None
-    print(f"deleted {label}" if deleted else f"no secret {label} in the OS keyring",
-          file=sys.stdout if deleted else sys.stderr)
+    print(
+        f"deleted {label}" if deleted else f"no secret {label} in the OS keyring",
+        file=sys.stdout if deleted else sys.stderr,
+    )
     return EXIT_OK if deleted else EXIT_FAILURE
 
 
@@ -100,11 +101,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     records = audit.read_entries(path, audit.AuditQuery(since=since, server=args.server, limit=args.limit or None))
     if not records:
         out.line(f"no calls recorded in {path}" + (" matching the filters" if args.since or args.server else ""))
-    rows = [[_short_time(r.get("time")), r.get("server") or "", r.get("tool") or "", r.get("outcome") or "",
-             _ms(r.get("duration_ms")), ", ".join(r.get("argument_keys") or []), _note(r)] for r in records]
+    rows = [
+        [
+            _short_time(r.get("time")),
+            r.get("server") or "",
+            r.get("tool") or "",
+            r.get("outcome") or "",
+            _ms(r.get("duration_ms")),
+            ", ".join(r.get("argument_keys") or []),
+            _note(r),
+        ]
+        for r in records
+    ]
     if records:
-        out.table(Table(f"tool calls in {path}", ["time (UTC)", "server", "tool", "outcome", "ms", "argument keys",
-                                                  "note"], rows, status_column=3))
+        out.table(
+            Table(
+                f"tool calls in {path}",
+                ["time (UTC)", "server", "tool", "outcome", "ms", "argument keys", "note"],
+                rows,
+                status_column=3,
+            )
+        )
     out.document(records)
     return EXIT_OK
 

@@ -17,11 +17,22 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 """Success; the command ran and failed (message on stderr); bad command-line usage (as argparse)."""
 
 STYLES = {
-    "ok": "green", "add": "green", "added": "green", "restored": "green", "installed": "green",
-    "warn": "yellow", "rename": "yellow", "merged": "yellow",
-    "fail": "bold red", "error": "bold red",
-    "skip": "dim", "ignore": "dim",
-    "connected": "green", "connecting": "yellow", "failed": "bold red", "disabled": "dim",
+    "ok": "green",
+    "add": "green",
+    "added": "green",
+    "restored": "green",
+    "installed": "green",
+    "warn": "yellow",
+    "rename": "yellow",
+    "merged": "yellow",
+    "fail": "bold red",
+    "error": "bold red",
+    "skip": "dim",
+    "ignore": "dim",
+    "connected": "green",
+    "connecting": "yellow",
+    "failed": "bold red",
+    "disabled": "dim",
 }
 
 
@@ -35,8 +46,14 @@ class Table:
 
 
 class Output:
-    def __init__(self, *, as_json: bool = False, stream: TextIO | None = None,
-                 redact: Callable[[str], str] = lambda text: text, force_terminal: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        as_json: bool = False,
+        stream: TextIO | None = None,
+        redact: Callable[[str], str] = lambda text: text,
+        force_terminal: bool | None = None,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.as_json = as_json
         tty = force_terminal if force_terminal is not None else _isatty(self.stream)
@@ -60,8 +77,10 @@ class Output:
             for column in table.columns:
                 rich_table.add_column(column, overflow="fold")
             for row in rows:
-                cells = [Text(cell, style=STYLES.get(cell, "") if i == table.status_column else "")
-                         for i, cell in enumerate(row)]
+                cells = [
+                    Text(cell, style=STYLES.get(cell, "") if i == table.status_column else "")
+                    for i, cell in enumerate(row)
+                ]
                 rich_table.add_row(*cells)
             self._console.print(rich_table)
             return

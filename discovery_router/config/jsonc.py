@@ -13,6 +13,5 @@ def strip_jsonc(text: str) -> str:
 
     Comments go first, so a comma followed by a comment and then ``}`` is still a trailing comma.
     """
-    without_comments = _TOKEN.sub(lambda m: m.group(0) if m.group(0).startswith('"') or m.group(0) == "," else "",
-                                  text)
+    without_comments = _TOKEN.sub(lambda m: m.group(0) if m.group(0).startswith('"') or m.group(0) == "," else "", text)
     return _TOKEN.sub(lambda m: "" if m.group(0) == "," else m.group(0), without_comments)

@@ -55,8 +55,9 @@ def expand_keyring(value: str, lookup: Lookup | None = None) -> tuple[str, list[
         secret = lookup(service, name)
         if secret is None:
             shown = name if service == DEFAULT_SERVICE else f"{service}/{name}"
-            raise SecretError(f"the OS keyring has no secret {service}/{name} "
-                               f"(store it with `discovery-router secret set {shown}`)")
+            raise SecretError(
+                f"the OS keyring has no secret {service}/{name} (store it with `discovery-router secret set {shown}`)"
+            )
         found.append(secret)
         return secret
 
@@ -101,8 +102,10 @@ def insecure_backend(name: str | None = None) -> str | None:
     if name is None:
         return "there is no OS keyring backend here"
     if name.startswith(INSECURE_MODULES):
-        return (f"the keyring backend {name} is not an OS keyring: it keeps secrets in a plain file "
-                "(install and unlock gnome-keyring or KWallet, or use ${VAR} instead)")
+        return (
+            f"the keyring backend {name} is not an OS keyring: it keeps secrets in a plain file "
+            "(install and unlock gnome-keyring or KWallet, or use ${VAR} instead)"
+        )
     return None
 
 

@@ -99,8 +99,9 @@ def read_raw(path: Path) -> dict[str, Any]:
         try:  # pasted from VS Code or Cursor: comments and trailing commas are fine
             raw = json.loads(strip_jsonc(text))
         except json.JSONDecodeError:
-            raise ConfigError(path, None, None,
-                              f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            raise ConfigError(
+                path, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
     if not isinstance(raw, dict):
         raise ConfigError(path, None, None, "the top level must be a JSON object")
     return raw
@@ -181,8 +182,12 @@ def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
         raise ConfigError(path, None, f"router.{key}", _setting_problem(error, key)) from None
 
 
-_SETTING_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-                       "string_type": "a string"}
+_SETTING_TYPE_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+}
 
 
 def _setting_problem(error: Any, key: str) -> str:
@@ -228,16 +233,24 @@ def _parse_server(
     known = _STDIO_KEYS | _REMOTE_KEYS | _COMMON_KEYS | SERVER_POLICY_KEYS
     ignored = sorted(set(entry) & _OTHER_CLIENTS_KEYS)
     if ignored:
-        logger.warning("%s: server %r: ignoring %s (another client's approval list; use the router's `tools` "
-                       "allow/deny/safe instead)", path or "config", name, ", ".join(ignored))
+        logger.warning(
+            "%s: server %r: ignoring %s (another client's approval list; use the router's `tools` "
+            "allow/deny/safe instead)",
+            path or "config",
+            name,
+            ", ".join(ignored),
+        )
     unknown = set(entry) - known - _OTHER_CLIENTS_KEYS
     if unknown:
         key = sorted(unknown)[0]
         near = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        raise fail(key, f"unknown field ({hint}stdio servers take command/args/env/envFile/cwd, "
-                   "remote ones url/headers/transport/auth/oauth; both take enabled/timeout/description/protocol/roots "
-                   "and tools/readOnly/confirmDestructive/auditArguments)")
+        raise fail(
+            key,
+            f"unknown field ({hint}stdio servers take command/args/env/envFile/cwd, "
+            "remote ones url/headers/transport/auth/oauth; both take enabled/timeout/description/protocol/roots "
+            "and tools/readOnly/confirmDestructive/auditArguments)",
+        )
     has_command, has_url = "command" in entry, "url" in entry
     if has_command and has_url:
         raise fail("url", "an entry has either `url` (remote) or `command` (stdio), not both")
@@ -259,8 +272,9 @@ def _parse_server(
         try:
             result, substituted = expand(value, environ)
         except MissingVariableError as exc:
-            raise fail(field_name, f"environment variable {exc.name} is not set "
-                       f"(export it, or write ${{{exc.name}:-default}})") from None
+            raise fail(
+                field_name, f"environment variable {exc.name} is not set (export it, or write ${{{exc.name}:-default}})"
+            ) from None
         if has_reference(result):  # ${keyring:SERVICE/NAME}
             if not secret:
                 raise fail(field_name, "${keyring:...} references work only in env and headers values")
@@ -276,8 +290,10 @@ def _parse_server(
 
     roots = None
     if "roots" in entry:
-        roots = tuple(_root_uri(expanded(root, f"roots[{i}]", secret=False), base_dir, f"roots[{i}]", fail)
-                      for i, root in enumerate(_string_list(entry["roots"], "roots", fail)))
+        roots = tuple(
+            _root_uri(expanded(root, f"roots[{i}]", secret=False), base_dir, f"roots[{i}]", fail)
+            for i, root in enumerate(_string_list(entry["roots"], "roots", fail))
+        )
 
     declared = entry.get("transport", entry.get("type"))
     if declared is not None and declared not in _TRANSPORT_ALIASES:
@@ -286,8 +302,10 @@ def _parse_server(
 
     if has_command:
         if set(entry) & {"url", "headers", "auth", "oauth"}:
-            raise fail(sorted(set(entry) & {"headers", "auth", "oauth"})[0],
-                       "only remote (url) entries take headers/auth/oauth")
+            raise fail(
+                sorted(set(entry) & {"headers", "auth", "oauth"})[0],
+                "only remote (url) entries take headers/auth/oauth",
+            )
         if transport not in (None, "stdio"):
             raise fail("transport", "a command entry is a stdio server")
         command = entry["command"]
@@ -297,8 +315,10 @@ def _parse_server(
         env = _string_map(entry.get("env", {}), "env", fail)
         env_file = _typed(entry, "envFile", str, None, fail)
         if env_file and enabled:
-            env = {**_read_env_file(base_dir / Path(expanded(env_file, "envFile", secret=False)).expanduser(),
-                                    fail), **env}  # an explicit env entry wins, as in VS Code
+            env = {
+                **_read_env_file(base_dir / Path(expanded(env_file, "envFile", secret=False)).expanduser(), fail),
+                **env,
+            }  # an explicit env entry wins, as in VS Code
         cwd = _typed(entry, "cwd", str, None, fail)
         return ServerConfig(
             name=name,
@@ -404,7 +424,9 @@ def _read_env_file(path: Path, fail: Callable[[str | None, str], ConfigError]) -
 
 
 def _type_word(expected: type) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(expected, expected.__name__)
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        expected, expected.__name__
+    )
 
 
 def _typed(entry: Mapping[str, Any], key: str, expected: type, default: Any, fail: Any) -> Any:

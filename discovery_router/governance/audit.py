@@ -37,8 +37,14 @@ def audit_path(setting: str | None) -> Path | None:
 class AuditLog:
     """Appends redacted JSON lines to ``path``, rotating to ``path.1`` .. ``path.N`` past ``max_bytes``."""
 
-    def __init__(self, path: Path, *, max_bytes: int = 5_000_000, backups: int = 3,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = 5_000_000,
+        backups: int = 3,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self.path, self.max_bytes, self.backups, self._redact = path, max_bytes, backups, redact
         self._folder_made = False
 
@@ -109,7 +115,7 @@ class AuditQuery:
 def read_entries(path: Path, query: AuditQuery = AuditQuery()) -> list[dict[str, Any]]:
     """Matching records, oldest first, from the rotated backups and the live file; the newest ``limit``."""
     found = [record for record in _all_records(path) if _matches(record, query)]
-    return found[-query.limit:] if query.limit else found
+    return found[-query.limit :] if query.limit else found
 
 
 def _all_records(path: Path) -> Iterator[dict[str, Any]]:

@@ -124,8 +124,12 @@ _UPSTREAM = (UpstreamCallError, UpstreamUnavailableError, LoginRequiredError)
 class Governance:
     """Policy plus audit log for one router."""
 
-    def __init__(self, policy: Policy | None = None, audit_log: AuditLog | None = None,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        audit_log: AuditLog | None = None,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self.policy = policy or Policy()
         self.audit_log = audit_log
         self.redact = redact
@@ -189,27 +193,37 @@ class Governance:
             raise PolicyRefusedError(
                 f"Refused by the router's policy: {decision.reason}, so each call needs the user's confirmation, "
                 "but this client cannot ask the user (it does not support MCP elicitation). To allow unattended "
-                f"calls, set {decision.setting} to false.")
+                f"calls, set {decision.setting} to false."
+            )
         arguments = call.arguments or {}
         digest = call_digest(entry, arguments)
         ours, upstream_state = _decode_state(request_state)
         upstream_responses = {k: v for k, v in (input_responses or {}).items() if k != CONFIRM_KEY} or None
-        if (ours is not None and ours.get("call") == digest and ours.get("confirmed") is True
-                and self._spend(ours)):
+        if ours is not None and ours.get("call") == digest and ours.get("confirmed") is True and self._spend(ours):
             call.confirmed = True  # an upstream's follow-up leg of a call the user already confirmed
             return Leg(upstream_responses, upstream_state, confirmed_call=digest)
         message = confirmation_message(entry, arguments, self.redact)
         if confirmer.multi_round:
             answer = (input_responses or {}).get(CONFIRM_KEY)
-            if (answer is None or ours is None or ours.get("call") != digest or ours.get("confirmed") is not False
-                    or not self._spend(ours)):  # no answer, another call's, or one already used: ask (again)
+            if (
+                answer is None
+                or ours is None
+                or ours.get("call") != digest
+                or ours.get("confirmed") is not False
+                or not self._spend(ours)
+            ):  # no answer, another call's, or one already used: ask (again)
                 question = mcp_types.ElicitRequest(
-                    params=mcp_types.ElicitRequestFormParams(message=message, requested_schema=CONFIRM_SCHEMA))
+                    params=mcp_types.ElicitRequestFormParams(message=message, requested_schema=CONFIRM_SCHEMA)
+                )
                 state = _encode_state(digest, confirmed=False)
-                return Leg(ask=mcp_types.InputRequiredResult(input_requests={CONFIRM_KEY: question},
-                                                             request_state=state))
-            accepted = (isinstance(answer, mcp_types.ElicitResult) and answer.action == "accept"
-                        and (answer.content or {}).get("value") is True)
+                return Leg(
+                    ask=mcp_types.InputRequiredResult(input_requests={CONFIRM_KEY: question}, request_state=state)
+                )
+            accepted = (
+                isinstance(answer, mcp_types.ElicitResult)
+                and answer.action == "accept"
+                and (answer.content or {}).get("value") is True
+            )
         else:
             accepted = await confirmer.ask(message)
         if not accepted:
@@ -221,7 +235,11 @@ class Governance:
         """Use up a request state's nonce: True the first time within its lifetime, False ever after."""
         nonce, issued = ours.get("nonce"), ours.get("issued")
         now = time.time()
-        if not isinstance(nonce, str) or not isinstance(issued, (int, float)) or not 0 <= now - issued <= STATE_LIFETIME:
+        if (
+            not isinstance(nonce, str)
+            or not isinstance(issued, (int, float))
+            or not 0 <= now - issued <= STATE_LIFETIME
+        ):
             return False
         for old in [n for n, expires in self._spent.items() if expires < now]:
             del self._spent[old]
@@ -321,7 +339,10 @@ def governance_for(
     """The governance a router's settings and per-server policies ask for (servers not named get the defaults)."""
     own = dict(policies)
     path = audit.audit_path(settings.audit_log)
-    log = None if path is None else AuditLog(path, max_bytes=settings.audit_max_bytes,
-                                              backups=settings.audit_backups, redact=redact)
+    log = (
+        None
+        if path is None
+        else AuditLog(path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups, redact=redact)
+    )
     policy = Policy(own, read_only=settings.read_only, confirm_destructive=settings.confirm_destructive)
     return Governance(policy, log, redact)

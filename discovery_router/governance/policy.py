@@ -87,9 +87,10 @@ class ToolPolicy:
             return f"{kind}; callable"
         if self.verdict is Verdict.REFUSE:
             return f"{kind}; refused: {self.reason}"
-        return (f"{kind}; each call asks the user to confirm (MCP elicitation; refused where the client cannot "
-                f"ask), because {self.reason}")
-
+        return (
+            f"{kind}; each call asks the user to confirm (MCP elicitation; refused where the client cannot "
+            f"ask), because {self.reason}"
+        )
 
 
 class Policy:
@@ -119,20 +120,27 @@ class Policy:
         listed_safe = name_matches_any(tool.name, policy.safe)
         read_only = listed_safe or bool(annotations and annotations.read_only_hint is True)
         destructive = not read_only and not (annotations and annotations.destructive_hint is False)
-        read_only_mode, read_only_setting = _effective(policy.read_only, self.read_only, server, "readOnly",
-                                                       "read_only")
-        confirm, confirm_setting = _effective(policy.confirm_destructive, self.confirm_destructive, server,
-                                              "confirmDestructive", "confirm_destructive")
+        read_only_mode, read_only_setting = _effective(
+            policy.read_only, self.read_only, server, "readOnly", "read_only"
+        )
+        confirm, confirm_setting = _effective(
+            policy.confirm_destructive, self.confirm_destructive, server, "confirmDestructive", "confirm_destructive"
+        )
         governed = read_only_mode or confirm
         shown = tool_id(server, tool.name)
         if read_only_mode and not read_only:
             why = "has no annotations" if annotations is None else "is not annotated readOnlyHint: true"
-            reason = (f"{shown} {why} and read-only mode is on ({read_only_setting}). If the tool only reads, "
-                      f"list it in mcpServers.{server}.tools.safe; otherwise set {read_only_setting} to false.")
+            reason = (
+                f"{shown} {why} and read-only mode is on ({read_only_setting}). If the tool only reads, "
+                f"list it in mcpServers.{server}.tools.safe; otherwise set {read_only_setting} to false."
+            )
             return ToolPolicy(Verdict.REFUSE, read_only, destructive, governed, reason, read_only_setting)
         if confirm and destructive:
-            why = "destructiveHint: true" if annotations and annotations.destructive_hint else (
-                "it has no annotations" if annotations is None else "it is not annotated destructiveHint: false")
+            why = (
+                "destructiveHint: true"
+                if annotations and annotations.destructive_hint
+                else ("it has no annotations" if annotations is None else "it is not annotated destructiveHint: false")
+            )
             reason = f"{shown} counts as destructive ({why}) and {confirm_setting} is true"
             return ToolPolicy(Verdict.CONFIRM, read_only, destructive, governed, reason, confirm_setting)
         return ToolPolicy(Verdict.ALLOW, read_only, destructive, governed)

@@ -66,13 +66,15 @@ def check_serving(host: str, token: str | None, *, require_token: bool) -> None:
     """Refuse, with the reason and the fix, to serve without a token where that would be unsafe."""
     if token:
         return
-    how = (f"set {TOKEN_ENV_VAR} in the environment, or store one with "
-           f"`discovery-router secret set {TOKEN_KEYRING_NAME}`")
+    how = (
+        f"set {TOKEN_ENV_VAR} in the environment, or store one with `discovery-router secret set {TOKEN_KEYRING_NAME}`"
+    )
     if not is_loopback(host):
         raise RouterError(
             f"refusing to serve over HTTP on {host} without a bearer token: anyone who can reach that address "
             f"could run every tool of every configured server. To serve there, {how} (clients then send "
-            "`Authorization: Bearer <token>`); or bind to 127.0.0.1 (the default).")
+            "`Authorization: Bearer <token>`); or bind to 127.0.0.1 (the default)."
+        )
     if require_token:
         raise RouterError(f"router.http_require_token is true but no bearer token is configured: {how}.")
 
@@ -95,8 +97,12 @@ class AccessMiddleware:
             await _deny(send, 403, "Forbidden: this Origin may not use the router (see router.http_allowed_origins).")
             return
         if self._token is not None and not self._authorized(headers.get("authorization", "")):
-            await _deny(send, 401, "Unauthorized: send Authorization: Bearer <token>.",
-                        [(b"www-authenticate", b'Bearer realm="discovery-router"')])
+            await _deny(
+                send,
+                401,
+                "Unauthorized: send Authorization: Bearer <token>.",
+                [(b"www-authenticate", b'Bearer realm="discovery-router"')],
+            )
             return
         await self.app(scope, receive, send)
 
@@ -116,14 +122,18 @@ class AccessMiddleware:
 
 async def _deny(send: Any, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = text.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-               *(extra or [])]
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def serving_middleware(host: str, settings: Any, *, redactor: Any = None,
-                       environ: Mapping[str, str] | None = None) -> list[Any]:
+def serving_middleware(
+    host: str, settings: Any, *, redactor: Any = None, environ: Mapping[str, str] | None = None
+) -> list[Any]:
     """The Starlette middleware for ``serve --transport http|sse``; raises when serving would be unsafe."""
     from starlette.middleware import Middleware
 
@@ -134,6 +144,9 @@ def serving_middleware(host: str, settings: Any, *, redactor: Any = None,
     if token:
         logger.info("HTTP clients must send the bearer token from %s", source)
     else:
-        logger.warning("serving on %s without a bearer token: any local process can use the router "
-                       "(set %s to require one)", host, TOKEN_ENV_VAR)
+        logger.warning(
+            "serving on %s without a bearer token: any local process can use the router (set %s to require one)",
+            host,
+            TOKEN_ENV_VAR,
+        )
     return [Middleware(AccessMiddleware, token=token, allowed_origins=settings.http_allowed_origins)]

@@ -6,7 +6,6 @@ from typing import Any
 from discovery_router.eras import is_2026_era
 
 
-
 class ElicitationConfirmer:
     """Asks through the calling MCP client, if it declared the elicitation capability (form mode).
 

@@ -74,8 +74,10 @@ class Drain(Middleware):
             await asyncio.wait({work, abandon}, return_when=asyncio.FIRST_COMPLETED)
             if work.done():
                 return work.result()
-            raise _shutting_down(context.method, "the router shut down before this request finished; "
-                                 "whether it took effect upstream is unknown")
+            raise _shutting_down(
+                context.method,
+                "the router shut down before this request finished; whether it took effect upstream is unknown",
+            )
         finally:
             for task in (work, abandon):
                 if not task.done():
@@ -96,8 +98,11 @@ class Drain(Middleware):
             await asyncio.wait_for(self._idle.wait(), timeout=seconds)
         abandoned = self._in_flight
         if abandoned:
-            logger.warning("stopping: answering %d request(s) still in flight after %gs with an error "
-                           "(router.shutdown_drain)", abandoned, seconds)
+            logger.warning(
+                "stopping: answering %d request(s) still in flight after %gs with an error (router.shutdown_drain)",
+                abandoned,
+                seconds,
+            )
             self.abandon()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout=ABANDON_GRACE)
@@ -119,8 +124,10 @@ def _shutting_down(method: str | None, why: str) -> Exception:
 # -- connections ------------------------------------------------------------
 
 _REFUSED_TEXT = b"Too many open connections to the router (router.http_max_connections).\n"
-_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(_REFUSED_TEXT), _REFUSED_TEXT))
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_REFUSED_TEXT), _REFUSED_TEXT)
+)
 
 
 def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
@@ -148,8 +155,9 @@ def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol
                 # of half-open connections then cannot keep out a client that sends its request at once.
                 oldest = next(iter(waiting), None)
                 if oldest is None:
-                    logger.warning("refusing a connection: %d are open (router.http_max_connections)",
-                                   len(self.connections) - 1)
+                    logger.warning(
+                        "refusing a connection: %d are open (router.http_max_connections)", len(self.connections) - 1
+                    )
                     self.transport.write(_REFUSED)
                     self.transport.close()
                     return
@@ -190,8 +198,9 @@ def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol
             self._head_timer = None
             waiting.pop(self, None)
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                logger.debug("closing a connection whose request head took over %gs (router.http_header_timeout)",
-                             header_timeout)
+                logger.debug(
+                    "closing a connection whose request head took over %gs (router.http_header_timeout)", header_timeout
+                )
                 self.transport.close()
 
     return GuardedH11Protocol
@@ -204,16 +213,16 @@ def connection_limit(configured: int) -> int:
         return configured
     fits = soft - DESCRIPTOR_RESERVE
     if configured > fits:
-        logger.warning("router.http_max_connections lowered to %d to stay under the descriptor limit (%d)",
-                       fits, soft)
+        logger.warning("router.http_max_connections lowered to %d to stay under the descriptor limit (%d)", fits, soft)
     return fits if configured == 0 or configured > fits else configured
 
 
 # -- the server -------------------------------------------------------------
 
 
-def serve_http(mcp: Any, settings: Any, *, transport: str, host: str, port: int, middleware: list[Any],
-               allowed_origins: list[str]) -> None:
+def serve_http(
+    mcp: Any, settings: Any, *, transport: str, host: str, port: int, middleware: list[Any], allowed_origins: list[str]
+) -> None:
     """Serve ``mcp`` over streamable HTTP or SSE until SIGTERM/SIGINT; drain, stop the upstreams, return."""
     import fastmcp
     import uvicorn
@@ -225,15 +234,22 @@ def serve_http(mcp: Any, settings: Any, *, transport: str, host: str, port: int,
 
     if is_loopback(host):  # as fastmcp's own run: the Host check (DNS rebinding) also accepts the bound name
         allowed_hosts = [*(allowed_hosts or []), host]
-    app = mcp.http_app(transport=transport, middleware=middleware, host_origin_protection="auto",
-                       allowed_hosts=allowed_hosts, allowed_origins=allowed_origins or None,
-                       **({} if transport == "sse" else
-                          {"session_idle_timeout": settings.http_session_idle_timeout or None}))
+    app = mcp.http_app(
+        transport=transport,
+        middleware=middleware,
+        host_origin_protection="auto",
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins or None,
+        **({} if transport == "sse" else {"session_idle_timeout": settings.http_session_idle_timeout or None}),
+    )
     if transport != "sse":
         _cap_sessions(app, settings.http_max_sessions or None)
     max_connections = connection_limit(settings.http_max_connections)
     config = uvicorn.Config(
-        app, host=host, port=port, lifespan="on",
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
         http=guarded_h11(settings.http_header_timeout, max_connections),
         # uvicorn answers 503 to a request once this many connections or requests are open; one above
         # the connection cap, so it only counts requests (the protocol turns away extra connections).

@@ -41,10 +41,14 @@ from discovery_router.upstreams.status import UpstreamState
 
 MANAGE_TOOLS = frozenset({"add_server", "remove_server", "list_servers"})
 
-ADD_REMOTE = ("Add an MCP server by its http(s) URL. It is saved in the router's config and connected now; "
-              "then find its tools with search_tools.")
-ADD_ALL = ("Add an MCP server: a remote one by `url`, or a local one by `command` (with `args`, `env`). It is "
-           "saved in the router's config and connected now; then find its tools with search_tools.")
+ADD_REMOTE = (
+    "Add an MCP server by its http(s) URL. It is saved in the router's config and connected now; "
+    "then find its tools with search_tools."
+)
+ADD_ALL = (
+    "Add an MCP server: a remote one by `url`, or a local one by `command` (with `args`, `env`). It is "
+    "saved in the router's config and connected now; then find its tools with search_tools."
+)
 REMOVE = "Remove an MCP server from the router and its config; its tools go away."
 LIST = "List the router's MCP servers: name, transport, state and tool count."
 
@@ -76,8 +80,15 @@ class ManageTool(Tool):
     _handler: Any = PrivateAttr(default=None)
 
     @classmethod
-    def of(cls, name: str, description: str, properties: Mapping[str, Any], required: list[str],
-           annotations: mcp_types.ToolAnnotations, handler: Handler) -> ManageTool:
+    def of(
+        cls,
+        name: str,
+        description: str,
+        properties: Mapping[str, Any],
+        required: list[str],
+        annotations: mcp_types.ToolAnnotations,
+        handler: Handler,
+    ) -> ManageTool:
         parameters: dict[str, Any] = {"type": "object", "properties": dict(properties)}
         if required:
             parameters["required"] = required
@@ -112,8 +123,9 @@ def add_management_tools(mcp: FastMCP, router: Router, watcher: ConfigWatcher) -
             """Before the user is asked or anything is written: a refusal is final, and leaves its audit line."""
             entry.update(_entry_from(arguments, stdio_allowed))
             if name in router.upstreams:
-                raise InvalidArgumentsError(f"A server named {name!r} already exists; remove_server it first, "
-                                            "or pick another name.")
+                raise InvalidArgumentsError(
+                    f"A server named {name!r} already exists; remove_server it first, or pick another name."
+                )
 
         async def run() -> str:
             assert isinstance(name, str)
@@ -130,8 +142,14 @@ def add_management_tools(mcp: FastMCP, router: Router, watcher: ConfigWatcher) -
             why = f": {status.error}" if status.error else ""
             return f"Added {name}, but it is {status.state.value}{why}. remove_server it if it is wrong."
 
-        return await router.call_own(own_tool("add_server", _DESTRUCTIVE), arguments, run, check=check,
-                                     shown=_masked(arguments), front=front_context(get_context()))
+        return await router.call_own(
+            own_tool("add_server", _DESTRUCTIVE),
+            arguments,
+            run,
+            check=check,
+            shown=_masked(arguments),
+            front=front_context(get_context()),
+        )
 
     async def remove(arguments: dict[str, Any]) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
         name = arguments.get("name")
@@ -149,24 +167,30 @@ def add_management_tools(mcp: FastMCP, router: Router, watcher: ConfigWatcher) -
             await watcher.reload_now()
             return f"Removed {name}; its tools are gone."
 
-        return await router.call_own(own_tool("remove_server", _DESTRUCTIVE), arguments, run, check=check,
-                                     front=front_context(get_context()))
+        return await router.call_own(
+            own_tool("remove_server", _DESTRUCTIVE), arguments, run, check=check, front=front_context(get_context())
+        )
 
     async def list_all(arguments: dict[str, Any]) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
         async def run() -> str:
-            lines = [f"{s.name}\t{s.transport}\t{s.state.value}\t{s.tool_count} tools"
-                     + (f"\t{s.error}" if s.error else "") for s in router.status()]
+            lines = [
+                f"{s.name}\t{s.transport}\t{s.state.value}\t{s.tool_count} tools" + (f"\t{s.error}" if s.error else "")
+                for s in router.status()
+            ]
             if router.config_problem:
-                lines.append(f"(the config file has a problem; still serving the previous one: "
-                             f"{router.config_problem})")
+                lines.append(
+                    f"(the config file has a problem; still serving the previous one: {router.config_problem})"
+                )
             return router.redact("\n".join(lines) or "No servers configured.")
 
-        return await router.call_own(own_tool("list_servers", _READ_ONLY), arguments, run,
-                                     front=front_context(get_context()))
+        return await router.call_own(
+            own_tool("list_servers", _READ_ONLY), arguments, run, front=front_context(get_context())
+        )
 
     for tool in (
-        ManageTool.of("add_server", ADD_ALL if stdio_allowed else ADD_REMOTE, add_properties, ["name"],
-                      _DESTRUCTIVE, add),
+        ManageTool.of(
+            "add_server", ADD_ALL if stdio_allowed else ADD_REMOTE, add_properties, ["name"], _DESTRUCTIVE, add
+        ),
         ManageTool.of("remove_server", REMOVE, {"name": {"type": "string"}}, ["name"], _DESTRUCTIVE, remove),
         ManageTool.of("list_servers", LIST, {}, [], _READ_ONLY, list_all),
     ):
@@ -179,26 +203,33 @@ def _entry_from(arguments: Mapping[str, Any], stdio_allowed: bool) -> dict[str, 
     if set(arguments) & set(_STDIO_PROPERTIES) and not stdio_allowed:
         raise PolicyRefusedError(
             "Refused: this router lets agents add remote servers only (an http(s) `url`; router.manage_servers "
-            "is \"remote\"). Ask the user to add a local command with `discovery-router add`.")
+            'is "remote"). Ask the user to add a local command with `discovery-router add`.'
+        )
     unknown = sorted(set(arguments) - allowed)
     if unknown:
         raise InvalidArgumentsError(
-            f"add_server takes {', '.join(f'`{k}`' for k in sorted(allowed))} (not `{unknown[0]}`).")
+            f"add_server takes {', '.join(f'`{k}`' for k in sorted(allowed))} (not `{unknown[0]}`)."
+        )
     name = arguments.get("name")
     if not isinstance(name, str) or not SERVER_NAME.match(name):
         raise InvalidArgumentsError(
-            "`name` must be letters, digits, '_', '-' or '.' (it becomes the `<name>/` of its tool ids).")
+            "`name` must be letters, digits, '_', '-' or '.' (it becomes the `<name>/` of its tool ids)."
+        )
     url, command = arguments.get("url"), arguments.get("command")
     if (url is None) == (command is None):
-        raise InvalidArgumentsError("add_server needs a `url` (an http(s) server)"
-                                    + (" or a `command` (a local one)" if stdio_allowed else "") + ".")
+        raise InvalidArgumentsError(
+            "add_server needs a `url` (an http(s) server)"
+            + (" or a `command` (a local one)" if stdio_allowed else "")
+            + "."
+        )
     texts = _texts(arguments)
     if texts is None:
         raise InvalidArgumentsError("`headers` and `env` take an object of strings, `args` a list of strings.")
     if any(_REFERENCE in text for text in texts):
         raise PolicyRefusedError(
             "Refused: ${...} references (environment variables, keyring secrets) are not accepted from an agent; "
-            "give the value itself, or ask the user to add the server.")
+            "give the value itself, or ask the user to add the server."
+        )
     entry: dict[str, Any] = {}
     if url is not None:
         if not isinstance(url, str) or not _URL.match(url):
@@ -208,7 +239,7 @@ def _entry_from(arguments: Mapping[str, Any], stdio_allowed: bool) -> dict[str, 
             entry["headers"] = dict(arguments["headers"])
         if arguments.get("transport") is not None:
             if arguments["transport"] not in ("http", "sse"):
-                raise InvalidArgumentsError("`transport` is \"http\" or \"sse\" (default: from the URL).")
+                raise InvalidArgumentsError('`transport` is "http" or "sse" (default: from the URL).')
             entry["transport"] = arguments["transport"]
         return entry
     if set(arguments) & {"headers", "transport"}:
@@ -244,8 +275,10 @@ def _texts(arguments: Mapping[str, Any]) -> list[str] | None:
 
 def _masked(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments as the user is asked about them and the audit may keep them: header/env values masked."""
-    return {key: ({k: MASK for k in value} if key in ("headers", "env") and isinstance(value, dict) else value)
-            for key, value in arguments.items()}
+    return {
+        key: ({k: MASK for k in value} if key in ("headers", "env") and isinstance(value, dict) else value)
+        for key, value in arguments.items()
+    }
 
 
 def _short_config_error(exc: ConfigError) -> str:

@@ -62,7 +62,9 @@ class ClientNotifier(Middleware):
 
     def install(self, low_level_server: Any) -> None:
         """Serve resources/subscribe, resources/unsubscribe and subscriptions/listen."""
-        low_level_server.add_request_handler("resources/subscribe", mcp_types.SubscribeRequestParams, self._on_subscribe)
+        low_level_server.add_request_handler(
+            "resources/subscribe", mcp_types.SubscribeRequestParams, self._on_subscribe
+        )
         low_level_server.add_request_handler(
             "resources/unsubscribe", mcp_types.UnsubscribeRequestParams, self._on_unsubscribe
         )

@@ -110,10 +110,10 @@ class UpstreamComponents(Provider):
     async def _list_prompts(self) -> Sequence[Prompt]:
         return [
             ProxyPrompt.from_mcp_prompt(self._client_factory(n.server), n.item).model_copy(  # type: ignore[arg-type]
-                update={"name": n.front})
+                update={"name": n.front}
+            )
             for n in (await self._ready_namespace()).prompts
         ]
-
 
     async def _get_prompt(self, name: str, version: VersionSpec | None = None) -> Prompt | None:
         """``<server>/<prompt>``, or a bare prompt name that exactly one server has (as with tool ids)."""

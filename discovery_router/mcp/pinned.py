@@ -31,8 +31,11 @@ META_TOOLS = frozenset({"search_tools", "describe_tool", "call_tool"})
 
 def pinned_entries(entries: Sequence[ToolEntry], patterns: Sequence[str]) -> list[ToolEntry]:
     """Catalog entries whose id matches a pattern, in catalog order, minus those the policy refuses."""
-    return [entry for entry in entries if matches_any(entry.id, patterns)
-            and (entry.policy is None or entry.policy.verdict is not Verdict.REFUSE)]
+    return [
+        entry
+        for entry in entries
+        if matches_any(entry.id, patterns) and (entry.policy is None or entry.policy.verdict is not Verdict.REFUSE)
+    ]
 
 
 def pinned_names(entries: Sequence[ToolEntry]) -> dict[str, ToolEntry]:
@@ -68,8 +71,9 @@ class PinnedTool(Tool):
         return pinned
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
-        return await self._server.call_tool("call_tool", {"name": self._target, "arguments": arguments},
-                                            run_middleware=False)
+        return await self._server.call_tool(
+            "call_tool", {"name": self._target, "arguments": arguments}, run_middleware=False
+        )
 
 
 class PinnedTools(Provider):

@@ -33,8 +33,14 @@ def summarize(description: str | None, max_chars: int) -> str:
     return text
 
 
-def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bool = False,
-                   down: Sequence[tuple[str, str]] = (), starting: Sequence[str] = ()) -> str:
+def search_results(
+    entries: Sequence[ToolEntry],
+    max_chars: int,
+    *,
+    filtered: bool = False,
+    down: Sequence[tuple[str, str]] = (),
+    starting: Sequence[str] = (),
+) -> str:
     """One line per hit: ``id: summary``, with unreachable servers flagged.
 
     ``entries`` may be a :class:`~discovery_router.router.Matches`: a step search
@@ -58,8 +64,10 @@ def search_results(entries: Sequence[ToolEntry], max_chars: int, *, filtered: bo
         for n, (step, group) in enumerate(zip(steps, groups), 1):
             weak = WEAK_STEP if n <= len(weak_steps) and weak_steps[n - 1] else ""
             lines.append(f"[{n}] {summarize(step, STEP_CHARS)}{weak if group else ' (no match)'}")
-            lines.extend(_hit_line(entry, max_chars if j == 0 else min(max_chars, STEP_RUNNER_UP_CHARS))
-                         for j, entry in enumerate(group))
+            lines.extend(
+                _hit_line(entry, max_chars if j == 0 else min(max_chars, STEP_RUNNER_UP_CHARS))
+                for j, entry in enumerate(group)
+            )
         return "\n".join(lines + notes)
     lines = [_hit_line(entry, max_chars) for entry in entries]
     if getattr(entries, "weak", False):
@@ -174,7 +182,7 @@ def readable_result(result: Any) -> str:
 
 
 def argument_mistakes(tool: str, parameters: Sequence[str], errors: Sequence[Any]) -> str:
-    """"call_tool takes `name` and `arguments` (not `args`)": one line from pydantic's error list.
+    """ "call_tool takes `name` and `arguments` (not `args`)": one line from pydantic's error list.
 
     Short and without pydantic's URL: a model reads it and retries with the right names.
     """

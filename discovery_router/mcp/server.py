@@ -106,8 +106,14 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
             pinned_changed()
 
     router.listen(tell_clients)
-    mcp = FastMCP(name, instructions=INSTRUCTIONS, lifespan=lifespan, providers=[components],
-                  middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()], version=__version__)
+    mcp = FastMCP(
+        name,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        providers=[components],
+        middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()],
+        version=__version__,
+    )
     low = low_level_server(mcp)
     notifier.install(low)
     _drop_empty_fastmcp_meta(low)
@@ -129,14 +135,21 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
         except RouterError as exc:
             raise answer_error(exc) from None
         down = router.failed_servers_named(query, server)
-        return render.search_results(hits, router.settings.summary_chars, filtered=server is not None, down=down,
-                                     starting=router.starting_servers())
+        return render.search_results(
+            hits,
+            router.settings.summary_chars,
+            filtered=server is not None,
+            down=down,
+            starting=router.starting_servers(),
+        )
 
     # Annotations are strings here (PEP 563), evaluated without this closure: give the bounds as a real type.
-    search_tools.__annotations__["limit"] = Annotated[int, Field(description="How many tools to return.",
-                                                                 ge=1, le=max_limit)]
-    mcp.tool(name="search_tools", description=SEARCH_DESCRIPTION, output_schema=None,
-             annotations=_READ_ONLY)(search_tools)
+    search_tools.__annotations__["limit"] = Annotated[
+        int, Field(description="How many tools to return.", ge=1, le=max_limit)
+    ]
+    mcp.tool(name="search_tools", description=SEARCH_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)(
+        search_tools
+    )
 
     @mcp.tool(name="describe_tool", description=DESCRIBE_DESCRIPTION, output_schema=None, annotations=_READ_ONLY)
     async def describe_tool(
@@ -190,13 +203,18 @@ class MetaToolArguments(Middleware):
             return await call_next(context)
         except FastMCPValidationError as exc:
             name, cause = context.message.name, exc.__cause__
-            if name not in META_TOOLS or context.fastmcp_context is None or not isinstance(cause, PydanticValidationError):
+            if (
+                name not in META_TOOLS
+                or context.fastmcp_context is None
+                or not isinstance(cause, PydanticValidationError)
+            ):
                 raise
             tool = await context.fastmcp_context.fastmcp.get_tool(name)
             if tool is None:
                 raise
-            raise answer_error(render.argument_mistakes(name, list(tool.parameters.get("properties", {})),
-                                                        cause.errors())) from None
+            raise answer_error(
+                render.argument_mistakes(name, list(tool.parameters.get("properties", {})), cause.errors())
+            ) from None
 
 
 def _pinned_watch(router: Router, notifier: ClientNotifier) -> Callable[[], None]:
@@ -239,8 +257,9 @@ def _answer_roots_from_the_stdio_client(mcp: FastMCP, router: Router) -> None:
 
     low_level = low_level_server(mcp)
     low_level.add_notification_handler("notifications/initialized", mcp_types.NotificationParams, initialized)
-    low_level.add_notification_handler("notifications/roots/list_changed", mcp_types.NotificationParams,
-                                       roots_list_changed)
+    low_level.add_notification_handler(
+        "notifications/roots/list_changed", mcp_types.NotificationParams, roots_list_changed
+    )
 
 
 def _drop_empty_fastmcp_meta(low: Any) -> None:

@@ -33,8 +33,9 @@ async def run_stdio(app: FastMCP) -> None:
     try:
         async with lifespan_of(app), stdio_server() as (read_stream, write_stream):
             low_level = low_level_server(app)
-            await low_level.run(_AnswerUnparsable(read_stream, write_stream), write_stream,
-                                low_level.create_initialization_options())
+            await low_level.run(
+                _AnswerUnparsable(read_stream, write_stream), write_stream, low_level.create_initialization_options()
+            )
     finally:
         reset_transport(token)
 
@@ -72,8 +73,9 @@ class _AnswerUnparsable:
     async def __aenter__(self) -> _AnswerUnparsable:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
 
@@ -92,9 +94,12 @@ def error_reply(exc: Exception) -> mcp_types.JSONRPCError | None:
     elif isinstance(request_id, str) and any(0xD800 <= ord(char) <= 0xDFFF for char in request_id):
         request_id = None  # could not be written back
     if _SURROGATE_ESCAPE.search(line if isinstance(line, str) else line.decode("utf-8", "replace")):
-        reason = ("the request contains a lone surrogate escape (such as \\ud800), which is not valid Unicode; "
-                  "nothing was run")
+        reason = (
+            "the request contains a lone surrogate escape (such as \\ud800), which is not valid Unicode; "
+            "nothing was run"
+        )
     else:
         reason = "the request could not be read as an MCP message; nothing was run"
-    return mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id,
-                                  error=mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=reason))
+    return mcp_types.JSONRPCError(
+        jsonrpc="2.0", id=request_id, error=mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=reason)
+    )

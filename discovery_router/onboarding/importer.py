@@ -38,8 +38,14 @@ class PlanItem:
     def to_json(self) -> dict[str, Any]:
         """Everything but the entry's values (which may hold secrets)."""
         return {
-            "action": self.action, "name": self.name, "original": self.original, "client": self.client,
-            "source": self.source, "reason": self.reason, "converted": self.converted, "dropped": self.dropped,
+            "action": self.action,
+            "name": self.name,
+            "original": self.original,
+            "client": self.client,
+            "source": self.source,
+            "reason": self.reason,
+            "converted": self.converted,
+            "dropped": self.dropped,
             "transport": _transport_word(self.entry) if self.entry else None,
             "target": describe_target(self.entry),
             "inline_secrets": [s.where for s in self.secrets],
@@ -81,13 +87,19 @@ class ImportPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "config": str(self.config_path), "read": self.read, "unreadable": self.unreadable,
-            "not_found": self.not_found, "written": self.written,
+            "config": str(self.config_path),
+            "read": self.read,
+            "unreadable": self.unreadable,
+            "not_found": self.not_found,
+            "written": self.written,
             "items": [i.to_json() for i in self.items],
-            "skipped_projects": [{"project": p.project, "servers": p.servers, "source": p.source,
-                                  "import_with": p.command} for p in self.skipped_projects],
-            "inline_secrets": [{"server": s.server, "where": s.where, "suggest": f"${{{s.variable}}}"}
-                               for s in self.secrets],
+            "skipped_projects": [
+                {"project": p.project, "servers": p.servers, "source": p.source, "import_with": p.command}
+                for p in self.skipped_projects
+            ],
+            "inline_secrets": [
+                {"server": s.server, "where": s.where, "suggest": f"${{{s.variable}}}"} for s in self.secrets
+            ],
         }
 
 
@@ -116,8 +128,9 @@ def select_sources(env: Environment, wanted: list[str] | None) -> tuple[list[Sou
         if item in CLIENTS:
             found = [s for s in CLIENTS[item].sources(env) if s.path.is_file()]
             if not found and wanted:
-                not_found.append(f"{item}: no config file at "
-                                 + ", ".join(env.display(s.path) for s in CLIENTS[item].sources(env)))
+                not_found.append(
+                    f"{item}: no config file at " + ", ".join(env.display(s.path) for s in CLIENTS[item].sources(env))
+                )
             sources.extend(found)
         else:
             path = Path(item).expanduser()
@@ -132,8 +145,9 @@ def select_sources(env: Environment, wanted: list[str] | None) -> tuple[list[Sou
 def _project_sources(env: Environment, project: Path, wanted: list[str] | None) -> list[Source]:
     """``--project``: Claude Code's own file (for its ``projects`` entry) and the project's ``.mcp.json``."""
     if wanted and any(item != "claude-code" for item in wanted):
-        raise RouterError("--project imports one Claude Code project's servers: use it with --from claude-code "
-                          "(or without --from)")
+        raise RouterError(
+            "--project imports one Claude Code project's servers: use it with --from claude-code (or without --from)"
+        )
     user = next(s for s in CLIENTS["claude-code"].sources(env) if s.scope == "user")
     return [user, Source("claude-code", project / ".mcp.json", "project", project)]
 
@@ -142,8 +156,9 @@ def _same_folder(key: str, project: Path) -> bool:
     return Path(key).expanduser().resolve() == project.resolve()
 
 
-def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = None,
-                project: Path | None = None) -> ImportPlan:
+def plan_import(
+    env: Environment, config_path: Path, wanted: list[str] | None = None, project: Path | None = None
+) -> ImportPlan:
     """What importing would do; reads files only.
 
     Claude Code keeps servers per project (``projects.<path>.mcpServers`` in ``~/.claude.json``): they
@@ -195,8 +210,9 @@ def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = 
                     continue  # user-scope servers: a plain `import` brings them
                 found_project = True
             elif per_project:
-                plan.skipped_projects.append(SkippedProject(smap.keys[1], sorted(smap.entries),
-                                                            env.display(source.path)))
+                plan.skipped_projects.append(
+                    SkippedProject(smap.keys[1], sorted(smap.entries), env.display(source.path))
+                )
                 continue
             for original, raw_entry in smap.entries.items():
                 item = _plan_one(env, smap.project, source.client, where, original, raw_entry, taken, by_identity)
@@ -205,15 +221,16 @@ def plan_import(env: Environment, config_path: Path, wanted: list[str] | None = 
                     all_entries[f"{where}:{original}"] = item.entry
     if project is not None and not found_project:
         user = _project_sources(env, project, wanted)[0]
-        raise RouterError(f"--project {project}: Claude Code has no servers for this folder (none under "
-                          f"\"projects\" in {env.display(user.path)}, no {env.display(project / '.mcp.json')})"
-                          + _known_projects(user))
+        raise RouterError(
+            f"--project {project}: Claude Code has no servers for this folder (none under "
+            f'"projects" in {env.display(user.path)}, no {env.display(project / ".mcp.json")})' + _known_projects(user)
+        )
     plan.redactor = redactor_for(all_entries)
     return plan
 
 
 def _known_projects(user: Source) -> str:
-    """"; projects with servers: ..." from Claude Code's file, to correct a mistyped --project."""
+    """ "; projects with servers: ..." from Claude Code's file, to correct a mistyped --project."""
     if not user.path.is_file():
         return ""
     try:
@@ -224,8 +241,16 @@ def _known_projects(user: Source) -> str:
     return f"; projects with servers: {', '.join(names)}" if names else ""
 
 
-def _plan_one(env: Environment, project: Path | None, client: str, where: str, original: str, raw_entry: Any,
-              taken: dict[str, str], by_identity: dict[str, str]) -> PlanItem:
+def _plan_one(
+    env: Environment,
+    project: Path | None,
+    client: str,
+    where: str,
+    original: str,
+    raw_entry: Any,
+    taken: dict[str, str],
+    by_identity: dict[str, str],
+) -> PlanItem:
     item = PlanItem(SKIP, original, original, client, where)
     if is_router_entry(raw_entry):
         item.action, item.reason = IGNORE, "the router's own entry"
@@ -265,6 +290,7 @@ def apply_import(plan: ImportPlan) -> None:
     """Add the planned entries to the router's config (validated first, written atomically)."""
     if not plan.to_write:
         return
-    add_servers(plan.config_path, {item.name: item.entry for item in plan.to_write if item.entry is not None},
-                replace=True)  # the plan already renamed or skipped clashing names
+    add_servers(
+        plan.config_path, {item.name: item.entry for item in plan.to_write if item.entry is not None}, replace=True
+    )  # the plan already renamed or skipped clashing names
     plan.written = True

@@ -21,7 +21,14 @@ from discovery_router.files import atomic_write
 from discovery_router.paths import APP_NAME
 from discovery_router.config.edit import write_raw
 from discovery_router.errors import ConfigError, RouterError
-from discovery_router.onboarding.clients import CLIENTS, ClientFormat, Environment, Source, read_client_file, server_maps
+from discovery_router.onboarding.clients import (
+    CLIENTS,
+    ClientFormat,
+    Environment,
+    Source,
+    read_client_file,
+    server_maps,
+)
 from discovery_router.onboarding.normalise import identity, is_router_entry, normalise
 
 BACKUP_SUFFIX = ".discovery-router.bak"
@@ -57,9 +64,18 @@ class InstallResult:
     dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"client": self.client, "file": str(self.path), "backup": str(self.backup) if self.backup else None,
-                "entry": ROUTER_NAME, "command": self.command, "args": self.args, "replaced": self.replaced,
-                "still_direct": self.still_direct, "notes": self.notes, "dry_run": self.dry_run}
+        return {
+            "client": self.client,
+            "file": str(self.path),
+            "backup": str(self.backup) if self.backup else None,
+            "entry": ROUTER_NAME,
+            "command": self.command,
+            "args": self.args,
+            "replaced": self.replaced,
+            "still_direct": self.still_direct,
+            "notes": self.notes,
+            "dry_run": self.dry_run,
+        }
 
 
 @dataclass
@@ -71,8 +87,13 @@ class UninstallResult:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"client": self.client, "file": str(self.path), "action": self.action, "restored": self.restored,
-                "notes": self.notes}
+        return {
+            "client": self.client,
+            "file": str(self.path),
+            "action": self.action,
+            "restored": self.restored,
+            "notes": self.notes,
+        }
 
 
 def _client(name: str) -> ClientFormat:
@@ -112,8 +133,9 @@ def install(
     already = ROUTER_NAME in servers
     program, prefix = command or router_command()
     router_config = router_config.expanduser().absolute()
-    result = InstallResult(client.name, path, None, program, [*prefix, "serve", "--config", str(router_config)],
-                           dry_run=dry_run)
+    result = InstallResult(
+        client.name, path, None, program, [*prefix, "serve", "--config", str(router_config)], dry_run=dry_run
+    )
 
     served = _router_identities(router_config)
     if not router_config.exists():
@@ -141,8 +163,10 @@ def install(
     if replace and not result.replaced:
         result.notes.append("none of the client's entries match the router's servers; nothing taken out")
     if duplicates and not replace:
-        result.notes.append(f"{', '.join(duplicates)}: started by the client and by the router; "
-                            "--replace takes them out of the client (the backup keeps them)")
+        result.notes.append(
+            f"{', '.join(duplicates)}: started by the client and by the router; "
+            "--replace takes them out of the client (the backup keeps them)"
+        )
     if commented:
         result.notes.append(f"comments in {env.display(path)} are not kept (the backup has them)")
 
@@ -199,9 +223,16 @@ def uninstall(client_name: str, env: Environment) -> UninstallResult:
         backup.unlink()
         return UninstallResult(client.name, path, "restored", restored)
     write_raw(path, merged)
-    return UninstallResult(client.name, path, "merged", restored, notes=[
-        f"{env.display(path)} changed since install: removed the router's entry and put back the entries "
-        f"--replace took out; the original is still at {env.display(backup)}"])
+    return UninstallResult(
+        client.name,
+        path,
+        "merged",
+        restored,
+        notes=[
+            f"{env.display(path)} changed since install: removed the router's entry and put back the entries "
+            f"--replace took out; the original is still at {env.display(backup)}"
+        ],
+    )
 
 
 def _strip_router(raw: dict[str, Any], source: Source) -> int:

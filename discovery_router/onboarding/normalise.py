@@ -112,8 +112,9 @@ def _relative_command(entry: dict[str, Any]) -> bool:
     return isinstance(command, str) and command.startswith(("./", "../", ".\\", "..\\"))
 
 
-def _convert_variables(value: Any, env: Environment, project: Path | None, result: Normalised,
-                       inputs_seen: list[str]) -> Any:
+def _convert_variables(
+    value: Any, env: Environment, project: Path | None, result: Normalised, inputs_seen: list[str]
+) -> Any:
     if isinstance(value, dict):
         return {k: _convert_variables(v, env, project, result, inputs_seen) for k, v in value.items()}
     if isinstance(value, list):
@@ -154,14 +155,21 @@ def _convert_variables(value: Any, env: Environment, project: Path | None, resul
 def identity(entry: dict[str, Any]) -> str:
     """What makes two entries the same server: how it is started or reached, not its name or switches."""
     if "command" in entry:
-        key = {"command": _command_key(entry.get("command")), "args": entry.get("args", []),
-               "env": entry.get("env", {}), "cwd": entry.get("cwd")}
+        key = {
+            "command": _command_key(entry.get("command")),
+            "args": entry.get("args", []),
+            "env": entry.get("env", {}),
+            "cwd": entry.get("cwd"),
+        }
     else:
         url = entry.get("url", "")
         declared = entry.get("transport", entry.get("type"))
         transport = _TRANSPORTS.get(declared) if isinstance(declared, str) else None
-        key = {"url": url.rstrip("/") if isinstance(url, str) else url, "headers": entry.get("headers", {}),
-               "transport": transport or (infer_transport(url) if isinstance(url, str) else None)}
+        key = {
+            "url": url.rstrip("/") if isinstance(url, str) else url,
+            "headers": entry.get("headers", {}),
+            "transport": transport or (infer_transport(url) if isinstance(url, str) else None),
+        }
     return json.dumps(key, sort_keys=True)
 
 

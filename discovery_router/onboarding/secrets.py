@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl, urlparse
 from discovery_router.onboarding.normalise import env_var_name
 from discovery_router.governance.redact import Redactor
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|PASS$|PWD|AUTH|CREDENTIAL|COOKIE|SESSION|PRIVATE|BEARER|^PAT$|_PAT$)",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(KEY|TOKEN|SECRET|PASSW|PASS$|PWD|AUTH|CREDENTIAL|COOKIE|SESSION|PRIVATE|BEARER|^PAT$|_PAT$)", re.IGNORECASE
+)
 _CREDENTIAL_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 _REFERENCE = re.compile(r"\$\{[^}]+\}")
 
@@ -23,8 +24,10 @@ class InlineSecret:
     variable: str  # the ${VAR} we suggest
 
     def advice(self) -> str:
-        return (f"{self.server}: {self.where} is stored inline; move it to ${{{self.variable}}} in the environment "
-                f"(or the keyring, when supported)")
+        return (
+            f"{self.server}: {self.where} is stored inline; move it to ${{{self.variable}}} in the environment "
+            f"(or the keyring, when supported)"
+        )
 
 
 def _looks_secret(name: str, value: str) -> bool:
@@ -36,8 +39,12 @@ def _looks_secret(name: str, value: str) -> bool:
     if _SECRET_NAME.search(name) or _CREDENTIAL_URL.search(value):
         return True
     # a long opaque token under an innocent name (letters and digits mixed, no spaces, no path)
-    return len(value) >= 24 and " " not in value and "/" not in value and bool(
-        re.search(r"[A-Za-z]", value) and re.search(r"\d", value))
+    return (
+        len(value) >= 24
+        and " " not in value
+        and "/" not in value
+        and bool(re.search(r"[A-Za-z]", value) and re.search(r"\d", value))
+    )
 
 
 def _header_variable(server: str, header: str) -> str:
@@ -61,8 +68,11 @@ def find_inline_secrets(server: str, entry: dict[str, Any]) -> tuple[list[Inline
             if not isinstance(value, str):
                 continue
             if section == "headers":
-                secret = not _REFERENCE.search(value) and (_SECRET_NAME.search(key) or _looks_secret(key, value)
-                                                          or key.lower() in ("x-api-key", "api-key", "apikey"))
+                secret = not _REFERENCE.search(value) and (
+                    _SECRET_NAME.search(key)
+                    or _looks_secret(key, value)
+                    or key.lower() in ("x-api-key", "api-key", "apikey")
+                )
             else:
                 secret = _looks_secret(key, value)
             if secret:
@@ -78,13 +88,21 @@ def find_inline_secrets(server: str, entry: dict[str, Any]) -> tuple[list[Inline
             if eq and flag.startswith("-") and _looks_secret(flag, value) and _SECRET_NAME.search(flag):
                 findings.append(InlineSecret(server, f"args[{i}] ({flag})", env_var_name(f"{server}_{flag}")))
                 values.append(value)
-            elif i > 0 and isinstance(args[i - 1], str) and args[i - 1].startswith("-") \
-                    and _SECRET_NAME.search(args[i - 1]) and _looks_secret(args[i - 1], arg):
-                findings.append(InlineSecret(server, f"args[{i}] (after {args[i - 1]})",
-                                             env_var_name(f"{server}_{args[i - 1]}")))
+            elif (
+                i > 0
+                and isinstance(args[i - 1], str)
+                and args[i - 1].startswith("-")
+                and _SECRET_NAME.search(args[i - 1])
+                and _looks_secret(args[i - 1], arg)
+            ):
+                findings.append(
+                    InlineSecret(server, f"args[{i}] (after {args[i - 1]})", env_var_name(f"{server}_{args[i - 1]}"))
+                )
                 values.append(arg)
             elif _CREDENTIAL_URL.search(arg) and not _REFERENCE.search(arg):
-                findings.append(InlineSecret(server, f"args[{i}] (credentials in a URL)", env_var_name(f"{server}_url")))
+                findings.append(
+                    InlineSecret(server, f"args[{i}] (credentials in a URL)", env_var_name(f"{server}_url"))
+                )
                 values.append(arg)
     url = entry.get("url")
     if isinstance(url, str) and not _REFERENCE.search(url):

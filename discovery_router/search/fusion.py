@@ -97,8 +97,11 @@ class ServerGroups:
         self.ids = server_ids
         self.order = np.argsort(server_ids, kind="stable")
         sorted_ids = server_ids[self.order]
-        self.starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if len(server_ids) else \
-            np.zeros(0, dtype=np.int64)
+        self.starts = (
+            np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+            if len(server_ids)
+            else np.zeros(0, dtype=np.int64)
+        )
         self.present = sorted_ids[self.starts] if len(server_ids) else np.zeros(0, dtype=np.int64)
         self.n = n_servers
 

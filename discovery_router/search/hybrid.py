@@ -46,8 +46,13 @@ def attach_from_cache(index: SearchIndex, embedder: Embedder, cache: IndexCache 
         matrix, encoded, cached = embedder.encode(texts), len(texts), 0
     index.attach_embeddings(embedder, matrix)
     report = UpgradeReport(embedder.model_id, encoded, cached, time.perf_counter() - start)
-    log.info("hybrid search ready: %d tools (%d embedded, %d from cache) in %.2fs",
-             len(texts), encoded, cached, report.seconds)
+    log.info(
+        "hybrid search ready: %d tools (%d embedded, %d from cache) in %.2fs",
+        len(texts),
+        encoded,
+        cached,
+        report.seconds,
+    )
     return report
 
 

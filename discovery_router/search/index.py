@@ -132,8 +132,9 @@ class SearchIndex:
         if stage > 0 and self._server_retriever is not None and allowed is None:
             fused = fused + stage * self._server_scores(query, semantic)[self._server_ids]
         if self.fusion.destructive_penalty and self._destructive.any() and not asks_to_destroy(query):
-            fused = np.where(self._destructive & (fused > 0), np.maximum(fused - self.fusion.destructive_penalty,
-                                                                         1e-9), fused)
+            fused = np.where(
+                self._destructive & (fused > 0), np.maximum(fused - self.fusion.destructive_penalty, 1e-9), fused
+            )
         return fused
 
     def _server_scores(self, query: str, semantic: np.ndarray | None) -> np.ndarray:
@@ -260,8 +261,14 @@ class SearchIndex:
                         groups[s].append(i)
                         break
         return [
-            [Hit(self.docs[i], float(step_scores[s][i]), self._weak(steps[s], semantic[s], group[0]) if j == 0
-                 else False) for j, i in enumerate(group)]
+            [
+                Hit(
+                    self.docs[i],
+                    float(step_scores[s][i]),
+                    self._weak(steps[s], semantic[s], group[0]) if j == 0 else False,
+                )
+                for j, i in enumerate(group)
+            ]
             for s, group in enumerate(groups)
         ]
 

@@ -90,7 +90,7 @@ class AskBridge:
     ) -> Any:
         """Start (or resume, from ``request_state``) a call; return its result or the client's next ask."""
         self._forget_expired()
-        key = request_state[len(STATE_PREFIX):] if request_state and request_state.startswith(STATE_PREFIX) else None
+        key = request_state[len(STATE_PREFIX) :] if request_state and request_state.startswith(STATE_PREFIX) else None
         waiting = self._waiting.pop(key, None) if key else None
         if waiting is None:
             waiting = _Waiting(task=asyncio.get_running_loop().create_future(), front=front)  # task set below
@@ -116,8 +116,10 @@ class AskBridge:
         request, waiting.answer = next_ask.result()
         key = secrets.token_urlsafe(16)
         self._waiting[key] = waiting
-        return mcp_types.InputRequiredResult(input_requests={_ANSWER_KEY: request},  # type: ignore[dict-item]
-                                             request_state=STATE_PREFIX + key)
+        return mcp_types.InputRequiredResult(
+            input_requests={_ANSWER_KEY: request},  # type: ignore[dict-item]
+            request_state=STATE_PREFIX + key,
+        )
 
     def _forget_expired(self) -> None:
         """A client that never retries must not keep an upstream call waiting forever."""

@@ -221,8 +221,9 @@ class Upstream:
 
     @property
     def status(self) -> UpstreamStatus:
-        return UpstreamStatus(self.name, self.state, len(self.tools), self.error, self.transport,
-                              self.duplicate_tools, self.refused_tools)
+        return UpstreamStatus(
+            self.name, self.state, len(self.tools), self.error, self.transport, self.duplicate_tools, self.refused_tools
+        )
 
     async def _supervise(self) -> None:
         delay = self._settings.retry_initial
@@ -242,8 +243,12 @@ class Upstream:
                 await self._disconnect()
                 self.error = self._redact(self._explain(str(lost)))
                 self.state = UpstreamState.CONNECTING
-                logger.warning("server %s: %s; %s", self.name, self.error,
-                               "reconnecting" if stable else f"reconnecting in {delay:g} s")
+                logger.warning(
+                    "server %s: %s; %s",
+                    self.name,
+                    self.error,
+                    "reconnecting" if stable else f"reconnecting in {delay:g} s",
+                )
                 if stable:
                     delay = self._settings.retry_initial
                 else:
@@ -306,8 +311,12 @@ class Upstream:
         tools = self._usable(await asyncio.wait_for(client.list_tools(), timeout=self._settings.connect_timeout))
         components = await asyncio.wait_for(self._list_components(client), timeout=self._settings.connect_timeout)
         described = self_description(client)
-        changed = (tools != self.tools or was is not UpstreamState.CONNECTING or not self._listed_at
-                   or described != self.self_description)
+        changed = (
+            tools != self.tools
+            or was is not UpstreamState.CONNECTING
+            or not self._listed_at
+            or described != self.self_description
+        )
         self.tools, self.state, self.error = tools, UpstreamState.CONNECTED, None
         self.login_required = False
         self.self_description = described
@@ -328,16 +337,23 @@ class Upstream:
         capabilities = client.server_capabilities
         if not is_2026_era(client.protocol_version) or capabilities is None:
             return
-        announces = [capabilities.tools and capabilities.tools.list_changed,
-                     capabilities.prompts and capabilities.prompts.list_changed,
-                     capabilities.resources and (capabilities.resources.list_changed or capabilities.resources.subscribe)]
+        announces = [
+            capabilities.tools and capabilities.tools.list_changed,
+            capabilities.prompts and capabilities.prompts.list_changed,
+            capabilities.resources and (capabilities.resources.list_changed or capabilities.resources.subscribe),
+        ]
         if any(announces):
             self._listen_task = asyncio.create_task(self._listen(client), name=f"listen:{self.name}")
 
     async def _listen(self, client: Client[Any]) -> None:
         try:
-            async with listen(client.session, tools_list_changed=True, prompts_list_changed=True,
-                              resources_list_changed=True, resource_subscriptions=sorted(self.subscriptions)) as events:
+            async with listen(
+                client.session,
+                tools_list_changed=True,
+                prompts_list_changed=True,
+                resources_list_changed=True,
+                resource_subscriptions=sorted(self.subscriptions),
+            ) as events:
                 async for event in events:
                     if isinstance(event, ResourceUpdated):
                         self.on_resource_updated(self, event.uri)
@@ -522,8 +538,12 @@ class Upstream:
         for tool in tools:
             if not valid_tool_name(tool.name):
                 refused.append(ascii(tool.name[:80]))
-                logger.warning("%s: refusing tool with an invalid name %s (MCP tool names are 1-128 of "
-                               "printable, no ./.. segments)", self.name, refused[-1])
+                logger.warning(
+                    "%s: refusing tool with an invalid name %s (MCP tool names are 1-128 of "
+                    "printable, no ./.. segments)",
+                    self.name,
+                    refused[-1],
+                )
             elif tool.name in seen:
                 if tool.name not in duplicates:
                     duplicates.append(tool.name)
@@ -693,8 +713,11 @@ class Upstream:
         client = await self.live_client()
         if relay is not None and relay.passes_input_requests and not is_2026_era(client.protocol_version):
             return await self._bridge.run(
-                relay, lambda bridged: self._forward(client, tool, arguments, bridged.progress, bridged, None, None),
-                input_responses, request_state, progress_handler,
+                relay,
+                lambda bridged: self._forward(client, tool, arguments, bridged.progress, bridged, None, None),
+                input_responses,
+                request_state,
+                progress_handler,
             )
         return await self._forward(client, tool, arguments, progress_handler, relay, input_responses, request_state)
 
@@ -713,19 +736,24 @@ class Upstream:
         token = current_relay.set(relay)
         try:
             if relay is not None and relay.passes_input_requests and is_2026_era(client.protocol_version):
-                return await await_with_session_monitoring(client, client.session.call_tool(
-                    name=tool, arguments=arguments, read_timeout_seconds=self.call_timeout,
-                    progress_callback=progress_handler, input_responses=input_responses,
-                    request_state=request_state, allow_input_required=True,
-                ))
+                return await await_with_session_monitoring(
+                    client,
+                    client.session.call_tool(
+                        name=tool,
+                        arguments=arguments,
+                        read_timeout_seconds=self.call_timeout,
+                        progress_callback=progress_handler,
+                        input_responses=input_responses,
+                        request_state=request_state,
+                        allow_input_required=True,
+                    ),
+                )
             return await client.call_tool_mcp(
                 tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
             )
         except MCPError as exc:
             if exc.code == mcp_types.REQUEST_TIMEOUT:
-                raise UpstreamCallError(
-                    f"{self.name}/{tool} did not answer within {self.call_timeout:g} s"
-                ) from None
+                raise UpstreamCallError(f"{self.name}/{tool} did not answer within {self.call_timeout:g} s") from None
             if exc.code != mcp_types.CONNECTION_CLOSED:
                 raise UpstreamCallError(f"{self.name}/{tool} failed upstream: {self._redact(exc.message)}") from None
             raise self._connection_lost(exc) from None
@@ -790,4 +818,3 @@ def describe_exception(exc: BaseException) -> str:
         return "timed out"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-

@@ -192,8 +192,9 @@ class TokenStore:
     async def ttl(self, key: str, *, collection: str | None = None) -> tuple[dict[str, Any] | None, float | None]:
         return await self.get(key, collection=collection), None
 
-    async def put(self, key: str, value: Mapping[str, Any], *, collection: str | None = None,
-                  ttl: SupportsFloat | None = None) -> None:
+    async def put(
+        self, key: str, value: Mapping[str, Any], *, collection: str | None = None, ttl: SupportsFloat | None = None
+    ) -> None:
         async with self._lock:
             doc = await self._load()
             self._remember_secrets(value)
@@ -211,12 +212,19 @@ class TokenStore:
     async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[dict[str, Any] | None]:
         return [await self.get(key, collection=collection) for key in keys]
 
-    async def ttl_many(self, keys: Sequence[str], *,
-                       collection: str | None = None) -> list[tuple[dict[str, Any] | None, float | None]]:
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[dict[str, Any] | None, float | None]]:
         return [await self.ttl(key, collection=collection) for key in keys]
 
-    async def put_many(self, keys: Sequence[str], values: Sequence[Mapping[str, Any]], *,
-                       collection: str | None = None, ttl: SupportsFloat | None = None) -> None:
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
         for key, value in zip(keys, values):
             await self.put(key, value, collection=collection, ttl=ttl)
 
@@ -253,9 +261,16 @@ class RouterOAuth(OAuth):
     :class:`LoginRequiredError` instead of opening a browser on a machine nobody is looking at.
     """
 
-    def __init__(self, config: ServerConfig, store: TokenStore, *, show_url: ShowUrl | None = None,
-                 open_browser: bool = False, callback_timeout: float = 300.0,
-                 on_login_required: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: TokenStore,
+        *,
+        show_url: ShowUrl | None = None,
+        open_browser: bool = False,
+        callback_timeout: float = 300.0,
+        on_login_required: Callable[[], None] | None = None,
+    ) -> None:
         """``on_login_required``: told before :class:`LoginRequiredError` is raised. The transport turns an
         exception in a request's auth flow into a bare "connection closed", so the upstream learns it here."""
         settings = config.oauth
@@ -316,8 +331,12 @@ class RouterOAuth(OAuth):
             outgoing = await flow.__anext__()
             while True:
                 response = yield outgoing
-                if (outgoing is request and response.status_code == 401 and not refreshed
-                        and context.can_refresh_token()):
+                if (
+                    outgoing is request
+                    and response.status_code == 401
+                    and not refreshed
+                    and context.can_refresh_token()
+                ):
                     refreshed = True  # revoked or expired early: try the refresh token once
                     await flow.aclose()
                     context.token_expiry_time = 1.0
@@ -338,8 +357,9 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def auth_for(config: ServerConfig, redactor: Redactor | None,
-             on_login_required: Callable[[], None] | None = None) -> RouterOAuth:
+def auth_for(
+    config: ServerConfig, redactor: Redactor | None, on_login_required: Callable[[], None] | None = None
+) -> RouterOAuth:
     """The provider a serving connection uses (one per connection attempt: it reloads the store)."""
     return RouterOAuth(config, TokenStore(config.name, redactor=redactor), on_login_required=on_login_required)
 
@@ -358,8 +378,14 @@ logging.getLogger("mcp.client.auth.oauth2").addFilter(_QuietLoginRequired())
 # -- login / logout ------------------------------------------------------------
 
 
-async def login(config: ServerConfig, *, show_url: ShowUrl, open_browser: bool = True,
-                redactor: Redactor | None = None, timeout: float = 300.0) -> str:
+async def login(
+    config: ServerConfig,
+    *,
+    show_url: ShowUrl,
+    open_browser: bool = True,
+    redactor: Redactor | None = None,
+    timeout: float = 300.0,
+) -> str:
     """Run the authorization-code flow against ``config``'s server and store the tokens; returns where.
 
     The flow starts from nothing (a fresh registration), and the stored state is replaced only when it
@@ -370,7 +396,7 @@ async def login(config: ServerConfig, *, show_url: ShowUrl, open_browser: bool =
     from discovery_router.upstreams.transports import transport_for
 
     if config.oauth is None:
-        raise RouterError(f"server {config.name!r} does not use OAuth (its entry has no \"auth\": \"oauth\")")
+        raise RouterError(f'server {config.name!r} does not use OAuth (its entry has no "auth": "oauth")')
     store = TokenStore(config.name, redactor=redactor, staged=True)
     auth = RouterOAuth(config, store, show_url=show_url, open_browser=open_browser, callback_timeout=timeout)
     client: Client[Any] = Client(transport_for(config, auth=auth))
@@ -385,8 +411,10 @@ async def login(config: ServerConfig, *, show_url: ShowUrl, open_browser: bool =
         message = describe_exception(exc)
         raise RouterError(f"login to {config.name!r} failed: {redactor(message) if redactor else message}") from None
     if not await store.has_tokens():
-        raise RouterError(f"login to {config.name!r} failed: the server accepted the connection without tokens "
-                          "(it may not need OAuth: remove \"auth\" from its entry)")
+        raise RouterError(
+            f"login to {config.name!r} failed: the server accepted the connection without tokens "
+            '(it may not need OAuth: remove "auth" from its entry)'
+        )
     if auth.context.oauth_metadata is not None:
         await store.put(_METADATA_KEY, auth.context.oauth_metadata.model_dump(mode="json"), collection="router")
     await store.commit()
@@ -396,5 +424,5 @@ async def login(config: ServerConfig, *, show_url: ShowUrl, open_browser: bool =
 def logout(config: ServerConfig) -> bool:
     """Forget ``config``'s tokens; False when there were none."""
     if config.oauth is None:
-        raise RouterError(f"server {config.name!r} does not use OAuth (its entry has no \"auth\": \"oauth\")")
+        raise RouterError(f'server {config.name!r} does not use OAuth (its entry has no "auth": "oauth")')
     return forget(config.name)

@@ -30,8 +30,9 @@ class LogBudget:
     REPORT_AFTER = 1.0
     """Seconds after the first suppressed line at which the suppressed count is written."""
 
-    def __init__(self, name: str, what: str = "log lines", note: str = "", *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, name: str, what: str = "log lines", note: str = "", *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """``note`` ends the suppressed-count line (what still happened to the lines)."""
         self._name, self._what, self._note, self._clock = name, what, note, clock
         self._tokens = self.BURST
@@ -59,8 +60,14 @@ class LogBudget:
             self._report.cancel()
             self._report = None
         if self._suppressed:
-            logger.warning("[%s] %d %s suppressed here (over %g per second)%s", self._name, self._suppressed,
-                           self._what, self.RATE, self._note)
+            logger.warning(
+                "[%s] %d %s suppressed here (over %g per second)%s",
+                self._name,
+                self._suppressed,
+                self._what,
+                self.RATE,
+                self._note,
+            )
             self._suppressed = 0
 
 
@@ -107,7 +114,7 @@ class StderrTail:
         try:
             while chunk := await reader.read(65536):
                 *lines, pending = (pending + chunk).split(b"\n")
-                pending = pending[-self.MAX_LINE * 4:]
+                pending = pending[-self.MAX_LINE * 4 :]
                 for line in lines:
                     self._line(line)
             self._line(pending)

@@ -52,9 +52,18 @@ class UpstreamSpec:
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> UpstreamSpec:
-        return cls(config.name, config, transport=config.transport, description=config.description or "",
-                   call_timeout=config.timeout, enabled=config.enabled, error=config.error,
-                   policy=config.policy, protocol=config.protocol, roots=config.roots)
+        return cls(
+            config.name,
+            config,
+            transport=config.transport,
+            description=config.description or "",
+            call_timeout=config.timeout,
+            enabled=config.enabled,
+            error=config.error,
+            policy=config.policy,
+            protocol=config.protocol,
+            roots=config.roots,
+        )
 
     def client_factory(self, redactor: Redactor | None = None) -> Callable[..., Client[Any]]:
         """Makes a fresh, unconnected fastmcp ``Client`` per connection attempt (kwargs: its handlers).

