@@ -6,6 +6,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -128,3 +129,20 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> 
 def child_env() -> dict[str, str]:
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+
+
+def serve_http_argv(config: Path | str, port: int, *extra: str) -> list[str]:
+    """The command that serves ``config`` over streamable HTTP on 127.0.0.1:``port`` (tests, benchmarks)."""
+    return [
+        sys.executable,
+        "-m",
+        "discovery_router",
+        "--config",
+        str(config),
+        "serve",
+        "--transport",
+        "http",
+        "--port",
+        str(port),
+        *extra,
+    ]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fastmcp import Client
 
+from devkit.system import serve_http_argv
 from discovery_router.mcp.access import AccessMiddleware, check_serving, is_loopback
 from discovery_router.errors import RouterError
 from tests.conftest import free_port, stdio_entry, wait_for_port
@@ -46,18 +47,7 @@ def serving(tmp_path: Path, env: dict[str, str], router: dict | None = None) -> 
     config.write_text(json.dumps({"mcpServers": {"notes": stdio_entry("notes")}, "router": router or {}}))
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

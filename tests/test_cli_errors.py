@@ -22,6 +22,7 @@ from fastmcp.client.transports import StdioTransport
 from fastmcp.exceptions import ToolError
 from mcp import MCPError
 
+from devkit.system import serve_http_argv
 from discovery_router.cli.logs import OneLineErrors
 from discovery_router.errors import UnknownToolError
 from tests.conftest import free_port, wait_for_port
@@ -93,18 +94,7 @@ def test_serving_over_http_logs_ordinary_errors_on_one_line(tmp_path: Path):
     path = config(tmp_path, {"library": library_stdio(), "broken": BROKEN})
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(path),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(path, port),
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

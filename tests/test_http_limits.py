@@ -12,7 +12,6 @@ import os
 import resource
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from fastmcp import Client
 
+from devkit.system import serve_http_argv
 from tests.conftest import free_port, stdio_entry, wait_for_port
 
 REPO = Path(__file__).parent.parent
@@ -47,18 +47,7 @@ def serving(tmp_path: Path, router: dict, descriptors: int | None = None) -> Ite
             resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
 
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port),
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
+from devkit.system import serve_http_argv
 from tests.conftest import UPSTREAMS_SCRIPT, free_port, stdio_entry, wait_for_port
 
 REPO = Path(__file__).parent.parent
@@ -223,18 +224,7 @@ def test_sighup_reloads_over_http(tmp_path: Path):
     write(path, {"wx": entry}, router)
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(path),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(path, port),
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

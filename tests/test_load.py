@@ -6,13 +6,13 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from fastmcp import Client
 
+from devkit.system import serve_http_argv
 from tests.conftest import free_port, stdio_entry, wait_for_port
 from tests.test_shutdown import child_pids
 
@@ -30,18 +30,7 @@ async def test_concurrent_clients_get_their_own_results(tmp_path: Path):
     config.write_text(json.dumps({"mcpServers": {"weather": stdio_entry("weather"), "notes": stdio_entry("notes")}}))
     port = free_port()
     router = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port),
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

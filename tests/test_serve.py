@@ -11,6 +11,7 @@ from pathlib import Path
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
+from devkit.system import serve_http_argv
 from tests.conftest import free_port, stdio_entry, wait_for_port
 
 REPO = Path(__file__).parent.parent
@@ -46,18 +47,7 @@ def test_serve_http_answers_on_localhost(tmp_path: Path):
     config = write_config(tmp_path, {"notes": stdio_entry("notes")})
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port),
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

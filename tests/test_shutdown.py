@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
+from devkit.system import serve_http_argv
 from tests.conftest import free_port, stdio_entry, wait_for_port
 
 REPO = Path(__file__).parent.parent
@@ -109,18 +110,7 @@ def test_sigterm_on_http_serve_answers_every_call_in_flight_and_kills_a_stubborn
     config.write_text(json.dumps({"mcpServers": {"w": stubborn_entry()}, "router": DRAIN}))
     port = free_port()
     router = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -23,7 +23,7 @@ from benchmarks.suites.context import Context
 
 from benchmarks.suites.report import check, md_table, pyplot, save_figure
 
-from devkit.system import child_env, free_port, rss_mb, wait_for_port
+from devkit.system import child_env, free_port, rss_mb, wait_for_port, serve_http_argv
 
 NAME = "soak"
 ECHO = str(Path(__file__).resolve().parent / "echo_server.py")
@@ -71,18 +71,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     )
     port = free_port()
     router = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port),
         env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
