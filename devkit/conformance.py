@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit import npm
-from devkit.system import child_env, free_port, wait_for_port
+from devkit.system import child_env, free_port, serve_http_argv, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,20 +198,7 @@ def start_router(config: Path, port: int, log: Path) -> subprocess.Popen:
     env.setdefault("HF_HUB_OFFLINE", "1")
     handle = open(log, "wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "discovery_router",
-            "--config",
-            str(config),
-            "serve",
-            "--transport",
-            "http",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        serve_http_argv(config, port, "--host", "127.0.0.1"),
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -294,6 +294,16 @@ def _parse_server(
             _root_uri(expanded(root, f"roots[{i}]", secret=False), base_dir, f"roots[{i}]", fail)
             for i, root in enumerate(_string_list(entry["roots"], "roots", fail))
         )
+    common: dict[str, Any] = {
+        "name": name,
+        "enabled": enabled,
+        "timeout": float(timeout) if timeout is not None else None,
+        "description": description,
+        "protocol": protocol,
+        "policy": policy,
+        "roots": roots,
+    }
+    """What stdio and remote entries share, once."""
 
     declared = entry.get("transport", entry.get("type"))
     if declared is not None and declared not in _TRANSPORT_ALIASES:
@@ -321,18 +331,12 @@ def _parse_server(
             }  # an explicit env entry wins, as in VS Code
         cwd = _typed(entry, "cwd", str, None, fail)
         return ServerConfig(
-            name=name,
             transport="stdio",
             command=expanded(command, "command", secret=False),
             args=tuple(expanded(a, f"args[{i}]", secret=False) for i, a in enumerate(args)),
             env={k: expanded(v, f"env.{k}", secret=True) for k, v in env.items()},
             cwd=str((base_dir / Path(expanded(cwd, "cwd", secret=False)).expanduser()).resolve()) if cwd else None,
-            enabled=enabled,
-            timeout=float(timeout) if timeout is not None else None,
-            description=description,
-            protocol=protocol,
-            policy=policy,
-            roots=roots,
+            **common,
         )
 
     if set(entry) & {"args", "env", "cwd"}:
@@ -350,17 +354,11 @@ def _parse_server(
         raise fail("transport", "a url entry is http, streamable-http or sse")
     oauth = _parse_oauth(entry, fail, lambda value, key: expanded(value, key, secret=True))
     return ServerConfig(
-        name=name,
         transport=transport,
         url=url,
         headers={k: expanded(v, f"headers.{k}", secret=True) for k, v in headers.items()},
-        enabled=enabled,
-        timeout=float(timeout) if timeout is not None else None,
-        description=description,
-        protocol=protocol,
-        policy=policy,
-        roots=roots,
         oauth=oauth,
+        **common,
     )
 
 
