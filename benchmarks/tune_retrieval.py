@@ -1,6 +1,6 @@
 """Measure the product's search on a labelled corpus (default: ETOM dev) under several variants.
 
-Imports the router's own code (discovery_router.search, index_cache); nothing
+Imports the router's own code (discovery_router.search, discovery_router.cache); nothing
 here re-implements retrieval. Embeddings are cached under
 benchmarks/results/cache, so a second run embeds nothing.
 

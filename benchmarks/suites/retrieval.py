@@ -7,7 +7,7 @@ Retrievers, all over the same tools in the same run:
 - ``router BM25 part``: ``SearchIndex`` over the router's own documents with the
   router's fusion config and no embeddings attached (lexical side alone);
 - ``router embedding part``: cosine ranking by the router's dense side
-  (``DenseVectors``; model from ``resolve_embedder``, vectors through ``index_cache``);
+  (``DenseVectors``; model from ``resolve_embedder``, vectors through ``discovery_router.cache``);
   n/a when no dense module or model is available;
 - ``FastMCP BM25SearchTransform``: a FastMCP server holding the same tools plus
   the transform (``max_results=10``), queried by a fastmcp Client calling its

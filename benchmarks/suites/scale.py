@@ -300,7 +300,7 @@ def _plot(ctx: Context, rows: list[dict[str, Any]]) -> str:
     axes[2].set_ylabel("MB")
     axes[2].set_title("memory (worker process)")
     axes[3].plot(
-        xs, [(r.get("cache") or {}).get("bytes", np.nan) / 1e6 for r in rows], "o-", label="index_cache on disk"
+        xs, [(r.get("cache") or {}).get("bytes", np.nan) / 1e6 for r in rows], "o-", label="index cache on disk"
     )
     axes[3].set_ylabel("MB")
     axes[3].set_title("on-disk cache")

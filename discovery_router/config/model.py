@@ -75,7 +75,7 @@ class RouterSettings:
     step_limit: Count = 3
     """Most tools shown per step when a search is given the plan's steps (a 4-step plan: 12 lines)."""
     cache_dir: str | None = None
-    """Where index_cache/ keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
+    """Where the index cache keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
     cache_poll_interval: Seconds = 2.0
     """Seconds between checks for a ``reindex`` run by another process (0 disables)."""
     embedding_model: str | None = None
