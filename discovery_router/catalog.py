@@ -98,3 +98,25 @@ class Catalog:
         if bare != name:
             found += difflib.get_close_matches(bare, list(candidates), n=n, cutoff=0.6)
         return list(dict.fromkeys(candidates[f] for f in found))[:n]
+
+
+class Matches(list[ToolEntry]):
+    """What :meth:`Router.search` found: the tools, best first, plus what a client should be told.
+
+    A list, so callers that only want the tools use it as one. ``weak``: even
+    the best hit barely matches the query (say so rather than pass off filler as
+    answers). In step mode, ``steps`` are the plan, ``groups[i]`` the tools for
+    ``steps[i]`` and ``weak_steps[i]`` whether that step's best is weak.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[ToolEntry] = (),
+        *,
+        weak: bool = False,
+        steps: tuple[str, ...] = (),
+        groups: tuple[list[ToolEntry], ...] = (),
+        weak_steps: tuple[bool, ...] = (),
+    ) -> None:
+        super().__init__(entries)
+        self.weak, self.steps, self.groups, self.weak_steps = weak, steps, groups, weak_steps

@@ -12,7 +12,6 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import mcp_types
 from fastmcp import Client
 
 from discovery_router.arguments import prepare_arguments
-from discovery_router.catalog import Catalog, ToolEntry
+from discovery_router.catalog import Catalog, Matches, ToolEntry
 from discovery_router.ids import server_of
 from discovery_router.config.model import RouterConfig, RouterSettings, ServerConfig
 from discovery_router.paths import CACHE_ENV_VAR, OFF, turned_off
@@ -33,34 +32,12 @@ from discovery_router.governance.policy import ServerPolicy
 from discovery_router.governance.redact import Redactor, redact_logs
 from discovery_router.upstreams.relay import LoneClient
 from discovery_router.search import SearchIndex
-from discovery_router.upstreams.spec import UpstreamSpec, spec_of
+from discovery_router.upstreams.spec import ConfigChange, UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream
 from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
 
 logger = logging.getLogger(__name__)
-
-
-class Matches(list[ToolEntry]):
-    """What :meth:`Router.search` found: the tools, best first, plus what a client should be told.
-
-    A list, so callers that only want the tools use it as one. ``weak``: even
-    the best hit barely matches the query (say so rather than pass off filler as
-    answers). In step mode, ``steps`` are the plan, ``groups[i]`` the tools for
-    ``steps[i]`` and ``weak_steps[i]`` whether that step's best is weak.
-    """
-
-    def __init__(
-        self,
-        entries: Iterable[ToolEntry] = (),
-        *,
-        weak: bool = False,
-        steps: tuple[str, ...] = (),
-        groups: tuple[list[ToolEntry], ...] = (),
-        weak_steps: tuple[bool, ...] = (),
-    ) -> None:
-        super().__init__(entries)
-        self.weak, self.steps, self.groups, self.weak_steps = weak, steps, groups, weak_steps
 
 
 ServerTarget = ServerConfig | UpstreamSpec | Any
@@ -69,26 +46,6 @@ ServerTarget = ServerConfig | UpstreamSpec | Any
 
 ROUTER_SERVER = "discovery-router"
 """The server part of the router's own tools' ids (``discovery-router/add_server``) in audit lines and policy."""
-
-
-@dataclass(frozen=True)
-class ConfigChange:
-    """What :meth:`Router.apply_config` did, server names only (never a value)."""
-
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
-
-
-def _same_server(old: UpstreamSpec, new: UpstreamSpec) -> bool:
-    """Whether a reload may keep ``old``'s connection: config entries compare by value (every field, secrets
-    included, never shown), objects by identity."""
-    if isinstance(old.target, ServerConfig) and isinstance(new.target, ServerConfig):
-        return old.target == new.target
-    return old.target is new.target and old == new
 
 
 STARTING_GRACE = 10.0
@@ -338,12 +295,7 @@ class Router:
             self.config_problem = None
             self._redactor.absorb(config.redactor)  # new secrets are masked before anything can log them
             new = {name: spec_of(name, entry) for name, entry in config.servers.items()}
-            old = self._specs
-            change = ConfigChange(
-                added=tuple(n for n in new if n not in old),
-                removed=tuple(n for n in old if n not in new),
-                changed=tuple(n for n in new if n in old and not _same_server(old[n], new[n])),
-            )
+            change = ConfigChange.between(self._specs, new)
             if config.settings != self._settings_seen:
                 self._settings_seen = config.settings
                 logger.warning(

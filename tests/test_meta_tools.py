@@ -307,7 +307,7 @@ def test_a_step_block_gives_its_best_tool_the_full_summary_and_the_rest_a_short_
 
     from discovery_router.catalog import ToolEntry
     from discovery_router.mcp.render import STEP_RUNNER_UP_CHARS, search_results
-    from discovery_router.router import Matches
+    from discovery_router.catalog import Matches
 
     long = "Retrieve historical financial time series data for instruments, including open, high, low and close."
     entries = [

@@ -43,7 +43,7 @@ def search_results(
 ) -> str:
     """One line per hit: ``id: summary``, with unreachable servers flagged.
 
-    ``entries`` may be a :class:`~discovery_router.router.Matches`: a step search
+    ``entries`` may be a :class:`~discovery_router.catalog.Matches`: a step search
     is shown as one ``[n] step`` line per step followed by its tools, and a weak
     best hit gets a one-line note (filler must not look like an answer).
 

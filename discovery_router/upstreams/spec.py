@@ -9,7 +9,7 @@ app) all carry the same fields.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +116,32 @@ def spec_of(name: str, target: ServerConfig | UpstreamSpec | Any) -> UpstreamSpe
     if isinstance(target, ServerConfig):
         return UpstreamSpec.from_config(target)
     return UpstreamSpec(name, target)
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What :meth:`Router.apply_config` did, server names only (never a value)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    @classmethod
+    def between(cls, old: Mapping[str, UpstreamSpec], new: Mapping[str, UpstreamSpec]) -> ConfigChange:
+        """The servers a reload from ``old`` to ``new`` adds, removes and must restart."""
+        return cls(
+            added=tuple(n for n in new if n not in old),
+            removed=tuple(n for n in old if n not in new),
+            changed=tuple(n for n in new if n in old and not _same_server(old[n], new[n])),
+        )
+
+
+def _same_server(old: UpstreamSpec, new: UpstreamSpec) -> bool:
+    """Whether a reload may keep ``old``'s connection: config entries compare by value (every field, secrets
+    included, never shown), objects by identity."""
+    if isinstance(old.target, ServerConfig) and isinstance(new.target, ServerConfig):
+        return old.target == new.target
+    return old.target is new.target and old == new
