@@ -25,7 +25,7 @@ from discovery_router.config.loader import parse_config
 from discovery_router.errors import ConfigError
 from discovery_router.router import Router
 from tests.conftest import FAST
-from tests.test_governance import INVENTORY
+from tests.governance_support import INVENTORY
 
 REPO = Path(__file__).parent.parent
 SECRET = "kr-SECRET-0a6c2e9d41"
