@@ -1,16 +1,31 @@
-"""The MCP face on stdio, answering a request the SDK cannot parse instead of dropping it.
+"""The MCP face on stdio: the event loop reads and writes the pipes itself, and unparsable requests are answered.
 
-The SDK's stdio transport hands a line it cannot parse to the session as an exception, which is
-logged and dropped: the client then waits forever for that request's reply. A lone surrogate escape
-(``"\\ud800"``) is valid JSON but not Unicode, and pydantic refuses the whole line. Here such a
-request gets a JSON-RPC error for its id (Python's ``json`` reads the line again to find the id;
-nothing is run) and serving goes on.
+Why not the SDK's ``stdio_server``: it reads stdin and writes stdout through anyio's worker threads (one
+thread round trip per line read, two per line written) and relays every message through a memory stream and
+a task of its own. On a busy machine those hand-offs were a large share of a forwarded call's cost. Here the
+pipes are asyncio pipe transports: a line is parsed where the dispatcher asks for it, and an answer is written
+where the dispatcher sends it. When stdin or stdout is no pipe (a regular file), the SDK's transport is used.
+
+Like the SDK, fd 0 and fd 1 are pointed at the null device and at stderr while serving (a stray ``print`` or a
+child process's output cannot corrupt the wire) and restored afterwards.
+
+The SDK's stdio transport hands a line it cannot parse to the session as an exception, which is logged and
+dropped: the client then waits forever for that request's reply. A lone surrogate escape (``"\\ud800"``) is
+valid JSON but not Unicode, and pydantic refuses the whole line. Here such a request gets a JSON-RPC error for
+its id (Python's ``json`` reads the line again to find the id; nothing is run) and serving goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import re
+import stat
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from types import TracebackType
 from typing import Any
 
@@ -22,26 +37,211 @@ from mcp.shared.message import SessionMessage
 
 from discovery_router._compat import lifespan_of, low_level_server
 
+logger = logging.getLogger(__name__)
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+LINE_LIMIT = 1 << 30
+"""Longest request line read (1 GiB): the SDK's transport has no limit; this only bounds a runaway line."""
+
+FLUSH_TIMEOUT = 5.0
+"""Seconds the last answers get to reach a slow client when serving ends, before the pipe is dropped."""
 
 
 async def run_stdio(app: FastMCP) -> None:
-    """fastmcp's ``run_stdio_async`` (no banner), with the read side answering unparsable requests."""
+    """fastmcp's ``run_stdio_async`` (no banner), over the router's own stdio transport."""
     from fastmcp.server.context import reset_transport, set_transport
 
     token = set_transport("stdio")
     try:
-        async with lifespan_of(app), stdio_server() as (read_stream, write_stream):
+        async with lifespan_of(app), stdio_streams() as (read_stream, write_stream):
             low_level = low_level_server(app)
-            await low_level.run(
-                _AnswerUnparsable(read_stream, write_stream), write_stream, low_level.create_initialization_options()
-            )
+            await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
     finally:
         reset_transport(token)
 
 
+@asynccontextmanager
+async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
+    """The (read, write) message streams over this process's stdin and stdout, for the SDK server's ``run``."""
+    pipes = await _open_pipes()
+    if pipes is None:
+        async with stdio_server() as (read_stream, write_stream):
+            yield _AnswerUnparsable(read_stream, write_stream), write_stream
+        return
+    reader, writer, close = pipes
+    try:
+        yield PipeMessageReader(reader, writer), writer
+    finally:
+        await close()
+
+
+async def _open_pipes() -> tuple[asyncio.StreamReader, PipeMessageWriter, Callable[[], Awaitable[None]]] | None:
+    """Claim fd 0 and fd 1 and serve them as asyncio pipes; None (nothing claimed) when they are no pipes.
+
+    While serving, fd 0 is the null device and fd 1 is stderr (as the MCP SDK's ``stdio_server`` does), so
+    nothing else in the process, and no child it starts, reads requests or writes onto the wire. The wire
+    is served on private duplicates; their blocking mode (shared with fd 0 and 1) is restored at the end.
+    """
+    if sys.platform == "win32" or not (_is_pipe(0) and _is_pipe(1)):
+        return None
+    import fcntl
+
+    loop = asyncio.get_running_loop()
+    wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    wire_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    flags = {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (wire_in, wire_out)}
+    transports: list[Any] = []  # the read, then the write pipe transport
+    protocol = _WriteProtocol()
+
+    async def close() -> None:
+        for transport in transports:
+            transport.close()  # the write side first flushes what it holds, then reports connection_lost
+        if len(transports) == 2:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(protocol.closed.wait(), FLUSH_TIMEOUT)
+            if not protocol.closed.is_set():
+                transports[1].abort()  # the client stopped reading: drop what it never took
+        for fd, original in ((0, wire_in), (1, wire_out)):
+            with suppress(OSError):
+                fcntl.fcntl(original, fcntl.F_SETFL, flags[original])
+            with suppress(OSError):
+                os.dup2(original, fd)
+            with suppress(OSError):
+                os.close(original)
+
+    try:
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0, closefd=False)
+        )
+        transports.append(read_transport)
+        write_transport, _ = await loop.connect_write_pipe(
+            lambda: protocol, os.fdopen(wire_out, "wb", buffering=0, closefd=False)
+        )
+        transports.append(write_transport)
+    except (OSError, ValueError) as exc:  # e.g. /dev/null, which epoll refuses
+        logger.debug("stdio is not served as asyncio pipes (%s); using the MCP SDK's transport", exc)
+        await close()
+        return None
+    for fd, divert in ((0, os.open(os.devnull, os.O_RDONLY)), (1, os.dup(2))):
+        try:
+            os.dup2(divert, fd)
+        finally:
+            os.close(divert)
+    return reader, PipeMessageWriter(write_transport, protocol), close
+
+
+def _is_pipe(fd: int) -> bool:
+    """True when ``fd`` is something asyncio's pipe transports may serve (a pipe, a socket or a terminal)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+class _WriteProtocol(asyncio.Protocol):
+    """Flow control for the stdout pipe: writers wait while the client is not reading."""
+
+    def __init__(self) -> None:
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.lost: BaseException | None = None
+        self.closed = asyncio.Event()
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = exc or BrokenPipeError("stdout closed")
+        self.can_write.set()
+        self.closed.set()
+
+
+class PipeMessageWriter:
+    """The SDK's write stream over the stdout pipe: each message is one JSON line, written when sent."""
+
+    def __init__(self, transport: asyncio.WriteTransport, protocol: _WriteProtocol) -> None:
+        self._transport, self._protocol = transport, protocol
+        self._closed = False
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._protocol.lost is not None or self._transport.is_closing():
+            raise anyio.BrokenResourceError
+        line = item.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+        self._transport.write(line.encode("utf-8"))
+        if not self._protocol.can_write.is_set():
+            await self._protocol.can_write.wait()  # the client is behind: hold this sender, as a full pipe would
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> PipeMessageWriter:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class PipeMessageReader:
+    """The SDK's read stream over the stdin pipe: one parsed message per line; unparsable requests are answered."""
+
+    last_context = None  # no sender context to carry: the dispatcher uses its own
+
+    def __init__(self, reader: asyncio.StreamReader, writer: PipeMessageWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._closed = False
+
+    async def receive(self) -> SessionMessage | Exception:
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            raw = await self._reader.readline()
+            if not raw:
+                raise anyio.EndOfStream
+            line = raw.decode("utf-8", "replace")  # as the SDK's transport reads it
+            if not line.strip():
+                continue
+            try:
+                return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+            except ValueError as exc:  # pydantic's ValidationError
+                reply = error_reply_for_line(line)
+                if reply is None:
+                    return exc  # no request to answer: the dispatcher logs it, as with the SDK's transport
+                with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    await self._writer.send(SessionMessage(reply))
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    def __aiter__(self) -> PipeMessageReader:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> PipeMessageReader:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
 class _AnswerUnparsable:
-    """The transport's read stream, minus the unparsable requests it answers with an error itself."""
+    """The SDK transport's read stream (stdin no pipe), minus the unparsable requests it answers itself."""
 
     def __init__(self, read: Any, write: Any) -> None:
         self._read, self._write = read, write
@@ -80,11 +280,21 @@ class _AnswerUnparsable:
 
 
 def error_reply(exc: Exception) -> mcp_types.JSONRPCError | None:
-    """The error for a request line the SDK refused, or None when the line is no request (nothing to answer)."""
+    """The error for a request line the SDK refused (its pydantic error holds the line), or None."""
     try:
         line = exc.errors()[0]["input"]  # type: ignore[attr-defined]  # pydantic's ValidationError
-        message = json.loads(line) if isinstance(line, (str, bytes)) else None
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    return error_reply_for_line(line) if isinstance(line, str) else None
+
+
+def error_reply_for_line(line: str) -> mcp_types.JSONRPCError | None:
+    """The error for a request line that could not be parsed, or None when the line is no request."""
+    try:
+        message = json.loads(line)
+    except ValueError:
         return None
     if not isinstance(message, dict) or not isinstance(message.get("method"), str) or "id" not in message:
         return None
@@ -93,7 +303,7 @@ def error_reply(exc: Exception) -> mcp_types.JSONRPCError | None:
         request_id = None
     elif isinstance(request_id, str) and any(0xD800 <= ord(char) <= 0xDFFF for char in request_id):
         request_id = None  # could not be written back
-    if _SURROGATE_ESCAPE.search(line if isinstance(line, str) else line.decode("utf-8", "replace")):
+    if _SURROGATE_ESCAPE.search(line):
         reason = (
             "the request contains a lone surrogate escape (such as \\ud800), which is not valid Unicode; "
             "nothing was run"
