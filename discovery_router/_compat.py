@@ -43,6 +43,16 @@ def low_level_server(mcp: Any) -> Any:
     return mcp._mcp_server
 
 
+async def run_tool_call_middleware(mcp: Any, context: Any, call_next: Any) -> Any:
+    """Run a ``tools/call`` through a FastMCP server's middleware chain (``FastMCP._dispatch_component_middleware``).
+
+    The router answers ``call_tool`` at the low-level server (:mod:`discovery_router.mcp.calls`), past
+    fastmcp's tool machinery; its middleware (the stop drain, the client notifier) must still see the call,
+    exactly as fastmcp runs it for a tool: once, marked as dispatched, with every hook.
+    """
+    return await mcp._dispatch_component_middleware(context=context, call_next=call_next)
+
+
 def lifespan_of(app: Any) -> AbstractAsyncContextManager[Any]:
     """A FastMCP server's lifespan (``FastMCP._lifespan_manager``), entered by the router's own stdio runner.
 

@@ -27,8 +27,12 @@ STDIO_CLIENT = "stdio"
 """The session key of every request on a stdio front: one process, one client, whatever its era."""
 
 
-def front_context(ctx: Any) -> FrontContext:
-    """The front of one ``call_tool`` request (``ctx`` is its fastmcp ``Context``, None outside a request)."""
+def front_context(ctx: Any, params: mcp_types.CallToolRequestParams | None = None) -> FrontContext:
+    """The front of one ``call_tool`` request (``ctx`` is its fastmcp ``Context``, None outside a request).
+
+    ``params`` is the request's own ``tools/call`` params when the caller has them (the retry fields are
+    then read from them, not parsed again from the raw request).
+    """
     request_context = contextvars.copy_context()
 
     async def in_request(work: Any) -> Any:
@@ -43,8 +47,8 @@ def front_context(ctx: Any) -> FrontContext:
         relay=relay,
         progress=forward_progress,
         confirmer=ElicitationConfirmer(ctx),  # governance asks the user before a destructive call
-        input_responses=ctx.input_responses if relay else None,
-        request_state=ctx.request_state if relay else None,
+        input_responses=(ctx.input_responses if params is None else params.input_responses) if relay else None,
+        request_state=(ctx.request_state if params is None else params.request_state) if relay else None,
     )
 
 

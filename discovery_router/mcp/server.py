@@ -8,7 +8,6 @@ change (:mod:`discovery_router.mcp.notify`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Annotated, Any
 
 import mcp_types
 from fastmcp import Context, FastMCP
-from fastmcp.exceptions import ToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import InputRequiredToolResult, ToolResult
@@ -35,6 +33,7 @@ from discovery_router._compat import connection_of
 from discovery_router.mcp.notify import ClientNotifier
 from discovery_router.mcp.passthrough import AmbiguousPromptNames, UpstreamComponents
 from discovery_router.config.watch import ConfigWatcher
+from discovery_router.mcp.calls import CallTool, ToolArguments, ToolId, answer_error
 from discovery_router.mcp.manage import add_management_tools
 from discovery_router.mcp.pinned import META_TOOLS, PinnedTools, pinned_entries, pinned_names
 from discovery_router.router import Router
@@ -161,34 +160,25 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
             raise answer_error(exc) from None
         return render.describe_text(entry)
 
+    calls = CallTool(mcp, router)
+
     @mcp.tool(name="call_tool", description=CALL_DESCRIPTION, output_schema=None)
     async def call_tool(
-        name: Annotated[str, Field(description="Tool id from search_tools, `<server>/<tool>`.")],
-        arguments: Annotated[
-            dict[str, Any] | str | None, Field(description="The tool's arguments, as an object.")
-        ] = None,
+        name: ToolId,
+        arguments: ToolArguments = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> ToolResult:
-        try:
-            result = await router.call(name, arguments, front=front_context(ctx))
-        except RouterError as exc:
-            raise answer_error(exc) from None
+        """Reached through ``FastMCP.call_tool`` (the pinned tools); a client's ``tools/call`` takes calls.py's path."""
+        result = await calls.forward(name, arguments, front_context(ctx))
         if isinstance(result, mcp_types.InputRequiredResult):
             return InputRequiredToolResult(result)  # the client answers, then retries this call
         return ToolResult.from_mcp_result(result)
 
+    calls.install()
+
     if watcher is not None and router.settings.manage_servers != "off":  # listed after the meta-tools
         add_management_tools(mcp, router, watcher)
     return mcp
-
-
-def answer_error(error: RouterError | str) -> ToolError:
-    """A meta-tool's refusal, for the model to read and act on.
-
-    Logged by fastmcp at debug only: a model's mistake or an unreachable server is the call's answer (and
-    its audit line), not an error line on the operator's terminal at every call.
-    """
-    return ToolError(str(error), log_level=logging.DEBUG)
 
 
 class MetaToolArguments(Middleware):
