@@ -24,7 +24,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
 from typing import Any
@@ -63,82 +63,108 @@ async def run_stdio(app: FastMCP) -> None:
 
 @asynccontextmanager
 async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
-    """The (read, write) message streams over this process's stdin and stdout, for the SDK server's ``run``."""
-    pipes = await _open_pipes()
-    if pipes is None:
+    """The (read, write) message streams over this process's stdin and stdout, for the SDK server's ``run``.
+
+    While serving, fd 0 is the null device and fd 1 is stderr (as the MCP SDK's ``stdio_server`` does), so
+    nothing else in the process, and no child it starts, reads requests or writes onto the wire; the wire
+    is served on private duplicates, and fd 0 and 1 get it back at the end.
+    """
+    if sys.platform == "win32" or not (_is_pipe(0) and _is_pipe(1)):
+        streams = None
+    else:
+        import fcntl
+
+        wire_in, wire_out = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3), fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+        try:
+            streams = await pipe_streams(wire_in, wire_out)
+        except (OSError, ValueError) as exc:  # e.g. /dev/null, which epoll refuses
+            logger.debug("stdio is not served as asyncio pipes (%s); using the MCP SDK's transport", exc)
+            streams = None
+        if streams is None:
+            os.close(wire_in)
+            os.close(wire_out)
+    if streams is None:
         async with stdio_server() as (read_stream, write_stream):
             yield _AnswerUnparsable(read_stream, write_stream), write_stream
         return
-    reader, writer, close = pipes
+    for fd, divert in ((0, os.open(os.devnull, os.O_RDONLY)), (1, os.dup(2))):
+        os.dup2(divert, fd)
+        os.close(divert)
     try:
-        yield PipeMessageReader(reader, writer), writer
+        yield streams.reader, streams.writer
     finally:
-        await close()
+        await streams.close()
+        for fd, wire in ((0, wire_in), (1, wire_out)):
+            with suppress(OSError):
+                os.dup2(wire, fd)
+            with suppress(OSError):
+                os.close(wire)
 
 
-async def _open_pipes() -> tuple[asyncio.StreamReader, PipeMessageWriter, Callable[[], Awaitable[None]]] | None:
-    """Claim fd 0 and fd 1 and serve them as asyncio pipes; None (nothing claimed) when they are no pipes.
+class PipeStreams:
+    """One MCP connection over two pipe descriptors: ``reader`` and ``writer`` for the SDK, ``close`` at the end."""
 
-    While serving, fd 0 is the null device and fd 1 is stderr (as the MCP SDK's ``stdio_server`` does), so
-    nothing else in the process, and no child it starts, reads requests or writes onto the wire. The wire
-    is served on private duplicates; their blocking mode (shared with fd 0 and 1) is restored at the end.
-    """
-    if sys.platform == "win32" or not (_is_pipe(0) and _is_pipe(1)):
-        return None
+    def __init__(
+        self, reader: PipeMessageReader, writer: PipeMessageWriter, transports: list[Any], flags: dict[int, int]
+    ) -> None:
+        self.reader, self.writer, self._transports = reader, writer, transports
+        self._flags = flags  # each descriptor's file status flags before asyncio made it non-blocking
+
+    async def close(self) -> None:
+        """Stop reading, give the last answers up to :data:`FLUSH_TIMEOUT` to go out, restore blocking mode.
+
+        The descriptors stay open (they are the caller's); their blocking mode is shared with every copy
+        of them, so it is put back as it was.
+        """
+        import fcntl
+
+        read_transport, write_transport = self._transports
+        read_transport.close()
+        write_transport.close()  # flushes what it holds first, then reports connection_lost
+        protocol = self.writer.protocol
+        with suppress(TimeoutError):
+            await asyncio.wait_for(protocol.closed.wait(), FLUSH_TIMEOUT)
+        if not protocol.closed.is_set():
+            write_transport.abort()  # the client stopped reading: drop what it never took
+        for fd, flags in self._flags.items():
+            with suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+
+
+async def pipe_streams(read_fd: int, write_fd: int) -> PipeStreams:
+    """Serve MCP messages over two pipe descriptors with asyncio's pipe transports (the caller keeps the fds)."""
     import fcntl
 
+    blocking = {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (read_fd, write_fd)}
     loop = asyncio.get_running_loop()
-    wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    wire_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
-    flags = {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (wire_in, wire_out)}
-    transports: list[Any] = []  # the read, then the write pipe transport
-    protocol = _WriteProtocol()
-
-    async def close() -> None:
-        for transport in transports:
-            transport.close()  # the write side first flushes what it holds, then reports connection_lost
-        if len(transports) == 2:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(protocol.closed.wait(), FLUSH_TIMEOUT)
-            if not protocol.closed.is_set():
-                transports[1].abort()  # the client stopped reading: drop what it never took
-        for fd, original in ((0, wire_in), (1, wire_out)):
-            with suppress(OSError):
-                fcntl.fcntl(original, fcntl.F_SETFL, flags[original])
-            with suppress(OSError):
-                os.dup2(original, fd)
-            with suppress(OSError):
-                os.close(original)
-
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    read_transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0, closefd=False)
+    )
     try:
-        reader = asyncio.StreamReader(limit=LINE_LIMIT)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0, closefd=False)
-        )
-        transports.append(read_transport)
+        protocol = _WriteProtocol()
         write_transport, _ = await loop.connect_write_pipe(
-            lambda: protocol, os.fdopen(wire_out, "wb", buffering=0, closefd=False)
+            lambda: protocol, os.fdopen(write_fd, "wb", buffering=0, closefd=False)
         )
-        transports.append(write_transport)
-    except (OSError, ValueError) as exc:  # e.g. /dev/null, which epoll refuses
-        logger.debug("stdio is not served as asyncio pipes (%s); using the MCP SDK's transport", exc)
-        await close()
-        return None
-    for fd, divert in ((0, os.open(os.devnull, os.O_RDONLY)), (1, os.dup(2))):
-        try:
-            os.dup2(divert, fd)
-        finally:
-            os.close(divert)
-    return reader, PipeMessageWriter(write_transport, protocol), close
+    except BaseException:
+        read_transport.close()
+        fcntl.fcntl(read_fd, fcntl.F_SETFL, blocking[read_fd])
+        raise
+    writer = PipeMessageWriter(write_transport, protocol)
+    return PipeStreams(PipeMessageReader(reader, writer), writer, [read_transport, write_transport], blocking)
 
 
 def _is_pipe(fd: int) -> bool:
-    """True when ``fd`` is something asyncio's pipe transports may serve (a pipe, a socket or a terminal)."""
+    """True when ``fd`` is a pipe, a socket or a terminal: what asyncio's pipe transports can wait on.
+
+    Other character devices (``/dev/null``) pass asyncio's own check but epoll refuses them later, in a
+    callback, which would leave the server waiting for a first line forever.
+    """
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
 
 
 class _WriteProtocol(asyncio.Protocol):
@@ -166,18 +192,18 @@ class PipeMessageWriter:
     """The SDK's write stream over the stdout pipe: each message is one JSON line, written when sent."""
 
     def __init__(self, transport: asyncio.WriteTransport, protocol: _WriteProtocol) -> None:
-        self._transport, self._protocol = transport, protocol
+        self._transport, self.protocol = transport, protocol
         self._closed = False
 
     async def send(self, item: SessionMessage, /) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
-        if self._protocol.lost is not None or self._transport.is_closing():
+        if self.protocol.lost is not None or self._transport.is_closing():
             raise anyio.BrokenResourceError
         line = item.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
         self._transport.write(line.encode("utf-8"))
-        if not self._protocol.can_write.is_set():
-            await self._protocol.can_write.wait()  # the client is behind: hold this sender, as a full pipe would
+        if not self.protocol.can_write.is_set():
+            await self.protocol.can_write.wait()  # the client is behind: hold this sender, as a full pipe would
 
     async def aclose(self) -> None:
         self._closed = True
