@@ -132,3 +132,36 @@ async def test_reset_oauth_state_makes_the_provider_load_the_store_again(tmp_pat
         assert provider.context.current_tokens.access_token == "later-access-token"
     finally:
         keyring.set_keyring(previous)
+
+
+async def test_run_tool_call_middleware_runs_the_chain_once_with_every_hook():
+    """``FastMCP._dispatch_component_middleware``: the router's call_tool path runs fastmcp middleware through it."""
+    from fastmcp.server.middleware import Middleware, MiddlewareContext
+    import mcp_types
+
+    from discovery_router._compat import run_tool_call_middleware
+
+    seen: list[str] = []
+
+    class Hooks(Middleware):
+        async def on_message(self, context, call_next):
+            seen.append("message")
+            return await call_next(context)
+
+        async def on_request(self, context, call_next):
+            seen.append("request")
+            return await call_next(context)
+
+        async def on_call_tool(self, context, call_next):
+            seen.append("call_tool")
+            return await call_next(context)
+
+    server = FastMCP("compat", middleware=[Hooks()])
+    message = mcp_types.CallToolRequestParams(name="x", arguments={})
+    context = MiddlewareContext(message=message, source="client", type="request", method="tools/call")
+
+    async def inner(ctx):
+        return ctx.message.name
+
+    assert await run_tool_call_middleware(server, context, inner) == "x"
+    assert seen == ["message", "request", "call_tool"]
