@@ -34,7 +34,10 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URLs we made)
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}  # a plain-text refusal (401, 403)
     except (OSError, ValueError):
         return 0, {}
 

@@ -86,7 +86,9 @@ def test_the_ring_comes_from_the_config_else_the_environment_first_key_sealing()
 
 
 def test_router_state_key_expands_variables_and_is_masked_everywhere(caplog: pytest.LogCaptureFixture):
-    config = parse_config({"mcpServers": {}, "router": {"state_key": "${TEAM_STATE_KEY}"}}, environ={"TEAM_STATE_KEY": KEY})
+    config = parse_config(
+        {"mcpServers": {}, "router": {"state_key": "${TEAM_STATE_KEY}"}}, environ={"TEAM_STATE_KEY": KEY}
+    )
     assert config.settings.state_key == KEY
     assert KEY not in repr(config.settings)
     assert config.redactor(f"key={KEY}") == "key=***"
@@ -183,3 +185,170 @@ async def test_a_bridged_ask_answered_on_another_replica_gets_a_clear_error_and_
             "call_tool", order, input_responses=answer, request_state=asked.request_state, allow_input_required=True
         )
         assert isinstance(here, mcp_types.CallToolResult) and here.content[0].text == "ordered 2 x tea"
+
+
+# -- three `serve --transport http` replicas -----------------------------------
+
+NAP = 0.4
+
+
+def team_config(tmp_path: Path, **router: Any) -> Path:
+    """One config for every replica: a confirming inventory and a library whose `nap` keeps a call in flight."""
+    config = tmp_path / "config.json"
+    servers = {"inv": inventory_entry(confirmDestructive=True), "lib": library_stdio("lib")}
+    settings = {"embedding_model": "none", "connect_timeout": 30, "retry_initial": 0.2, **router}
+    config.write_text(json.dumps({"mcpServers": servers, "router": settings}))
+    return config
+
+
+def client(url: str, **kwargs: Any) -> Client:
+    return Client(url, auth=TOKEN, timeout=60, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory):
+    """Three replicas, one config, one state key, access control on (a bearer token)."""
+    folder = tmp_path_factory.mktemp("team")
+    with ReplicaSet(team_config(folder), env={STATE_KEY_ENV_VAR: KEY, "DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
+        yield replicas
+
+
+def test_health_checks_need_no_token_and_reveal_nothing(team: ReplicaSet):
+    for replica in team:
+        assert replica.liveness() == (200, {"status": "alive"})
+        status, body = replica.readiness()
+        assert (status, body["status"]) == (200, "ready") and set(body) <= {"status", "search"}
+        assert get_json(replica.url)[0] == 401  # the MCP endpoint itself still wants the token
+        log = replica.log_text()
+        assert KEY not in log and TOKEN not in log
+
+
+async def test_a_confirmation_started_on_one_replica_completes_on_the_next(team: ReplicaSet):
+    for i in range(3):
+        first, second = team[i], team[(i + 1) % 3]
+        call = {"name": "inv/delete_item", "arguments": {"name": f"item-{i}"}}
+        async with client(first.url, elicitation_handler=_yes) as a, client(second.url, elicitation_handler=_yes) as b:
+            asked = await a.session.call_tool("call_tool", call, allow_input_required=True)
+            assert isinstance(asked, mcp_types.InputRequiredResult) and CONFIRM in asked.input_requests
+            done = await b.session.call_tool(
+                "call_tool",
+                call,
+                input_responses=_accept(),
+                request_state=asked.request_state,
+                allow_input_required=True,
+            )
+            assert isinstance(done, mcp_types.CallToolResult) and done.content[0].text == f"deleted item-{i}"
+    confirmed = []
+    for replica in team:
+        audit = team.config.parent / f"audit-{replica.index}.jsonl"
+        lines = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+        confirmed += [(replica.index, line["tool"]) for line in lines if line.get("confirmed")]
+    assert sorted(confirmed) == [(0, "delete_item"), (1, "delete_item"), (2, "delete_item")]  # each ran where retried
+
+
+async def test_without_a_shared_key_the_next_replica_refuses_the_state(tmp_path: Path):
+    with ReplicaSet(team_config(tmp_path), count=2, env={"DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
+        async with (
+            client(replicas[0].url, elicitation_handler=_yes) as a,
+            client(replicas[1].url, elicitation_handler=_yes) as b,
+        ):
+            asked = await a.session.call_tool("call_tool", DELETE, allow_input_required=True)
+            assert isinstance(asked, mcp_types.InputRequiredResult)
+            with pytest.raises(Exception, match="Invalid or expired requestState"):
+                await b.session.call_tool(
+                    "call_tool",
+                    DELETE,
+                    input_responses=_accept(),
+                    request_state=asked.request_state,
+                    allow_input_required=True,
+                )
+
+
+class Sent:
+    """One call through the balancer: where it went, when, and how it ended."""
+
+    def __init__(self, replica: int, sent: float) -> None:
+        self.replica, self.sent = replica, sent
+        self.done = 0.0
+        self.ok = False
+        self.text = ""
+
+
+async def load(balancer: RoundRobin, calls: list[Sent], stop: asyncio.Event) -> None:
+    """One client of many: call after call, each to the replica the balancer picks, until ``stop``."""
+    while not stop.is_set():
+        replica = balancer.pick()
+        sent = Sent(replica.index, time.monotonic())
+        calls.append(sent)
+        try:
+            async with client(replica.url) as c:
+                result = await c.call_tool_mcp("call_tool", {"name": "lib/nap", "arguments": {"seconds": NAP}})
+            sent.text = " ".join(getattr(part, "text", "") for part in result.content)
+            sent.ok = not result.is_error and sent.text == f"slept {NAP:g}"
+        except Exception as exc:  # a refused connection, a dropped response: the call failed
+            sent.text = repr(exc)
+        sent.done = time.monotonic()
+
+
+async def wait_until(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+async def test_sigterm_loses_no_call_and_sigkill_fails_only_that_replicas_calls(tmp_path: Path):
+    """Under load: replica 0 gets SIGTERM (readiness false, still serving for shutdown_delay, drained, exit 0:
+    every call answered), then replica 1 gets SIGKILL (only calls sent to it fail); replica 2 serves on."""
+    config = team_config(tmp_path, shutdown_delay=3, shutdown_drain=10)
+    with ReplicaSet(config, env={STATE_KEY_ENV_VAR: KEY, "DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
+        balancer = RoundRobin(replicas, poll_interval=0.1)
+        calls: list[Sent] = []
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(balancer.watch())
+        workers = [asyncio.create_task(load(balancer, calls, stop)) for _ in range(6)]
+        try:
+            await wait_until(lambda: sum(c.ok for c in calls if c.replica == 0) >= 3)
+            terminated = time.monotonic()
+            replicas.terminate(0)
+            # readiness goes false at once; liveness stays true while it drains
+            assert (await wait_until(lambda: replicas[0].readiness()[0] == 503 and replicas[0].readiness()))[1] == {
+                "status": "draining"
+            }
+            assert replicas[0].liveness()[0] == 200
+            assert await asyncio.to_thread(replicas[0].process.wait, 60) == 0
+            await wait_until(lambda: sum(c.ok for c in calls if c.sent > terminated) >= 6)
+            killed = time.monotonic()
+            await asyncio.to_thread(replicas.kill, 1)
+            await wait_until(lambda: sum(c.ok and c.replica == 2 for c in calls if c.sent > killed + 1) >= 4)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+            watcher.cancel()
+    on_0 = [c for c in calls if c.replica == 0]
+    assert on_0 and all(c.ok for c in on_0), [c.text for c in on_0 if not c.ok]  # drained: nothing lost
+    assert any(c.sent < terminated < c.done for c in on_0)  # some were in flight at the signal, and finished
+    assert balancer.unready_seen[0] >= terminated
+    failed = [c for c in calls if not c.ok]
+    assert all(c.replica == 1 and c.done >= killed for c in failed), [(c.replica, c.text) for c in failed]
+    assert all(c.ok for c in calls if c.replica == 2)
+    assert all(c.ok for c in calls if c.sent > balancer.unready_seen[1])  # once out of the pool, nothing fails
+
+
+async def test_readiness_waits_for_first_connections_then_stays_until_the_stop():
+    from discovery_router.mcp.health import Health
+
+    stopping = [False]
+    router = config_router({"lib": library_stdio("lib")})
+    health = Health(router, stopping=lambda: stopping[0])
+    assert health.readiness() == (503, {"status": "starting"})
+    async with router:
+        await router.wait_ready()
+        assert health.readiness() == (200, {"status": "ready", "search": "lexical"})
+        router.upstreams["lib"].first_attempt_done.clear()  # a reconnect later on does not pull the replica out
+        assert health.readiness()[0] == 200
+        stopping[0] = True
+        assert health.readiness() == (503, {"status": "draining"})
