@@ -352,3 +352,19 @@ async def test_readiness_waits_for_first_connections_then_stays_until_the_stop()
         assert health.readiness()[0] == 200
         stopping[0] = True
         assert health.readiness() == (503, {"status": "draining"})
+
+
+async def test_a_draining_replica_opens_no_new_session():
+    """After the delay, a session started on a stopping replica would die with it: refused with the reason."""
+    from discovery_router.mcp.http import Drain
+
+    app = build_server(config_router({}))
+    drain = Drain()
+    app.add_middleware(drain)
+    async with Client(app, mode="legacy") as early:
+        drain.draining = True
+        refused = await early.call_tool_mcp("call_tool", {"name": "lib/nap", "arguments": {"seconds": 0}})
+        assert refused.is_error and "shutting down" in refused.content[0].text
+        with pytest.raises(Exception, match="shutting down"):
+            async with Client(app, mode="legacy"):
+                pass
