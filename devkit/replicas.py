@@ -191,3 +191,60 @@ class RoundRobin:
                     self.unready_seen.setdefault(replica.index, time.monotonic())
                 self._ready[replica.index] = ready
             await asyncio.sleep(self._interval)
+
+
+HAPROXY_CHECK_INTERVAL_MS = 100
+
+
+def haproxy_config(port: int, replicas: ReplicaSet, *, sticky: bool = True) -> str:
+    """The README's haproxy set-up over these replicas: checks on /readyz, sticky on ``Mcp-Session-Id``."""
+    servers = "\n".join(
+        f"    server r{r.index} 127.0.0.1:{r.port} check inter {HAPROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2"
+        for r in replicas
+    )
+    stick = (
+        "    stick-table type string len 64 size 100k expire 30m\n"
+        "    stick store-response res.hdr(Mcp-Session-Id)\n"
+        "    stick match req.hdr(Mcp-Session-Id)\n"
+        if sticky
+        else ""
+    )
+    return (
+        "global\n    maxconn 1000\n"
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 130s\n    timeout server 130s\n"
+        "    timeout tunnel 1h\n"
+        f"frontend mcp\n    bind 127.0.0.1:{port}\n    default_backend routers\n"
+        "backend routers\n    balance roundrobin\n"
+        "    option httpchk\n    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1\n"
+        "    http-check expect status 200\n"
+        f"{stick}{servers}\n"
+    )
+
+
+class HAProxy:
+    """haproxy (Debian's, when installed) in front of a :class:`ReplicaSet`, on a free loopback port."""
+
+    def __init__(self, replicas: ReplicaSet, *, sticky: bool = True) -> None:
+        self.port = free_port()
+        self._config = replicas.config.parent / "haproxy.cfg"
+        self._config.write_text(haproxy_config(self.port, replicas, sticky=sticky))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def __enter__(self) -> HAProxy:
+        self.process = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(self._config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, self.process, 30)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

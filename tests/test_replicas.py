@@ -15,6 +15,8 @@ import json
 import logging
 import secrets
 import time
+import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,9 @@ from typing import Any
 import mcp_types
 import pytest
 from fastmcp import Client
+from mcp.shared.exceptions import MCPError
 
-from devkit.replicas import ReplicaSet, RoundRobin, get_json
+from devkit.replicas import HAProxy, ReplicaSet, RoundRobin, get_json
 from discovery_router.config.loader import parse_config
 from discovery_router.errors import ConfigError, RouterError
 from discovery_router.mcp.server import build_server
@@ -274,14 +277,14 @@ class Sent:
         self.text = ""
 
 
-async def load(balancer: RoundRobin, calls: list[Sent], stop: asyncio.Event) -> None:
-    """One client of many: call after call, each to the replica the balancer picks, until ``stop``."""
+async def load(pick: Callable[[], tuple[int, str]], calls: list[Sent], stop: asyncio.Event) -> None:
+    """One client of many: call after call, each to the (replica, URL) ``pick`` gives, until ``stop``."""
     while not stop.is_set():
-        replica = balancer.pick()
-        sent = Sent(replica.index, time.monotonic())
+        index, url = pick()
+        sent = Sent(index, time.monotonic())
         calls.append(sent)
         try:
-            async with client(replica.url) as c:
+            async with client(url) as c:
                 result = await c.call_tool_mcp("call_tool", {"name": "lib/nap", "arguments": {"seconds": NAP}})
             sent.text = " ".join(getattr(part, "text", "") for part in result.content)
             sent.ok = not result.is_error and sent.text == f"slept {NAP:g}"
@@ -309,7 +312,12 @@ async def test_sigterm_loses_no_call_and_sigkill_fails_only_that_replicas_calls(
         calls: list[Sent] = []
         stop = asyncio.Event()
         watcher = asyncio.create_task(balancer.watch())
-        workers = [asyncio.create_task(load(balancer, calls, stop)) for _ in range(6)]
+
+        def pick() -> tuple[int, str]:
+            replica = balancer.pick()
+            return replica.index, replica.url
+
+        workers = [asyncio.create_task(load(pick, calls, stop)) for _ in range(6)]
         try:
             await wait_until(lambda: sum(c.ok for c in calls if c.replica == 0) >= 3)
             terminated = time.monotonic()
@@ -368,3 +376,64 @@ async def test_a_draining_replica_opens_no_new_session():
         with pytest.raises(Exception, match="shutting down"):
             async with Client(app, mode="legacy"):
                 pass
+
+
+@pytest.mark.skipif(
+    shutil.which("haproxy") is None, reason="haproxy is not installed (Debian: apt-get install haproxy)"
+)
+async def test_behind_haproxy_sessions_stick_confirmations_cross_and_a_sigterm_loses_nothing(tmp_path: Path):
+    """The README's haproxy set-up, for real: handshake-era sessions stick by Mcp-Session-Id (and break without
+    it), 2026-era confirmations finish wherever the retry lands, and a SIGTERMed replica loses no call."""
+    config = team_config(tmp_path, shutdown_delay=2, shutdown_drain=10)
+    with ReplicaSet(config, env={STATE_KEY_ENV_VAR: KEY, "DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
+        with HAProxy(replicas) as balancer:
+            async with client(balancer.url, mode="legacy") as legacy:  # one session, many requests
+                for _ in range(6):
+                    found = await legacy.call_tool_mcp("search_tools", {"query": "delete an item"})
+                    assert not found.is_error and "inv/delete_item" in found.content[0].text
+            for i in range(3):
+                call = {"name": "inv/delete_item", "arguments": {"name": f"lb-{i}"}}
+                async with client(balancer.url, elicitation_handler=_yes) as agent:
+                    asked = await agent.session.call_tool("call_tool", call, allow_input_required=True)
+                    assert isinstance(asked, mcp_types.InputRequiredResult)
+                    done = await agent.session.call_tool(
+                        "call_tool",
+                        call,
+                        input_responses=_accept(),
+                        request_state=asked.request_state,
+                        allow_input_required=True,
+                    )
+                    assert isinstance(done, mcp_types.CallToolResult) and done.content[0].text == f"deleted lb-{i}"
+            calls: list[Sent] = []
+            stop = asyncio.Event()
+            workers = [asyncio.create_task(load(lambda: (-1, balancer.url), calls, stop)) for _ in range(6)]
+            try:
+                await wait_until(lambda: sum(c.ok for c in calls) >= 6)
+                terminated = time.monotonic()
+                replicas.terminate(0)
+                assert await asyncio.to_thread(replicas[0].process.wait, 60) == 0
+                await wait_until(lambda: sum(c.ok for c in calls if c.sent > terminated + 1) >= 6)
+            finally:
+                stop.set()
+                await asyncio.gather(*workers)
+            assert calls and all(c.ok for c in calls), [c.text for c in calls if not c.ok]
+        with HAProxy(replicas, sticky=False) as unsticky:  # the same without the stick rules: the session breaks
+            with pytest.raises(MCPError, match="Session not found"):
+                async with client(unsticky.url, mode="legacy") as legacy:
+                    for _ in range(4):
+                        await legacy.call_tool_mcp("search_tools", {"query": "delete an item"})
+
+
+def test_serve_with_a_weak_key_stops_before_serving_and_never_prints_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from devkit.system import free_port
+    from discovery_router.cli.app import main
+
+    weak = "abcd" * 12  # long enough, but four different characters are not random text
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"mcpServers": {}}))
+    monkeypatch.setenv(STATE_KEY_ENV_VAR, weak)
+    assert main(["--config", str(config), "serve", "--transport", "http", "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err
+    assert f"${STATE_KEY_ENV_VAR}" in err and "too weak" in err and weak not in err
