@@ -277,17 +277,22 @@ class Sent:
         self.text = ""
 
 
-async def load(pick: Callable[[], tuple[int, str]], calls: list[Sent], stop: asyncio.Event) -> None:
-    """One client of many: call after call, each to the (replica, URL) ``pick`` gives, until ``stop``."""
+async def load(
+    pick: Callable[[], tuple[int, str]], calls: list[Sent], stop: asyncio.Event, *, once: bool = False
+) -> None:
+    """One client of many: call after call, each to the (replica, URL) ``pick`` gives, until ``stop`` (or once)."""
     while not stop.is_set():
+        if once:
+            stop.set()
         index, url = pick()
         sent = Sent(index, time.monotonic())
         calls.append(sent)
+        seconds = round(NAP + len(calls) * 1e-5, 5)  # each call's own answer: one that crossed would not match
         try:
             async with client(url) as c:
-                result = await c.call_tool_mcp("call_tool", {"name": "lib/nap", "arguments": {"seconds": NAP}})
+                result = await c.call_tool_mcp("call_tool", {"name": "lib/nap", "arguments": {"seconds": seconds}})
             sent.text = " ".join(getattr(part, "text", "") for part in result.content)
-            sent.ok = not result.is_error and sent.text == f"slept {NAP:g}"
+            sent.ok = not result.is_error and sent.text == f"slept {seconds:g}"
         except Exception as exc:  # a refused connection, a dropped response: the call failed
             sent.text = repr(exc)
         sent.done = time.monotonic()
@@ -306,7 +311,7 @@ async def wait_until(check: Any, timeout: float = 30.0) -> Any:
 async def test_sigterm_loses_no_call_and_sigkill_fails_only_that_replicas_calls(tmp_path: Path):
     """Under load: replica 0 gets SIGTERM (readiness false, still serving for shutdown_delay, drained, exit 0:
     every call answered), then replica 1 gets SIGKILL (only calls sent to it fail); replica 2 serves on."""
-    config = team_config(tmp_path, shutdown_delay=3, shutdown_drain=10)
+    config = team_config(tmp_path, shutdown_delay=5, shutdown_drain=10)
     with ReplicaSet(config, env={STATE_KEY_ENV_VAR: KEY, "DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
         balancer = RoundRobin(replicas, poll_interval=0.1)
         calls: list[Sent] = []
@@ -327,6 +332,9 @@ async def test_sigterm_loses_no_call_and_sigkill_fails_only_that_replicas_calls(
                 "status": "draining"
             }
             assert replicas[0].liveness()[0] == 200
+            late: list[Sent] = []  # from a balancer that has not noticed yet: still served, within the delay
+            await load(lambda: (0, replicas[0].url), late, asyncio.Event(), once=True)
+            assert late[0].ok, late[0].text
             assert await asyncio.to_thread(replicas[0].process.wait, 60) == 0
             await wait_until(lambda: sum(c.ok for c in calls if c.sent > terminated) >= 6)
             killed = time.monotonic()
