@@ -311,7 +311,7 @@ async def wait_until(check: Any, timeout: float = 30.0) -> Any:
 async def test_sigterm_loses_no_call_and_sigkill_fails_only_that_replicas_calls(tmp_path: Path):
     """Under load: replica 0 gets SIGTERM (readiness false, still serving for shutdown_delay, drained, exit 0:
     every call answered), then replica 1 gets SIGKILL (only calls sent to it fail); replica 2 serves on."""
-    config = team_config(tmp_path, shutdown_delay=5, shutdown_drain=10)
+    config = team_config(tmp_path, shutdown_delay=8, shutdown_drain=10)
     with ReplicaSet(config, env={STATE_KEY_ENV_VAR: KEY, "DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
         balancer = RoundRobin(replicas, poll_interval=0.1)
         calls: list[Sent] = []
@@ -392,7 +392,7 @@ async def test_a_draining_replica_opens_no_new_session():
 async def test_behind_haproxy_sessions_stick_confirmations_cross_and_a_sigterm_loses_nothing(tmp_path: Path):
     """The README's haproxy set-up, for real: handshake-era sessions stick by Mcp-Session-Id (and break without
     it), 2026-era confirmations finish wherever the retry lands, and a SIGTERMed replica loses no call."""
-    config = team_config(tmp_path, shutdown_delay=2, shutdown_drain=10)
+    config = team_config(tmp_path, shutdown_delay=4, shutdown_drain=10)
     with ReplicaSet(config, env={STATE_KEY_ENV_VAR: KEY, "DISCOVERY_ROUTER_TOKEN": TOKEN}) as replicas:
         with HAProxy(replicas) as balancer:
             async with client(balancer.url, mode="legacy") as legacy:  # one session, many requests
