@@ -25,6 +25,9 @@ DATA_ENV_VAR = "DISCOVERY_ROUTER_DATA_DIR"
 """The folder for OAuth tokens when no secure OS keyring exists (default: the platform's user data dir)."""
 TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
 """The bearer token HTTP clients must send to ``serve --transport http|sse``."""
+STATE_KEY_ENV_VAR = "DISCOVERY_ROUTER_STATE_KEY"
+"""The key ring sealing the 2026 protocol's ``requestState`` when ``router.state_key`` is not set: the same value
+on every replica, so any replica can finish a multi-round call another started (``new,old`` while rotating)."""
 
 OFF = "none"
 """The value that turns a path-like setting off (``cache_dir``, ``audit_log``, ``embedding_model``)."""

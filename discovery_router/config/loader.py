@@ -166,8 +166,41 @@ def parse_config(
             logger.error("%s", exc)
             servers[name] = ServerConfig(name=name, transport="stdio", enabled=_entry_enabled(entry), error=str(exc))
     redactor.discard(*servers)
-    settings = _parse_settings(raw.get("router", {}), path)
+    settings = _parse_settings(_expand_secret_settings(raw.get("router", {}), path, environ, redactor), path)
     return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
+
+
+SECRET_SETTINGS = ("state_key",)
+"""``router`` settings that hold a secret: ``${VAR}`` and ``${keyring:...}`` are expanded, the value is masked."""
+
+
+def _expand_secret_settings(raw: Any, path: Path | None, environ: Mapping[str, str], redactor: Redactor) -> Any:
+    """The ``router`` object with its secret settings expanded (and registered with the redactor)."""
+    if not isinstance(raw, dict):
+        return raw  # _parse_settings says what is wrong
+    expanded = dict(raw)
+    for key in SECRET_SETTINGS:
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue  # absent, or the wrong type: pydantic's complaint, in our words, follows
+        try:
+            result, substituted = expand(value, environ)
+        except MissingVariableError as exc:
+            raise ConfigError(
+                path,
+                None,
+                f"router.{key}",
+                f"environment variable {exc.name} is not set (export it, or write ${{{exc.name}:-default}})",
+            ) from None
+        if has_reference(result):
+            try:
+                result, from_keyring = expand_keyring(result, getattr(environ, "keyring_lookup", None))
+            except SecretError as exc:
+                raise ConfigError(path, None, f"router.{key}", str(exc)) from None
+            substituted = [*substituted, *from_keyring]
+        redactor.add(result, *(part.strip() for part in result.split(",")), *substituted)
+        expanded[key] = result
+    return expanded
 
 
 def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
