@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from discovery_router.cache.embeddings import VectorSource
 from discovery_router.catalog import Catalog, ToolEntry
 from discovery_router.paths import turned_off
 from discovery_router.search import SearchIndex
@@ -41,7 +42,7 @@ class Indexer:
         *,
         server_descriptions: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
         embedding_model: str | None = None,
-        cache: object | None = None,
+        cache: VectorSource | None = None,
     ) -> None:
         """``server_descriptions``: each server's description for its search documents, or a function giving
         them at each rebuild (they may change when a server connects and says what it is)."""
@@ -59,7 +60,7 @@ class Indexer:
         self._encoded_total = 0
         self.hybrid: HybridLoader | None = None
         if not turned_off(embedding_model):  # "none": BM25 only
-            self.hybrid = HybridLoader(embedding_model, cache, on_ready=self._upgraded)  # type: ignore[arg-type]
+            self.hybrid = HybridLoader(embedding_model, cache, on_ready=self._upgraded)
         self._requested = 0
         self._built = 0
         self._wake: asyncio.Event | None = None
@@ -143,7 +144,8 @@ class Indexer:
             return Catalog(entries), self.index
         index = SearchIndex(docs)
         if self.hybrid is not None:
-            self.hybrid.upgrade(index)  # hybrid now if the model is loaded; else attached when it is
+            # hybrid now if the model is loaded (unchanged tools keep the served index's vectors); else later
+            self.hybrid.upgrade(index, previous=self.index)
         return Catalog(entries), index
 
     def _upgraded(self, _index: SearchIndex, report: UpgradeReport) -> None:

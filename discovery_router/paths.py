@@ -25,6 +25,8 @@ DATA_ENV_VAR = "DISCOVERY_ROUTER_DATA_DIR"
 """The folder for OAuth tokens when no secure OS keyring exists (default: the platform's user data dir)."""
 TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
 """The bearer token HTTP clients must send to ``serve --transport http|sse``."""
+DATABASE_ENV_VAR = "DISCOVERY_ROUTER_DATABASE_URL"
+"""A PostgreSQL URL when ``router.database_url`` is not set: replicas share catalog, embeddings, audit there."""
 
 OFF = "none"
 """The value that turns a path-like setting off (``cache_dir``, ``audit_log``, ``embedding_model``)."""

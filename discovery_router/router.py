@@ -36,6 +36,7 @@ from discovery_router.upstreams.spec import ConfigChange, UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream
 from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
+from discovery_router.team import open_shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class Router:
         self._reload_lock = asyncio.Lock()
         self._settings_seen = self.settings
         self.cache = open_cache(self.settings)
+        self.team = open_shared_state(self.settings, self._redactor)
+        """The team database's state when ``database_url`` is set (see :mod:`discovery_router.team`), else None."""
+        if self.team is not None:
+            self.governance.audit_log = self.team.audit_sink(self.governance.audit_log)  # type: ignore[arg-type]
         self._cache_keys = {name: spec.cache_key for name, spec in specs.items()}
         self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
@@ -104,7 +109,7 @@ class Router:
             self._entries,
             server_descriptions=self.server_descriptions,
             embedding_model=self.settings.embedding_model if semantic else OFF,
-            cache=self.cache,
+            cache=self.team.embeddings(self.cache) if self.team is not None else self.cache,
         )
         self._load_cached_tools()
         self._started = False
@@ -194,6 +199,8 @@ class Router:
     async def start(self) -> None:
         """Begin connecting to every enabled upstream concurrently; returns at once."""
         if not self._started:
+            if self.team is not None:
+                await self.team.start(self)  # first: search serves the shared catalog while servers connect
             self._started = True
             self._started_at = time.monotonic()
             self.indexer.start()
@@ -272,6 +279,8 @@ class Router:
             self._watch_task = None
         await asyncio.gather(*(u.stop() for u in self.upstreams.values()))
         await self.indexer.stop()
+        if self.team is not None:
+            await self.team.stop()
         self._started = False
 
     async def __aenter__(self) -> Router:
@@ -448,6 +457,36 @@ class Router:
                     self._saved_tools[upstream.name] = cleaned
             except OSError as exc:
                 logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
+        if self.team is not None and upstream.state is UpstreamState.CONNECTED:
+            self.team.tools_listed(
+                self._cache_keys[upstream.name],
+                upstream.name,
+                upstream.tools,
+                self.server_descriptions().get(upstream.name, ""),
+            )
+        self.indexer.request_rebuild()
+        self._catalog_changed()
+
+    # -- the team database (discovery_router.team.replica.Replica) ---------
+
+    def shared_sources(self) -> dict[str, str]:
+        """Each enabled server's cache key, the name the team database knows it by, -> its name here."""
+        return {
+            self._cache_keys[name]: name
+            for name, upstream in self.upstreams.items()
+            if upstream.state is not UpstreamState.DISABLED and name in self._cache_keys
+        }
+
+    def adopt_shared_tools(self, server: str, tools: list[dict[str, Any]]) -> None:
+        """Another replica listed ``server`` with ``tools``: our live connection re-lists (it is what our calls
+        reach); until it is up, search serves the shared list."""
+        upstream = self.upstreams.get(server)
+        if upstream is None:
+            return
+        if upstream.state is UpstreamState.CONNECTED:
+            upstream.request_refresh()
+            return
+        upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in tools]
         self.indexer.request_rebuild()
         self._catalog_changed()
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from discovery_router.errors import ConfigError, MissingVariableError, SecretError
 from discovery_router.paths import CONFIG_ENV_VAR, default_config_path
 from discovery_router.config.expand import expand
+from discovery_router.team.url import passwords_in
 from discovery_router.config.jsonc import strip_jsonc
 from discovery_router.config.keyring import expand_keyring, has_reference, placeholder_lookup
 from discovery_router.governance.policy import SERVER_POLICY_KEYS, parse_server_policy
@@ -124,6 +125,12 @@ def load_config(
     return parse_config(read_raw(located), path=located, environ=environ, strict=False)
 
 
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> RouterSettings:
+    """Only the ``router`` section of a config file, expanded with the real environment (no server entry is
+    read, so no server's secret is needed)."""
+    return _parse_settings(read_raw(path).get("router", {}), path, environ, Redactor())
+
+
 def servers_key(raw: Mapping[str, Any]) -> str:
     """The key a file keeps its servers under: ``mcpServers``, or VS Code's ``servers`` when only that is used."""
     return "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
@@ -166,14 +173,31 @@ def parse_config(
             logger.error("%s", exc)
             servers[name] = ServerConfig(name=name, transport="stdio", enabled=_entry_enabled(entry), error=str(exc))
     redactor.discard(*servers)
-    settings = _parse_settings(raw.get("router", {}), path)
+    settings = _parse_settings(raw.get("router", {}), path, environ, redactor)
     return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
 
 
-def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
-    """The ``router`` object as settings; pydantic validates, the complaint is said in our words."""
+def _parse_settings(
+    raw: Any, path: Path | None, environ: Mapping[str, str] | None = None, redactor: Redactor | None = None
+) -> RouterSettings:
+    """The ``router`` object as settings; pydantic validates, the complaint is said in our words.
+
+    ``database_url`` is the one setting with ``${VAR}`` expansion (its password belongs in the environment);
+    the password joins ``redactor``.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(path, None, "router", "must be an object")
+    url = raw.get("database_url")
+    if isinstance(url, str):
+        try:
+            url, substituted = expand(url, os.environ if environ is None else environ)
+        except MissingVariableError as exc:
+            raise ConfigError(
+                path, None, "router.database_url", f"environment variable {exc.name} is not set"
+            ) from None
+        if redactor is not None:
+            redactor.add(*substituted, *passwords_in(url))
+        raw = {**raw, "database_url": url}
     try:
         return RouterSettings(**raw)
     except ValidationError as exc:

@@ -89,6 +89,13 @@ class SearchIndex:
         """The texts to embed, one per document in index order (what the cache keys on)."""
         return [self._embedding_text_of(d) for d in self.docs]
 
+    def vectors_by_text(self, model_id: str) -> dict[str, np.ndarray]:
+        """Embedding text -> its attached vector, if this index is hybrid with ``model_id`` (else empty)."""
+        dense = self._dense
+        if dense is None or dense.embedder.model_id != model_id:
+            return {}
+        return dict(zip(self.embedding_texts(), dense.matrix))
+
     def attach_embeddings(self, embedder: Embedder, matrix: np.ndarray) -> None:
         """Switch to hybrid search with ``matrix[i]`` the vector of ``docs[i]`` (thread-safe)."""
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
