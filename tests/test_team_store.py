@@ -368,3 +368,15 @@ def test_a_database_url_without_the_driver_names_the_extra():
     assert "discovery-router[team]" in done.stdout and "psycopg" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
 
+
+
+def test_every_migration_ships_in_the_package():
+    import tomllib
+    from fnmatch import fnmatch
+
+    from discovery_router.team.migrate import MIGRATIONS
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = globs["discovery_router.team"]
+    files = [m.path.relative_to(MIGRATIONS.parent).as_posix() for m in migrations()]
+    assert files and all(any(fnmatch(f, g) for g in shipped) for f in files)
