@@ -326,6 +326,8 @@ class Router:
                     upstreams[name] = self.upstreams[name]
             self.upstreams = upstreams  # file order; untouched upstreams are the very same objects
             self._load_cached_tools(fresh)
+            if self.team is not None and self._started:
+                await self._load_shared_tools()
             if self._started:
                 for name in fresh:
                     self.upstreams[name].start()  # the replacement starts while the old process is stopped
@@ -468,6 +470,14 @@ class Router:
         self._catalog_changed()
 
     # -- the team database (discovery_router.team.replica.Replica) ---------
+
+    async def _load_shared_tools(self) -> None:
+        """Servers a reload added: searchable from the team's catalog while they connect."""
+        assert self.team is not None
+        try:
+            await self.team.load_new_servers()
+        except RouterError as exc:  # the database is down: the servers still connect
+            logger.warning("%s", exc)
 
     def shared_sources(self) -> dict[str, str]:
         """Each enabled server's cache key, the name the team database knows it by, -> its name here."""

@@ -25,7 +25,7 @@ from fastmcp import FastMCP
 from devkit.postgres import EmbeddedPostgres
 from discovery_router.cli import main
 from discovery_router.config.loader import parse_config
-from discovery_router.config.model import RouterSettings
+from discovery_router.config.model import RouterConfig, RouterSettings
 from discovery_router.errors import ConfigError, SharedStateError
 from discovery_router.router import Router
 from discovery_router.team.migrate import migrations, migrate
@@ -211,7 +211,10 @@ async def test_a_replica_whose_change_feed_was_down_catches_up_from_the_sequence
         assert "extra/gamma_tool" in await found(b, "gamma tool")
 
 
-async def test_the_change_feed_reconnects_after_the_database_drops_it(database: str, postgres: EmbeddedPostgres):
+async def test_the_change_feed_reconnects_after_the_database_drops_it(
+    database: str, postgres: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
     settings, upstream = team(database), build_notes()
     async with Router({"extra": upstream}, settings) as a, Router({"extra": unreachable()}, settings) as b:
         await a.wait_ready()
@@ -227,6 +230,7 @@ async def test_the_change_feed_reconnects_after_the_database_drops_it(database: 
         await eventually(b.team.listening.is_set, "B reopened its feed")
         await change_tools(a, upstream, "omega_tool")
         await eventually(lambda: "extra/omega_tool" in b.catalog, "B learned the change after reconnecting")
+    assert "the change feed was lost" in caplog.text and PASSWORD not in caplog.text
 
 
 # -- embeddings ----------------------------------------------------------------------------
@@ -369,7 +373,6 @@ def test_a_database_url_without_the_driver_names_the_extra():
     assert PASSWORD not in done.stdout + done.stderr
 
 
-
 def test_every_migration_ships_in_the_package():
     import tomllib
     from fnmatch import fnmatch
@@ -380,3 +383,13 @@ def test_every_migration_ships_in_the_package():
     shipped = globs["discovery_router.team"]
     files = [m.path.relative_to(MIGRATIONS.parent).as_posix() for m in migrations()]
     assert files and all(any(fnmatch(f, g) for g in shipped) for f in files)
+
+
+async def test_a_server_added_by_a_reload_is_searchable_from_the_team_catalog(database: str):
+    settings, upstream = team(database), build_notes()
+    async with Router({"extra": upstream}, settings) as a:
+        await a.wait_ready()
+        await eventually(lambda: _published(database), "A published its tools")
+        async with Router({}, settings) as b:
+            await b.apply_config(RouterConfig(servers={"extra": unreachable()}, settings=settings))  # type: ignore[dict-item]
+            assert "extra/create_note" in b.catalog

@@ -105,10 +105,11 @@ class SharedState:
         self._replica, self._loop = replica, asyncio.get_running_loop()
         self._publishing, self.listening, self._audit_wake = asyncio.Lock(), asyncio.Event(), asyncio.Event()
         await self.store.open()
-        self.seq = await self.store.latest_seq()  # before loading: a change made meanwhile is caught up later
-        sources = replica.shared_sources()
-        for shared in (await self.store.servers(sources)).values():
-            self._adopt(shared, sources)
+        try:
+            self.seq = await self.store.latest_seq()  # before loading: a change made meanwhile is caught up later
+        except psycopg.Error as exc:
+            raise self._error("cannot read the change sequence", exc) from None
+        await self.load_new_servers()
         self._spawn(self._follow_changes(), "team-changes")
         self._spawn(self._flush_audit_forever(), "team-audit")
 
@@ -126,10 +127,25 @@ class SharedState:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _error(self, what: str, exc: BaseException) -> SharedStateError:
+        return SharedStateError(f"team database ({self.where}): {what}: {scrub(str(exc), self.store.url)}")
+
     def _say(self, what: str, exc: BaseException) -> None:
         logger.warning("team database (%s): %s: %s", self.where, what, self.redact(scrub(str(exc), self.store.url)))
 
     # -- the catalog --------------------------------------------------------------------
+
+    async def load_new_servers(self) -> None:
+        """Adopt the shared lists of servers this replica has not seen yet (at start; added by a config reload)."""
+        assert self._replica is not None
+        sources = self._replica.shared_sources()
+        new = [source for source in sources if source not in self._seen]
+        try:
+            found = await self.store.servers(new) if new else {}
+        except psycopg.Error as exc:
+            raise self._error("cannot read the shared catalog", exc) from None
+        for shared in found.values():
+            self._adopt(shared, sources)
 
     def tools_listed(self, source: str, server: str, tools: Sequence[mcp_types.Tool], description: str = "") -> None:
         """This replica's own connection to ``server`` listed ``tools``: share them (in the background)."""

@@ -59,7 +59,9 @@ class SharedStore:
             await pool.open(wait=True, timeout=timeout)
         except (psycopg.Error, PoolTimeout) as exc:
             await pool.close()
-            raise SharedStateError(f"cannot connect to the team {where(self.url)}: {scrub(str(exc), self.url)}") from None
+            raise SharedStateError(
+                f"cannot connect to the team {where(self.url)}: {scrub(str(exc), self.url)}"
+            ) from None
         self._pool = pool
 
     async def close(self) -> None:
@@ -213,4 +215,3 @@ async def read_audit(
         rows: list[Any] = await cursor.fetchall()
     records = [{**row[0], "replica": row[1]} for row in rows]  # jsonb arrives as a dict
     return records[::-1]
-
