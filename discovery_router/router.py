@@ -496,7 +496,11 @@ class Router:
         if upstream.state is UpstreamState.CONNECTED:
             upstream.request_refresh()
             return
-        upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in tools]
+        try:
+            upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in tools]
+        except ValueError as exc:  # pydantic's ValidationError: a damaged row must not stop the change feed
+            logger.warning("ignoring the team's tool list for %s: %s", server, exc)
+            return
         self.indexer.request_rebuild()
         self._catalog_changed()
 

@@ -29,6 +29,7 @@ from discovery_router.config.model import RouterConfig, RouterSettings
 from discovery_router.errors import ConfigError, SharedStateError
 from discovery_router.router import Router
 from discovery_router.team.migrate import migrations, migrate
+from discovery_router.team.replica import FOLLOWER
 from discovery_router.team.store import SharedStore, SharedTool
 from discovery_router.team.url import redacted_url
 from tests.conftest import FAST
@@ -200,7 +201,7 @@ async def test_a_replica_whose_change_feed_was_down_catches_up_from_the_sequence
         await eventually(b.team.listening.is_set, "B follows changes")
         await b.team.catch_up()
         for task in list(b.team._tasks):  # B's feed goes down: every NOTIFY from now on is lost to it
-            if task.get_name() == "team-changes":
+            if task.get_name() == FOLLOWER:
                 task.cancel()
         before = await b.team.store.latest_seq()
         await change_tools(a, upstream, "gamma_tool")
@@ -341,35 +342,35 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_without_a_database_url_nothing_imports_the_driver():
+def test_without_a_url_the_driver_is_never_imported_and_with_one_its_absence_names_the_extra():
+    """One interpreter (imports are slow): first no URL, then a URL with psycopg made unimportable."""
     code = (
-        "import sys\n"
-        "from discovery_router.router import Router\n"
-        "from discovery_router.config.model import RouterSettings\n"
-        "r = Router({}, RouterSettings(cache_dir='none', embedding_model='none'))\n"
-        "assert r.team is None\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool', 'pgvector')))\n"
-    )
-    done = _python(code, DISCOVERY_ROUTER_DATABASE_URL="")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
-
-
-def test_a_database_url_without_the_driver_names_the_extra():
-    code = (
-        "import sys\n"
-        "sys.modules['psycopg'] = None\n"
+        "import os, sys\n"
         "from discovery_router.router import Router\n"
         "from discovery_router.config.model import RouterSettings\n"
         "from discovery_router.errors import SharedStateError\n"
+        "settings = RouterSettings(cache_dir='none', embedding_model='none')\n"
+        "assert Router({}, settings).team is None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool', 'pgvector')))\n"
+        "sys.modules['psycopg'] = None\n"
+        f"os.environ['DISCOVERY_ROUTER_DATABASE_URL'] = 'postgresql://team:{PASSWORD}@127.0.0.1:1/router'\n"
         "try:\n"
-        "    Router({}, RouterSettings(cache_dir='none', embedding_model='none'))\n"
+        "    Router({}, settings)\n"
         "except SharedStateError as exc:\n"
         "    print(exc)\n"
     )
-    done = _python(code, DISCOVERY_ROUTER_DATABASE_URL=f"postgresql://team:{PASSWORD}@127.0.0.1:1/router")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO), "DISCOVERY_ROUTER_DATABASE_URL": ""},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    assert "discovery-router[team]" in done.stdout and "psycopg" in done.stdout
+    no_driver, missing = done.stdout.strip().split("\n", 1)
+    assert no_driver == "[]"
+    assert "discovery-router[team]" in missing and "psycopg" in missing
     assert PASSWORD not in done.stdout + done.stderr
 
 

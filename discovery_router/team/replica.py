@@ -49,6 +49,10 @@ RECONNECT_MAX = 30.0
 """Longest wait between attempts to re-open the change feed."""
 AUDIT_BACKLOG = 10_000
 """Audit records kept in memory while the database is unreachable; older ones are dropped (and said so)."""
+STOP_GRACE = 5.0
+"""Seconds :meth:`SharedState.stop` gives publishes and the audit trail's last write."""
+FOLLOWER = "team-changes"
+"""The name of the task that follows the change feed (the one task stop cancels at once)."""
 BRIDGE_TIMEOUT = 60.0
 """Seconds a worker thread waits for a database answer before carrying on without it."""
 
@@ -93,6 +97,7 @@ class SharedState:
         self._audit: list[tuple[datetime, str, dict[str, Any]]] = []
         self._audit_wake = asyncio.Event()
         self._audit_failed = False
+        self._stopping = False
 
     @property
     def where(self) -> str:
@@ -102,7 +107,7 @@ class SharedState:
 
     async def start(self, replica: Replica) -> None:
         """Migrate, open the pool, adopt the shared catalog, then follow changes; raises SharedStateError."""
-        self._replica, self._loop = replica, asyncio.get_running_loop()
+        self._replica, self._loop, self._stopping = replica, asyncio.get_running_loop(), False
         self._publishing, self.listening, self._audit_wake = asyncio.Lock(), asyncio.Event(), asyncio.Event()
         await self.store.open()
         try:
@@ -110,13 +115,20 @@ class SharedState:
         except psycopg.Error as exc:
             raise self._error("cannot read the change sequence", exc) from None
         await self.load_new_servers()
-        self._spawn(self._follow_changes(), "team-changes")
+        self._spawn(self._follow_changes(), FOLLOWER)
         self._spawn(self._flush_audit_forever(), "team-audit")
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        """Stop following changes; let publishes and the audit trail's last records land (bounded), then close."""
+        self._stopping = True
+        self._audit_wake.set()
+        for task in [t for t in self._tasks if t.get_name() == FOLLOWER]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self._flush_audit()
         await self.store.close()
@@ -248,7 +260,7 @@ class SharedState:
         self._audit_wake.set()
 
     async def _flush_audit_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await self._audit_wake.wait()
             self._audit_wake.clear()
             await self._flush_audit()
