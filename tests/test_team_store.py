@@ -312,6 +312,7 @@ def test_database_url_expands_variables_and_its_password_is_redacted():
     assert config.settings.database_url == f"postgresql://team:{PASSWORD}@db.internal:5432/router"
     assert PASSWORD not in config.redactor(f"connecting with {config.settings.database_url}")
     assert redacted_url(config.settings.database_url) == "postgresql://team:***@db.internal:5432/router"
+    assert PASSWORD not in repr(config.settings) and PASSWORD not in str(config.settings)
     with pytest.raises(ConfigError) as caught:
         parse_config({"mcpServers": {}, "router": {"database_url": "${NOT_SET_ANYWHERE}"}}, environ={})
     assert "router.database_url" in str(caught.value) and "NOT_SET_ANYWHERE" in str(caught.value)
