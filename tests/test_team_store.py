@@ -395,3 +395,19 @@ async def test_a_server_added_by_a_reload_is_searchable_from_the_team_catalog(da
         async with Router({}, settings) as b:
             await b.apply_config(RouterConfig(servers={"extra": unreachable()}, settings=settings))  # type: ignore[dict-item]
             assert "extra/create_note" in b.catalog
+
+
+async def test_a_connected_replica_relists_its_own_server_when_another_saw_a_change(database: str):
+    """B reaches the server too: told of A's change, it re-lists through its own connection (what its calls reach)."""
+    settings, upstream = team(database), build_notes()
+    async with Router({"extra": upstream}, settings) as a, Router({"extra": upstream}, settings) as b:
+        await a.wait_ready()
+        await b.wait_ready()
+        assert b.team is not None
+        await eventually(b.team.listening.is_set, "B follows changes")
+        await change_tools(a, upstream, "delta_tool")  # only A's connection is asked to re-list
+        await eventually(lambda: "extra/delta_tool" in b.catalog, "B re-listed after A's change")
+        assert b.upstreams["extra"].status.state.value == "connected"
+        await b.call("extra/delta_tool", {})  # B's own connection knows the tool
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM team_changes").fetchone() == (2,)  # first listing, A's change

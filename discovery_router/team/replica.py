@@ -111,10 +111,14 @@ class SharedState:
         self._publishing, self.listening, self._audit_wake = asyncio.Lock(), asyncio.Event(), asyncio.Event()
         await self.store.open()
         try:
-            self.seq = await self.store.latest_seq()  # before loading: a change made meanwhile is caught up later
-        except psycopg.Error as exc:
-            raise self._error("cannot read the change sequence", exc) from None
-        await self.load_new_servers()
+            try:
+                self.seq = await self.store.latest_seq()  # before loading: a change meanwhile is caught up later
+            except psycopg.Error as exc:
+                raise self._error("cannot read the change sequence", exc) from None
+            await self.load_new_servers()
+        except BaseException:
+            await self.store.close()  # a failed start leaves no pool behind (``async with`` will not call stop)
+            raise
         self._spawn(self._follow_changes(), FOLLOWER)
         self._spawn(self._flush_audit_forever(), "team-audit")
 
