@@ -9,6 +9,10 @@ ranks a tool its catalog cannot resolve. Describe and call need no index:
 call never waits for an index rebuild (or for embedding). The dense side comes from :class:`HybridLoader`: BM25 answers until
 the embedding model is loaded, then every new index is made hybrid before it
 is swapped in (only tools never embedded before are encoded).
+
+A rebuild is incremental where it costs: the new index takes the served one's BM25 term counts and
+vectors for every tool whose document is unchanged, so one server's change tokenizes and embeds only that
+server's new or changed tools (the postings, which depend on every document's length, are reassembled).
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ class Indexer:
         docs = [e.to_doc(descriptions.get(e.server, "")) for e in entries]
         if tuple(docs) == self.index.docs:  # e.g. a server reconnecting with the tools it had: keep the index
             return Catalog(entries), self.index
-        index = SearchIndex(docs)
+        index = SearchIndex(docs, previous=self.index)  # unchanged tools keep their BM25 term counts
         if self.hybrid is not None:
             # hybrid now if the model is loaded (unchanged tools keep the served index's vectors); else later
             self.hybrid.upgrade(index, previous=self.index)

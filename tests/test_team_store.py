@@ -411,3 +411,27 @@ async def test_a_connected_replica_relists_its_own_server_when_another_saw_a_cha
         await b.call("extra/delta_tool", {})  # B's own connection knows the tool
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM team_changes").fetchone() == (2,)  # first listing, A's change
+
+
+def test_an_index_rebuilt_after_one_change_tokenizes_only_the_changed_documents():
+    from discovery_router.search.base import ToolDoc
+    from discovery_router.search.bm25 import BM25Retriever
+    from discovery_router.search.index import SearchIndex
+    from discovery_router.search.text import document_text
+
+    counted: list[str] = []
+
+    def text_of(doc: ToolDoc) -> str:
+        counted.append(doc.name)
+        return document_text(doc)
+
+    docs = [ToolDoc("files", f"tool_{i}", f"reads file number {i}", {"type": "object"}) for i in range(50)]
+    before = SearchIndex(docs, BM25Retriever(text_of=text_of))
+    counted.clear()
+    changed = [*docs[:10], ToolDoc("files", "tool_10", "deletes a file", {}), *docs[11:], ToolDoc("git", "log", "")]
+    after = SearchIndex(changed, BM25Retriever(text_of=text_of), previous=before)
+    assert sorted(counted) == ["log", "tool_10"]
+    fresh = SearchIndex(changed, BM25Retriever(text_of=text_of))
+    for query in ("delete a file", "read file 7", "git log"):
+        assert [h.doc.id for h in after.search(query, 5)] == [h.doc.id for h in fresh.search(query, 5)]
+        assert after._retriever.scores(query).tolist() == fresh._retriever.scores(query).tolist()

@@ -58,11 +58,17 @@ class SearchIndex:
         *,
         fusion: FusionConfig | None = None,
         embedding_text_of: Callable[[ToolDoc], str] = embedding_text,
+        previous: SearchIndex | None = None,
     ) -> None:
+        """``previous``: the index this one replaces; its BM25 term counts of unchanged documents are reused."""
         self.docs: tuple[ToolDoc, ...] = tuple(docs)
         self.fusion = fusion or FusionConfig()
         self._retriever = retriever or BM25Retriever()
-        self._retriever.build(self.docs)
+        if isinstance(self._retriever, BM25Retriever) and previous is not None:
+            before = previous._retriever
+            self._retriever.build(self.docs, before if isinstance(before, BM25Retriever) else None)
+        else:
+            self._retriever.build(self.docs)
         self._embedding_text_of = embedding_text_of
         self._dense: DenseVectors | None = None
         servers = sorted({d.server for d in self.docs})
