@@ -16,6 +16,7 @@
     │   ├── UpstreamUnavailableError not connected (starting, failed, or just went away)
     │   ├── LoginRequiredError       an OAuth server with no valid tokens: run `discovery-router login NAME`
     │   └── UpstreamCallError        answered with a protocol error, or not in time
+    │       └── WaitingCallNotHereError  a retry for a bridged ask reached a process not holding that call
     ├── PolicyRefusedError           governance said no (read-only, a declined confirmation)
     ├── EmbedderUnavailableError     the embedding model cannot be loaded (search falls back to BM25)
     └── SharedStateError             the team database (database_url) is unusable: driver, connection, extension
@@ -103,6 +104,14 @@ class LoginRequiredError(UpstreamError):
 
 class UpstreamCallError(UpstreamError):
     """The upstream answered the call with a protocol error or did not answer in time."""
+
+
+class WaitingCallNotHereError(UpstreamCallError):
+    """A 2026-era client's retry names a handshake-era upstream call this process does not hold.
+
+    Such a call waits in the memory of the replica that started it (or was cancelled after waiting too long):
+    the retry reached another replica, or the router restarted. Nothing is run again.
+    """
 
 
 class PolicyRefusedError(RouterError):

@@ -16,19 +16,21 @@ from discovery_router.search.embedders import (
     resolve_embedder,
 )
 from discovery_router.search.embedders import resolve as resolve_module
-from discovery_router.search.embedders.onnx import INT8_MODEL_ID, packaged_int8_model
+from discovery_router.search.embedders import quantize
+from discovery_router.search.embedders.onnx import INT8_DYNAMIC_MODEL_ID, INT8_MODEL_ID, packaged_int8_model
 
 
 def test_default_is_the_packaged_int8_model():
     location = locate_model(None)
-    assert (location.source, location.backend, location.model_id) == ("package", "onnx", INT8_MODEL_ID)
+    assert (location.source, location.backend, location.model_id) == ("package", "onnx", INT8_DYNAMIC_MODEL_ID)
+    assert location.derive and location.location == str(packaged_int8_model())
     assert locate_model("all-MiniLM-L6-v2") == location
     assert locate_model("sentence-transformers/all-MiniLM-L6-v2") == location
 
 
 def test_default_embedder_encodes_unit_vectors():
     embedder = resolve_embedder(None)
-    assert embedder.source == "package" and embedder.model_id == INT8_MODEL_ID
+    assert embedder.source == "package" and embedder.model_id == INT8_DYNAMIC_MODEL_ID
     vectors = embedder.encode(["find the weather", "weather forecast", "delete a git branch"])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -99,3 +101,38 @@ def test_resolution_logs_the_source(caplog):
     with caplog.at_level(logging.INFO, logger=resolve_module.__name__):
         resolve_embedder(None)
     assert any("package" in r.getMessage() for r in caplog.records)
+
+
+def test_integer_form_is_derived_once_and_keeps_the_packaged_vectors(tmp_path):
+    """The derived model runs integer matmuls (faster) yet encodes as the packaged model does (cosine ~0.99)."""
+    packaged = resolve_module.load_embedder(
+        resolve_module.ModelLocation("package", "onnx", str(packaged_int8_model()), INT8_MODEL_ID)
+    )
+    derived = resolve_embedder(None, cache_dir=str(tmp_path))
+    files = list((tmp_path / quantize.MODELS_DIR_NAME).glob("*.onnx"))
+    assert [str(f) for f in files] == [str(derived.model_file)]
+    stamp = files[0].stat().st_mtime_ns
+    assert resolve_embedder(None, cache_dir=str(tmp_path)).model_file == files[0]
+    assert files[0].stat().st_mtime_ns == stamp  # found, not derived again
+    texts = ["show the commit log", "store an entity in the knowledge graph", "send a slack message"]
+    cosines = np.sum(packaged.encode(texts) * derived.encode(texts), axis=1)
+    assert (cosines > 0.97).all(), cosines
+    assert files[0].read_bytes().count(b"MatMulInteger") + files[0].read_bytes().count(b"DynamicQuantize") > 0
+
+
+def test_cache_off_derives_into_one_scratch_folder_per_process():
+    first, second = quantize.models_folder("none"), quantize.models_folder("NONE ")
+    assert first == second and first.is_dir()
+
+
+def test_a_failed_derivation_falls_back_to_the_packaged_model(tmp_path, monkeypatch, caplog):
+    """A quantizer failure costs speed, never semantic search; the vectors are cached under the packaged id."""
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("quantizer exploded")
+
+    monkeypatch.setattr(quantize, "_quantize", broken)
+    embedder = resolve_embedder(None, cache_dir=str(tmp_path))
+    assert embedder.model_id == INT8_MODEL_ID and str(embedder.model_file) == str(packaged_int8_model())
+    assert "quantizer exploded" in caplog.text
+    assert not list((tmp_path / quantize.MODELS_DIR_NAME).glob("*.onnx"))

@@ -220,3 +220,32 @@ def test_the_server_stage_lifts_the_tools_of_the_server_a_request_is_about():
     assert set(staged) == {"depot/restock_part", "depot/count_items"}
     # a server filter leaves one server: the stage adds the same to every tool and changes nothing
     assert [h.doc.id for h in staged_index.search("refund", 2, server="shop")][0] == "shop/refund"
+
+
+def test_integer_cosines_agree_with_float_cosines(embedder):
+    """Big catalogs score on int8 vectors: same order as exact float32 cosines, error far below a fused score's grain.
+
+    Real vectors (the catalog's, repeated with noise to a few thousand rows, the int8 path forced on).
+    """
+    from discovery_router.search.dense import DenseVectors
+
+    base = embedder.encode([f"{d.name}: {d.description}" for d in CATALOG])
+    rng = np.random.default_rng(7)
+    matrix = np.repeat(base, 300, axis=0) + rng.normal(0, 0.05, (len(base) * 300, base.shape[1])).astype(np.float32)
+    matrix = (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    exact = DenseVectors(embedder, matrix, integer=False)
+    integer = DenseVectors(embedder, matrix, integer=True)
+    for query in ("weather forecast for Paris", "send an email to my boss", "play some music"):
+        want, got = exact.scores(query), integer.scores(query)
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.abs(got - want).max() < 0.01
+        top_want, top_got = np.argsort(-want)[:50], np.argsort(-got)[:50]
+        assert len(set(top_want) & set(top_got)) >= 45
+        assert int(np.argmax(got)) in set(np.argsort(-want)[:5])
+
+
+def test_small_catalogs_keep_exact_cosines(embedder, hybrid):
+    from discovery_router.search.dense import INTEGER_COSINES_FROM, DenseVectors
+
+    small = DenseVectors(embedder, embedder.encode(["a", "b"]))
+    assert small._integer is None and INTEGER_COSINES_FROM > 1000

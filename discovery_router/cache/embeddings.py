@@ -43,6 +43,11 @@ class VectorSource(Protocol):
     """What the hybrid index embeds through: the on-disk :class:`~discovery_router.cache.IndexCache`, or the
     team database's vectors (:class:`discovery_router.team.replica.SharedEmbeddings`)."""
 
+    @property
+    def root(self) -> Path | None:
+        """The cache folder on this machine (derived model files go beside it), or None."""
+        ...
+
     def get_or_embed(self, embedder: EmbedderLike, texts: Sequence[str]) -> EmbedResult: ...
 
 

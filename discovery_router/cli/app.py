@@ -198,6 +198,7 @@ def _run_with_router(args: argparse.Namespace, work: Any, *, semantic: bool = Fa
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from discovery_router.mcp.server import build_server
+    from discovery_router.mcp.state_key import request_state_security
 
     config = _load(args)
     if not args.verbose:
@@ -212,8 +213,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("discovery_router").warning(
             "no servers configured in %s; add one with `discovery-router add`", config.path
         )
+    # One key ring on every replica, so any of them can finish a multi-round call another started.
+    state_security = request_state_security(config.settings, redactor=config.redactor)
     router = Router.from_config(config)
-    app = build_server(router, config_path=config.path)  # watched: edits apply while clients stay connected
+    # The config file is watched: edits apply while clients stay connected.
+    app = build_server(router, config_path=config.path, state_security=state_security)
     if args.transport == "stdio":
         _serve_stdio_until_stopped(app, router)
     else:
@@ -228,6 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             middleware=guard,
             allowed_origins=list(config.settings.http_allowed_origins),
+            router=router,
         )
     return EXIT_OK
 

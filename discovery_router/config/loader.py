@@ -128,7 +128,10 @@ def load_config(
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> RouterSettings:
     """Only the ``router`` section of a config file, expanded with the real environment (no server entry is
     read, so no server's secret is needed)."""
-    return _parse_settings(read_raw(path).get("router", {}), path, environ, Redactor())
+    raw = read_raw(path).get("router", {})
+    return _parse_settings(
+        _expand_secret_settings(raw, path, os.environ if environ is None else environ, Redactor()), path
+    )
 
 
 def servers_key(raw: Mapping[str, Any]) -> str:
@@ -173,31 +176,48 @@ def parse_config(
             logger.error("%s", exc)
             servers[name] = ServerConfig(name=name, transport="stdio", enabled=_entry_enabled(entry), error=str(exc))
     redactor.discard(*servers)
-    settings = _parse_settings(raw.get("router", {}), path, environ, redactor)
+    settings = _parse_settings(_expand_secret_settings(raw.get("router", {}), path, environ, redactor), path)
     return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
 
 
-def _parse_settings(
-    raw: Any, path: Path | None, environ: Mapping[str, str] | None = None, redactor: Redactor | None = None
-) -> RouterSettings:
-    """The ``router`` object as settings; pydantic validates, the complaint is said in our words.
+SECRET_SETTINGS = ("state_key", "database_url")
+"""``router`` settings that hold a secret: ``${VAR}`` and ``${keyring:...}`` are expanded, the value is masked
+(a database URL's password on its own too, wherever it shows up without the rest of the URL)."""
 
-    ``database_url`` is the one setting with ``${VAR}`` expansion (its password belongs in the environment);
-    the password joins ``redactor``.
-    """
+
+def _expand_secret_settings(raw: Any, path: Path | None, environ: Mapping[str, str], redactor: Redactor) -> Any:
+    """The ``router`` object with its secret settings expanded (and registered with the redactor)."""
     if not isinstance(raw, dict):
-        raise ConfigError(path, None, "router", "must be an object")
-    url = raw.get("database_url")
-    if isinstance(url, str):
+        return raw  # _parse_settings says what is wrong
+    expanded = dict(raw)
+    for key in SECRET_SETTINGS:
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue  # absent, or the wrong type: pydantic's complaint, in our words, follows
         try:
-            url, substituted = expand(url, os.environ if environ is None else environ)
+            result, substituted = expand(value, environ)
         except MissingVariableError as exc:
             raise ConfigError(
-                path, None, "router.database_url", f"environment variable {exc.name} is not set"
+                path,
+                None,
+                f"router.{key}",
+                f"environment variable {exc.name} is not set (export it, or write ${{{exc.name}:-default}})",
             ) from None
-        if redactor is not None:
-            redactor.add(*substituted, *passwords_in(url))
-        raw = {**raw, "database_url": url}
+        if has_reference(result):
+            try:
+                result, from_keyring = expand_keyring(result, getattr(environ, "keyring_lookup", None))
+            except SecretError as exc:
+                raise ConfigError(path, None, f"router.{key}", str(exc)) from None
+            substituted = [*substituted, *from_keyring]
+        redactor.add(result, *(part.strip() for part in result.split(",")), *substituted, *passwords_in(result))
+        expanded[key] = result
+    return expanded
+
+
+def _parse_settings(raw: Any, path: Path | None) -> RouterSettings:
+    """The ``router`` object as settings; pydantic validates, the complaint is said in our words."""
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "router", "must be an object")
     try:
         return RouterSettings(**raw)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ into a connection.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -117,6 +118,13 @@ class RouterSettings:
     http_max_connections: Count = 500
     """Open HTTP connections at most; more are turned away with 503 (0, or more than the descriptor limit allows:
     the limit less 64, kept for upstream pipes and files)."""
+    # -- several replicas behind a load balancer (README "Team deployment") --
+    shutdown_delay: Seconds = 0.0
+    """Seconds between SIGTERM and the drain over HTTP: ``/readyz`` already answers 503 but new calls are still
+    served, so a load balancer stops sending before anything is refused (0: drain at once)."""
+    state_key: str | None = dataclasses.field(default=None, repr=False)
+    """The key ring sealing ``requestState`` (``${VAR}``/``${keyring:...}`` allowed; a secret, never shown):
+    comma-separated, the first seals and all unseal. Unset: ``$DISCOVERY_ROUTER_STATE_KEY``, else a per-process key."""
 
 
 @dataclass(frozen=True, repr=False)

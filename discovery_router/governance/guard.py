@@ -22,7 +22,8 @@ Confirmation in the two MCP protocol eras:
   and keeps the confirmation while the upstream asks questions of its own.
   Each state carries a nonce that authorizes one leg only: a client re-sending
   an accepted answer (or a confirmed follow-up leg) is asked again, so one
-  "yes" never runs a destructive call twice.
+  "yes" never runs a destructive call twice (per replica, unless the spent
+  nonces are shared: see :mod:`discovery_router.governance.nonces`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from discovery_router.errors import (
     UpstreamCallError,
     UpstreamUnavailableError,
 )
+from discovery_router.governance.nonces import MemoryNonces, SpentNonces
 from discovery_router.governance.policy import Policy, ServerPolicy, ToolPolicy, Verdict
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ _STATE_MARK = "discovery-router"
 STATE_LIFETIME = 600.0
 """Seconds a request state of ours is honoured (the MCP SDK's own seal lifetime); its nonce is remembered
 as spent for as long, then forgotten because the state is refused as expired anyway."""
+CLOCK_SKEW = 5.0
+"""Seconds another replica's clock may run ahead of ours: its fresh state is not "from the future" here."""
 
 
 @dataclass(frozen=True)
@@ -129,13 +133,14 @@ class Governance:
         policy: Policy | None = None,
         audit_log: AuditSink | None = None,
         redact: Callable[[str], str] = lambda text: text,
+        nonces: SpentNonces | None = None,
     ) -> None:
         self.policy = policy or Policy()
         self.audit_log = audit_log
         self.redact = redact
         self._audit_failed = False
-        self._spent: dict[str, float] = {}
-        """Nonces of request states already used to authorize a leg, with when they expire."""
+        self.nonces: SpentNonces = nonces or MemoryNonces()
+        """Nonces of request states already used to authorize a leg (per process unless a shared store is given)."""
 
     def exposes(self, server: str, tool_name: str) -> bool:
         return self.policy.exposes(server, tool_name)
@@ -199,7 +204,12 @@ class Governance:
         digest = call_digest(entry, arguments)
         ours, upstream_state = _decode_state(request_state)
         upstream_responses = {k: v for k, v in (input_responses or {}).items() if k != CONFIRM_KEY} or None
-        if ours is not None and ours.get("call") == digest and ours.get("confirmed") is True and self._spend(ours):
+        if (
+            ours is not None
+            and ours.get("call") == digest
+            and ours.get("confirmed") is True
+            and await self._spend(ours)
+        ):
             call.confirmed = True  # an upstream's follow-up leg of a call the user already confirmed
             return Leg(upstream_responses, upstream_state, confirmed_call=digest)
         message = confirmation_message(entry, arguments, self.redact)
@@ -210,7 +220,7 @@ class Governance:
                 or ours is None
                 or ours.get("call") != digest
                 or ours.get("confirmed") is not False
-                or not self._spend(ours)
+                or not await self._spend(ours)
             ):  # no answer, another call's, or one already used: ask (again)
                 question = mcp_types.ElicitRequest(
                     params=mcp_types.ElicitRequestFormParams(message=message, requested_schema=CONFIRM_SCHEMA)
@@ -231,22 +241,20 @@ class Governance:
         call.confirmed = True
         return Leg(upstream_responses, None, confirmed_call=digest if confirmer.multi_round else None)
 
-    def _spend(self, ours: Mapping[str, Any]) -> bool:
-        """Use up a request state's nonce: True the first time within its lifetime, False ever after."""
+    async def _spend(self, ours: Mapping[str, Any]) -> bool:
+        """Use up a request state's nonce: True the first time within its lifetime, False ever after.
+
+        The issue time comes from a state only the framework's seal could have made (a shared key: any
+        replica's), so replicas need only roughly agreeing clocks; a state from the future is refused.
+        """
         nonce, issued = ours.get("nonce"), ours.get("issued")
-        now = time.time()
         if (
             not isinstance(nonce, str)
             or not isinstance(issued, (int, float))
-            or not 0 <= now - issued <= STATE_LIFETIME
+            or not -CLOCK_SKEW <= time.time() - issued <= STATE_LIFETIME
         ):
             return False
-        for old in [n for n, expires in self._spent.items() if expires < now]:
-            del self._spent[old]
-        if nonce in self._spent:
-            return False
-        self._spent[nonce] = issued + STATE_LIFETIME
-        return True
+        return await self.nonces.spend(nonce, issued + STATE_LIFETIME)
 
     def _write(self, record: ToolCall, outcome: str, reason: str | None = None) -> None:
         if self.audit_log is None:
@@ -335,8 +343,12 @@ def governance_for(
     policies: Mapping[str, ServerPolicy],
     settings: RouterSettings,
     redact: Callable[[str], str],
+    nonces: SpentNonces | None = None,
 ) -> Governance:
-    """The governance a router's settings and per-server policies ask for (servers not named get the defaults)."""
+    """The governance a router's settings and per-server policies ask for (servers not named get the defaults).
+
+    ``nonces``: a store of spent confirmation nonces shared by every replica (default: this process's memory).
+    """
     own = dict(policies)
     path = audit.audit_path(settings.audit_log)
     log = (
@@ -345,4 +357,4 @@ def governance_for(
         else AuditLog(path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups, redact=redact)
     )
     policy = Policy(own, read_only=settings.read_only, confirm_destructive=settings.confirm_destructive)
-    return Governance(policy, log, redact)
+    return Governance(policy, log, redact, nonces)

@@ -14,6 +14,8 @@ The rules (README "Governance"):
 - On a loopback address a token is required only if one is configured (or
   ``router.http_require_token`` is true); on any other address the router
   refuses to start without one.
+- ``GET /healthz`` and ``GET /readyz`` need no token: a load balancer's checks
+  carry none, and they say only a status word (:mod:`discovery_router.mcp.health`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 from discovery_router.errors import RouterError, SecretError
 from discovery_router.paths import TOKEN_ENV_VAR
 from discovery_router.config.keyring import DEFAULT_SERVICE, get_secret
+from discovery_router.mcp.health import PUBLIC_PATHS
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +99,11 @@ class AccessMiddleware:
         if origin is not None and not self.origin_allowed(origin):
             await _deny(send, 403, "Forbidden: this Origin may not use the router (see router.http_allowed_origins).")
             return
-        if self._token is not None and not self._authorized(headers.get("authorization", "")):
+        if (
+            self._token is not None
+            and not self._public(scope)
+            and not self._authorized(headers.get("authorization", ""))
+        ):
             await _deny(
                 send,
                 401,
@@ -105,6 +112,11 @@ class AccessMiddleware:
             )
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _public(scope: dict[str, Any]) -> bool:
+        """A load balancer's health check: answered without the token, and it reveals nothing (see health.py)."""
+        return scope.get("method") in ("GET", "HEAD") and scope.get("path") in PUBLIC_PATHS
 
     def origin_allowed(self, origin: str) -> bool:
         origin = origin.strip().rstrip("/")

@@ -7,7 +7,10 @@ request head is incomplete, and it caps nothing but requests. Here:
 
 - :class:`Drain` lets in-flight MCP requests finish for ``router.shutdown_drain``
   seconds, then answers the rest with an error (nothing is dropped unanswered);
-  tool calls arriving meanwhile are refused at once.
+  tool calls and new sessions arriving meanwhile are refused at once. Behind a
+  load balancer, ``/readyz`` (:mod:`discovery_router.mcp.health`) answers 503
+  from the signal on, and ``router.shutdown_delay`` keeps serving new calls
+  that long first, so the balancer stops sending before anything is refused.
 - :func:`guarded_h11` closes a connection whose request head is not complete
   within ``router.http_header_timeout`` seconds, and turns away connections
   beyond ``router.http_max_connections`` before they cost more than a descriptor.
@@ -24,7 +27,7 @@ import logging
 import resource
 import signal
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 from fastmcp.exceptions import ToolError
@@ -32,6 +35,11 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from discovery_router.mcp.health import Health
+
+if TYPE_CHECKING:
+    from discovery_router.router import Router
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +63,17 @@ class Drain(Middleware):
         self._idle = asyncio.Event()
         self._idle.set()
         self._abandon = asyncio.Event()
+        self.stopping = False
+        """A stop has begun: readiness is false (new calls may still be served during ``shutdown_delay``)."""
         self.draining = False
+        """New tool calls and sessions are refused; the ones in flight are being waited for."""
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
     async def on_request(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
-        if self.draining and context.method == "tools/call":
+        if self.draining and context.method in _REFUSED_WHILE_DRAINING:
             # Other requests still run (they are quick, and clients make some to finish a call: the MCP
             # SDK lists tools to check a result's schema); the drain's deadline bounds them too.
             raise _shutting_down(context.method, "the router is shutting down and starts no new calls")
@@ -91,7 +102,7 @@ class Drain(Middleware):
 
         Returns how many were abandoned (each answered with an error).
         """
-        self.draining = True
+        self.stopping = self.draining = True
         if self._in_flight:
             logger.info("stopping: waiting up to %gs for %d request(s) in flight", seconds, self._in_flight)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -110,8 +121,12 @@ class Drain(Middleware):
 
     def abandon(self) -> None:
         """Answer every request in flight with an error now (a second signal skips the wait)."""
-        self.draining = True
+        self.stopping = self.draining = True
         self._abandon.set()
+
+
+_REFUSED_WHILE_DRAINING = frozenset({"tools/call", "initialize"})
+"""Requests that start new work: a call, or a session that would die with this process."""
 
 
 def _shutting_down(method: str | None, why: str) -> Exception:
@@ -221,14 +236,27 @@ def connection_limit(configured: int) -> int:
 
 
 def serve_http(
-    mcp: Any, settings: Any, *, transport: str, host: str, port: int, middleware: list[Any], allowed_origins: list[str]
+    mcp: Any,
+    settings: Any,
+    *,
+    transport: str,
+    host: str,
+    port: int,
+    middleware: list[Any],
+    allowed_origins: list[str],
+    router: Router | None = None,
 ) -> None:
-    """Serve ``mcp`` over streamable HTTP or SSE until SIGTERM/SIGINT; drain, stop the upstreams, return."""
+    """Serve ``mcp`` over streamable HTTP or SSE until SIGTERM/SIGINT; drain, stop the upstreams, return.
+
+    With ``router``, ``/healthz`` and ``/readyz`` answer a load balancer's checks.
+    """
     import fastmcp
     import uvicorn
 
     drain = Drain()
     mcp.add_middleware(drain)
+    if router is not None:
+        Health(router, stopping=lambda: drain.stopping).install(mcp)
     allowed_hosts = fastmcp.settings.http_allowed_hosts
     from discovery_router.mcp.access import is_loopback
 
@@ -258,7 +286,7 @@ def serve_http(
         # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
         log_config={"version": 1, "disable_existing_loggers": False, "loggers": {"uvicorn": {"level": "INFO"}}},
     )
-    server = _DrainingServer(config, drain, settings.shutdown_drain)
+    server = _DrainingServer(config, drain, settings.shutdown_drain, settings.shutdown_delay)
     logger.info("serving MCP over %s on http://%s:%d%s", transport, host, port, getattr(app.state, "path", ""))
     asyncio.run(server.serve())
 
@@ -270,7 +298,7 @@ class _DrainingServer:
     kills the process (status -15) before the router has stopped its children.
     """
 
-    def __init__(self, config: Any, drain: Drain, drain_seconds: float) -> None:
+    def __init__(self, config: Any, drain: Drain, drain_seconds: float, delay_seconds: float = 0.0) -> None:
         import uvicorn
 
         outer = self
@@ -288,19 +316,30 @@ class _DrainingServer:
                         loop.remove_signal_handler(signum)
 
         self._server = Server(config)
-        self._drain, self._seconds = drain, drain_seconds
+        self._drain, self._seconds, self._delay = drain, drain_seconds, delay_seconds
         self._stopping: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
+        """A second signal: skip what is left of the delay, and of the drain."""
 
     async def serve(self) -> None:
         await self._server.serve()
 
     def stop(self) -> None:
         if self._stopping is not None:  # a second signal: answer what is left now
+            self._hurry.set()
             self._drain.abandon()
             return
+        self._drain.stopping = True  # /readyz answers 503 from now on
         self._stopping = asyncio.get_running_loop().create_task(self._drain_then_exit())
 
     async def _drain_then_exit(self) -> None:
+        if self._delay:
+            logger.info(
+                "stopping: /readyz answers 503; new calls are still served for %gs (router.shutdown_delay)",
+                self._delay,
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), timeout=self._delay)
         # The listener stays open while draining: a call in flight may need its client to send more (the
         # answer to a confirmation, on a new connection); new tool calls are refused by the drain instead.
         await self._drain.drain(self._seconds)

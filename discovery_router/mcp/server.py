@@ -20,6 +20,7 @@ from fastmcp.exceptions import ToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import InputRequiredToolResult, ToolResult
+from mcp.server.request_state import RequestStateSecurity
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -62,11 +63,18 @@ CALL_DESCRIPTION = (
 _READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 
 
-def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | None = None) -> FastMCP:
+def build_server(
+    router: Router,
+    *,
+    name: str = APP_NAME,
+    config_path: Path | None = None,
+    state_security: RequestStateSecurity | None = None,
+) -> FastMCP:
     """A FastMCP server that starts the router's upstreams with its lifespan.
 
     With ``config_path`` (``serve``), the file is watched and applied live, and ``router.manage_servers``
-    lets the agent edit it.
+    lets the agent edit it. ``state_security`` seals ``requestState`` with a key ring shared by every replica
+    (:mod:`discovery_router.mcp.state_key`); None keeps the framework's random per-process key.
     """
     watcher = ConfigWatcher(router, config_path) if config_path is not None else None
 
@@ -113,6 +121,7 @@ def build_server(router: Router, *, name: str = APP_NAME, config_path: Path | No
         providers=[components],
         middleware=[notifier, AmbiguousPromptNames(components), MetaToolArguments()],
         version=__version__,
+        request_state_security=state_security,
     )
     low = low_level_server(mcp)
     notifier.install(low)

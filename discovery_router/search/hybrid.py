@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from discovery_router.search.embedders.base import Embedder
+from discovery_router.paths import OFF
 from discovery_router.search.embedders.resolve import EmbedderUnavailableError, resolve_embedder
 from discovery_router.search.index import SearchIndex
 
@@ -120,7 +121,10 @@ class HybridLoader:
 
     def _run(self) -> None:
         try:
-            self.embedder = resolve_embedder(self.setting, backend=self.backend)
+            # derived model files go beside the index cache; with no cache, in a throwaway folder
+            root = self.cache.root if self.cache is not None else None
+            cache_dir = str(root) if root is not None else OFF
+            self.embedder = resolve_embedder(self.setting, backend=self.backend, cache_dir=cache_dir)
         except EmbedderUnavailableError as exc:
             self.error = exc
             log.warning("semantic search disabled, BM25 only: %s", exc)

@@ -22,6 +22,7 @@ import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import mcp_types
@@ -291,6 +292,10 @@ class SharedEmbeddings:
 
     def __init__(self, state: SharedState, local: IndexCache | None) -> None:
         self._state, self._local = state, local
+
+    @property
+    def root(self) -> Path | None:
+        return self._local.root if self._local is not None else None
 
     def get_or_embed(self, embedder: EmbedderLike, texts: Sequence[str]) -> EmbedResult:
         model_id = embedder.model_id

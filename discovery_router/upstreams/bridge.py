@@ -6,6 +6,14 @@ it answers ``InputRequiredResult``s and retries the call. The bridge keeps the
 upstream call running, hands the ask to the client as an
 ``InputRequiredResult`` whose ``requestState`` names the waiting call, and
 when the client retries with the answer, delivers it and goes on waiting.
+
+The waiting call lives in this process's memory: behind a load balancer the
+retry must reach the replica that started the call (README "Team
+deployment": route a client's requests to one replica). A retry naming a call
+this process does not hold (another replica's, one cancelled after waiting
+too long, or one from before a restart) is refused with
+:class:`~discovery_router.errors.WaitingCallNotHereError` rather than started
+afresh: starting it again would run the upstream's tool a second time.
 """
 
 from __future__ import annotations
@@ -21,10 +29,18 @@ import mcp_types
 
 from fastmcp.client.progress import ProgressHandler
 
+from discovery_router.errors import WaitingCallNotHereError
 from discovery_router.front import FrontRelay
 from discovery_router.upstreams.relay import RelayUnavailableError
 
 STATE_PREFIX = "discovery-router-bridge:"
+NOT_HERE = (
+    "This answer continues a call that is not waiting in this router process: a handshake-era server's question "
+    "waits in the memory of the router replica that started the call, so the answer must reach that replica (or "
+    "the call was cancelled after {minutes} minutes without an answer, or the router restarted). Nothing was run "
+    "again. Call the tool again from the start; behind a load balancer, route each client to one replica "
+    "(client-IP affinity) for servers that ask questions mid-call."
+)
 _ANSWER_KEY = "upstream-ask"
 
 
@@ -92,6 +108,8 @@ class AskBridge:
         self._forget_expired()
         key = request_state[len(STATE_PREFIX) :] if request_state and request_state.startswith(STATE_PREFIX) else None
         waiting = self._waiting.pop(key, None) if key else None
+        if key and waiting is None:
+            raise WaitingCallNotHereError(NOT_HERE.format(minutes=round(self._expiry / 60)))
         if waiting is None:
             waiting = _Waiting(task=asyncio.get_running_loop().create_future(), front=front)  # task set below
             waiting.task = asyncio.ensure_future(start(BridgedRelay(waiting)))

