@@ -101,7 +101,8 @@ class Router:
         self.team = open_shared_state(self.settings, self._redactor)
         """The team database's state when ``database_url`` is set (see :mod:`discovery_router.team`), else None."""
         if self.team is not None:
-            self.governance.audit_log = self.team.audit_sink(self.governance.audit_log)  # type: ignore[arg-type]
+            self.governance.audit_log = self.team.audit_sink(self.governance.audit_log)
+            self.governance.nonces = self.team.nonces(self.governance.nonces)
         self._cache_keys = {name: spec.cache_key for name, spec in specs.items()}
         self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""

@@ -435,3 +435,51 @@ def test_an_index_rebuilt_after_one_change_tokenizes_only_the_changed_documents(
     for query in ("delete a file", "read file 7", "git log"):
         assert [h.doc.id for h in after.search(query, 5)] == [h.doc.id for h in fresh.search(query, 5)]
         assert after._retriever.scores(query).tolist() == fresh._retriever.scores(query).tolist()
+
+
+async def test_a_confirmation_nonce_spent_on_one_replica_is_spent_on_all(database: str):
+    import time
+
+    async with Router({"weather": build_weather()}, team(database)) as a, Router({}, team(database)) as b:
+        expires = time.time() + 600
+        assert await a.governance.nonces.spend("nonce-1", expires) is True
+        assert await b.governance.nonces.spend("nonce-1", expires) is False  # a replay on another replica
+        assert await a.governance.nonces.spend("nonce-1", expires) is False
+        assert await b.governance.nonces.spend("nonce-2", expires) is True
+
+
+async def test_an_accepted_confirmation_replayed_on_another_replica_runs_nothing(database: str):
+    """The replicas' in-process confirmation flow, with the spent nonces in the team database (nothing shared by
+    hand): leg 2 runs on B, and the same answer again on B or on A is asked again."""
+    from fastmcp import Client
+    import mcp_types
+
+    from discovery_router.mcp.server import build_server
+    from discovery_router.mcp.state_key import request_state_security
+    from tests.governance_upstreams import build_inventory
+    from tests.test_replicas import CONFIRM, DELETE, KEY, _accept, _yes
+
+    settings = team(database, confirm_destructive=True, audit_log="none")
+    inventories = [build_inventory(), build_inventory()]
+    routers = [Router({"inv": inventory}, settings) for inventory in inventories]
+    security = request_state_security(replace(settings, state_key=KEY), environ={})
+    async with (
+        Client(build_server(routers[0], state_security=security), elicitation_handler=_yes) as a,
+        Client(build_server(routers[1], state_security=security), elicitation_handler=_yes) as b,
+    ):
+        asked = await a.session.call_tool("call_tool", DELETE, allow_input_required=True)
+        assert isinstance(asked, mcp_types.InputRequiredResult) and CONFIRM in asked.input_requests
+        done = await b.session.call_tool(
+            "call_tool", DELETE, input_responses=_accept(), request_state=asked.request_state, allow_input_required=True
+        )
+        assert isinstance(done, mcp_types.CallToolResult)
+        for replica in (b, a):
+            replayed = await replica.session.call_tool(
+                "call_tool",
+                DELETE,
+                input_responses=_accept(),
+                request_state=asked.request_state,
+                allow_input_required=True,
+            )
+            assert isinstance(replayed, mcp_types.InputRequiredResult)
+    assert [len(inventory.calls) for inventory in inventories] == [0, 1]

@@ -34,7 +34,8 @@ from discovery_router.cache import IndexCache, clean_tool
 from discovery_router.cache.embeddings import EmbedderLike, EmbedResult, text_key
 from discovery_router.catalog import ToolEntry
 from discovery_router.errors import SharedStateError
-from discovery_router.governance.audit import AuditLog, parse_time, redacted
+from discovery_router.governance.audit import AuditSink, parse_time, redacted
+from discovery_router.governance.nonces import SpentNonces
 from discovery_router.search.text import document_text
 from discovery_router.team.migrate import connect
 from discovery_router.team.store import CATALOG_CHANNEL, ServerTools, SharedStore, SharedTool
@@ -252,7 +253,11 @@ class SharedState:
 
     # -- audit --------------------------------------------------------------------------
 
-    def audit_sink(self, local: AuditLog | None) -> SharedAudit:
+    def nonces(self, fallback: SpentNonces) -> SharedNonces:
+        """The spent-nonce store every replica shares (``fallback`` answers while the database cannot)."""
+        return SharedNonces(self, fallback)
+
+    def audit_sink(self, local: AuditSink | None) -> SharedAudit:
         return SharedAudit(self, local)
 
     def queue_audit(self, record: dict[str, Any]) -> None:
@@ -282,6 +287,30 @@ class SharedState:
             if not self._audit_failed:
                 self._say("cannot write the audit trail (kept in memory, retried)", exc)
             self._audit_failed = True
+
+
+class SharedNonces:
+    """Spent confirmation nonces for the whole team (:class:`~discovery_router.governance.nonces.SpentNonces`).
+
+    While the database cannot answer, the replica's own memory decides (said in the log): a confirmation
+    still works, with the per-replica limit the README describes, rather than failing every destructive call.
+    """
+
+    SWEEP_EVERY = 200
+    """Spends between deletions of expired rows."""
+
+    def __init__(self, state: SharedState, fallback: SpentNonces) -> None:
+        self._state, self._fallback, self._spends = state, fallback, 0
+
+    async def spend(self, nonce: str, expires_at: float) -> bool:
+        self._spends += 1
+        try:
+            return await self._state.store.spend_nonce(
+                nonce, datetime.fromtimestamp(expires_at, UTC), sweep=self._spends % self.SWEEP_EVERY == 0
+            )
+        except (psycopg.Error, SharedStateError) as exc:
+            self._state._say("cannot record a spent confirmation; this replica's memory decides", exc)
+            return await self._fallback.spend(nonce, expires_at)
 
 
 class SharedEmbeddings:
@@ -321,7 +350,7 @@ class SharedEmbeddings:
 class SharedAudit:
     """An audit sink writing the local JSONL file (when there is one) and the team's one trail."""
 
-    def __init__(self, state: SharedState, local: AuditLog | None) -> None:
+    def __init__(self, state: SharedState, local: AuditSink | None) -> None:
         self._state, self.local = state, local
 
     @property

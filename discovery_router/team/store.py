@@ -167,6 +167,19 @@ class SharedStore:
                 [(model_id, key, np.asarray(vector, dtype=np.float32)) for key, vector in vectors.items()],
             )
 
+    # -- confirmation nonces ----------------------------------------------------------------
+
+    async def spend_nonce(self, nonce: str, expires_at: datetime, *, sweep: bool = False) -> bool:
+        """True the first time any replica presents ``nonce``; ``sweep`` also deletes expired ones."""
+        async with self.pool.connection() as conn:
+            if sweep:
+                await conn.execute("DELETE FROM team_spent_nonces WHERE expires_at < now()")
+            cursor = await conn.execute(
+                "INSERT INTO team_spent_nonces (nonce, expires_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (nonce, expires_at),
+            )
+            return cursor.rowcount == 1
+
     # -- audit ------------------------------------------------------------------------
 
     async def add_audit(self, records: Sequence[tuple[datetime, str, dict[str, Any]]]) -> None:

@@ -53,3 +53,10 @@ CREATE TABLE team_audit (
 );
 CREATE INDEX team_audit_time ON team_audit (time, id);
 CREATE INDEX team_audit_server_time ON team_audit (server, time);
+
+-- Spent confirmation nonces (governance/nonces.py): one "yes" runs a destructive call once on the whole team,
+-- whichever replicas the client re-sends it to. Rows past expires_at are deleted now and then.
+CREATE TABLE team_spent_nonces (
+    nonce       text        PRIMARY KEY,
+    expires_at  timestamptz NOT NULL
+);
