@@ -18,7 +18,8 @@
     │   └── UpstreamCallError        answered with a protocol error, or not in time
     │       └── WaitingCallNotHereError  a retry for a bridged ask reached a process not holding that call
     ├── PolicyRefusedError           governance said no (read-only, a declined confirmation)
-    └── EmbedderUnavailableError     the embedding model cannot be loaded (search falls back to BM25)
+    ├── EmbedderUnavailableError     the embedding model cannot be loaded (search falls back to BM25)
+    └── SharedStateError             the team database (database_url) is unusable: driver, connection, extension
 
 Catch :class:`RouterError` to handle them all; the MCP face turns each into a
 tool error with its message, the CLI prints it and exits 1.
@@ -119,3 +120,7 @@ class PolicyRefusedError(RouterError):
 
 class EmbedderUnavailableError(RouterError):
     """The embedding model cannot be found or loaded; search keeps working on BM25 alone."""
+
+
+class SharedStateError(RouterError):
+    """The team database cannot be used; the message names what to do, never the password."""

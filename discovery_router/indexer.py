@@ -9,6 +9,10 @@ ranks a tool its catalog cannot resolve. Describe and call need no index:
 call never waits for an index rebuild (or for embedding). The dense side comes from :class:`HybridLoader`: BM25 answers until
 the embedding model is loaded, then every new index is made hybrid before it
 is swapped in (only tools never embedded before are encoded).
+
+A rebuild is incremental where it costs: the new index takes the served one's BM25 term counts and
+vectors for every tool whose document is unchanged, so one server's change tokenizes and embeds only that
+server's new or changed tools (the postings, which depend on every document's length, are reassembled).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from discovery_router.cache.embeddings import VectorSource
 from discovery_router.catalog import Catalog, ToolEntry
 from discovery_router.paths import turned_off
 from discovery_router.search import SearchIndex
@@ -41,7 +46,7 @@ class Indexer:
         *,
         server_descriptions: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
         embedding_model: str | None = None,
-        cache: object | None = None,
+        cache: VectorSource | None = None,
     ) -> None:
         """``server_descriptions``: each server's description for its search documents, or a function giving
         them at each rebuild (they may change when a server connects and says what it is)."""
@@ -59,7 +64,7 @@ class Indexer:
         self._encoded_total = 0
         self.hybrid: HybridLoader | None = None
         if not turned_off(embedding_model):  # "none": BM25 only
-            self.hybrid = HybridLoader(embedding_model, cache, on_ready=self._upgraded)  # type: ignore[arg-type]
+            self.hybrid = HybridLoader(embedding_model, cache, on_ready=self._upgraded)
         self._requested = 0
         self._built = 0
         self._wake: asyncio.Event | None = None
@@ -141,9 +146,10 @@ class Indexer:
         docs = [e.to_doc(descriptions.get(e.server, "")) for e in entries]
         if tuple(docs) == self.index.docs:  # e.g. a server reconnecting with the tools it had: keep the index
             return Catalog(entries), self.index
-        index = SearchIndex(docs)
+        index = SearchIndex(docs, previous=self.index)  # unchanged tools keep their BM25 term counts
         if self.hybrid is not None:
-            self.hybrid.upgrade(index)  # hybrid now if the model is loaded; else attached when it is
+            # hybrid now if the model is loaded (unchanged tools keep the served index's vectors); else later
+            self.hybrid.upgrade(index, previous=self.index)
         return Catalog(entries), index
 
     def _upgraded(self, _index: SearchIndex, report: UpgradeReport) -> None:

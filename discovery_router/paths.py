@@ -25,6 +25,8 @@ DATA_ENV_VAR = "DISCOVERY_ROUTER_DATA_DIR"
 """The folder for OAuth tokens when no secure OS keyring exists (default: the platform's user data dir)."""
 TOKEN_ENV_VAR = "DISCOVERY_ROUTER_TOKEN"
 """The bearer token HTTP clients must send to ``serve --transport http|sse``."""
+DATABASE_ENV_VAR = "DISCOVERY_ROUTER_DATABASE_URL"
+"""A PostgreSQL URL when ``router.database_url`` is not set: replicas share catalog, embeddings, audit there."""
 STATE_KEY_ENV_VAR = "DISCOVERY_ROUTER_STATE_KEY"
 """The key ring sealing the 2026 protocol's ``requestState`` when ``router.state_key`` is not set: the same value
 on every replica, so any replica can finish a multi-round call another started (``new,old`` while rotating)."""

@@ -36,6 +36,7 @@ from discovery_router.upstreams.spec import ConfigChange, UpstreamSpec, spec_of
 from discovery_router.upstreams.connection import Upstream
 from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
 from discovery_router.cache import IndexCache, clean_tool
+from discovery_router.team import open_shared_state
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,11 @@ class Router:
         self._reload_lock = asyncio.Lock()
         self._settings_seen = self.settings
         self.cache = open_cache(self.settings)
+        self.team = open_shared_state(self.settings, self._redactor)
+        """The team database's state when ``database_url`` is set (see :mod:`discovery_router.team`), else None."""
+        if self.team is not None:
+            self.governance.audit_log = self.team.audit_sink(self.governance.audit_log)
+            self.governance.nonces = self.team.nonces(self.governance.nonces)
         self._cache_keys = {name: spec.cache_key for name, spec in specs.items()}
         self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
@@ -104,7 +110,7 @@ class Router:
             self._entries,
             server_descriptions=self.server_descriptions,
             embedding_model=self.settings.embedding_model if semantic else OFF,
-            cache=self.cache,
+            cache=self.team.embeddings(self.cache) if self.team is not None else self.cache,
         )
         self._load_cached_tools()
         self._started = False
@@ -194,6 +200,8 @@ class Router:
     async def start(self) -> None:
         """Begin connecting to every enabled upstream concurrently; returns at once."""
         if not self._started:
+            if self.team is not None:
+                await self.team.start(self)  # first: search serves the shared catalog while servers connect
             self._started = True
             self._started_at = time.monotonic()
             self.indexer.start()
@@ -272,6 +280,8 @@ class Router:
             self._watch_task = None
         await asyncio.gather(*(u.stop() for u in self.upstreams.values()))
         await self.indexer.stop()
+        if self.team is not None:
+            await self.team.stop()
         self._started = False
 
     async def __aenter__(self) -> Router:
@@ -317,6 +327,8 @@ class Router:
                     upstreams[name] = self.upstreams[name]
             self.upstreams = upstreams  # file order; untouched upstreams are the very same objects
             self._load_cached_tools(fresh)
+            if self.team is not None and self._started:
+                await self._load_shared_tools()
             if self._started:
                 for name in fresh:
                     self.upstreams[name].start()  # the replacement starts while the old process is stopped
@@ -448,6 +460,48 @@ class Router:
                     self._saved_tools[upstream.name] = cleaned
             except OSError as exc:
                 logger.warning("cannot write the tool cache for %s: %s", upstream.name, exc)
+        if self.team is not None and upstream.state is UpstreamState.CONNECTED:
+            self.team.tools_listed(
+                self._cache_keys[upstream.name],
+                upstream.name,
+                upstream.tools,
+                self.server_descriptions().get(upstream.name, ""),
+            )
+        self.indexer.request_rebuild()
+        self._catalog_changed()
+
+    # -- the team database (discovery_router.team.replica.Replica) ---------
+
+    async def _load_shared_tools(self) -> None:
+        """Servers a reload added: searchable from the team's catalog while they connect."""
+        assert self.team is not None
+        try:
+            await self.team.load_new_servers()
+        except RouterError as exc:  # the database is down: the servers still connect
+            logger.warning("%s", exc)
+
+    def shared_sources(self) -> dict[str, str]:
+        """Each enabled server's cache key, the name the team database knows it by, -> its name here."""
+        return {
+            self._cache_keys[name]: name
+            for name, upstream in self.upstreams.items()
+            if upstream.state is not UpstreamState.DISABLED and name in self._cache_keys
+        }
+
+    def adopt_shared_tools(self, server: str, tools: list[dict[str, Any]]) -> None:
+        """Another replica listed ``server`` with ``tools``: our live connection re-lists (it is what our calls
+        reach); until it is up, search serves the shared list."""
+        upstream = self.upstreams.get(server)
+        if upstream is None:
+            return
+        if upstream.state is UpstreamState.CONNECTED:
+            upstream.request_refresh()
+            return
+        try:
+            upstream.tools = [mcp_types.Tool.model_validate(tool) for tool in tools]
+        except ValueError as exc:  # pydantic's ValidationError: a damaged row must not stop the change feed
+            logger.warning("ignoring the team's tool list for %s: %s", server, exc)
+            return
         self.indexer.request_rebuild()
         self._catalog_changed()
 

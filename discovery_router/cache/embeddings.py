@@ -39,7 +39,20 @@ class EmbedResult:
     cached: int  # texts found in the store
 
 
+class VectorSource(Protocol):
+    """What the hybrid index embeds through: the on-disk :class:`~discovery_router.cache.IndexCache`, or the
+    team database's vectors (:class:`discovery_router.team.replica.SharedEmbeddings`)."""
+
+    @property
+    def root(self) -> Path | None:
+        """The cache folder on this machine (derived model files go beside it), or None."""
+        ...
+
+    def get_or_embed(self, embedder: EmbedderLike, texts: Sequence[str]) -> EmbedResult: ...
+
+
 def text_key(text: str) -> str:
+    """The key a vector is stored under, on disk and in the team database: sha256 of the embedded text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

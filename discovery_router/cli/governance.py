@@ -10,7 +10,10 @@ from typing import Any
 from discovery_router.governance import audit
 
 from discovery_router.config import keyring as keyring_refs
-from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config
+from discovery_router.config.loader import EVERY_VARIABLE_SET, load_config, load_settings
+from discovery_router.config.model import RouterConfig
+from discovery_router.team import database_url, read_shared_trail
+from discovery_router.team.url import redacted_url
 from discovery_router.errors import KeyringUnavailableError, RouterError, SecretError
 from discovery_router.cli.output import EXIT_FAILURE, EXIT_OK, Output, Table
 
@@ -88,19 +91,25 @@ def cmd_secret_delete(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     config = load_config(args.config, missing_ok=args.config is None, environ=EVERY_VARIABLE_SET)
-    path = audit.audit_path(config.settings.audit_log)
     out = Output(as_json=args.json)
-    if path is None:
-        out.line('the audit log is disabled (router.audit_log is "none")')
-        out.document([])
-        return EXIT_OK
     try:
         since = audit.parse_since(args.since) if args.since else None
     except ValueError as exc:
         raise RouterError(str(exc)) from None
-    records = audit.read_entries(path, audit.AuditQuery(since=since, server=args.server, limit=args.limit or None))
+    query = audit.AuditQuery(since=since, server=args.server, limit=args.limit or None)
+    url = _team_database(config)
+    if url is not None:  # every replica writes there: one trail
+        records = read_shared_trail(url, query)
+        where = f"the team trail ({redacted_url(url)})"
+    else:
+        path = audit.audit_path(config.settings.audit_log)
+        if path is None:
+            out.line('the audit log is disabled (router.audit_log is "none")')
+            out.document([])
+            return EXIT_OK
+        records, where = audit.read_entries(path, query), str(path)
     if not records:
-        out.line(f"no calls recorded in {path}" + (" matching the filters" if args.since or args.server else ""))
+        out.line(f"no calls recorded in {where}" + (" matching the filters" if args.since or args.server else ""))
     rows = [
         [
             _short_time(r.get("time")),
@@ -116,7 +125,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if records:
         out.table(
             Table(
-                f"tool calls in {path}",
+                f"tool calls in {where}",
                 ["time (UTC)", "server", "tool", "outcome", "ms", "argument keys", "note"],
                 rows,
                 status_column=3,
@@ -124,6 +133,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     out.document(records)
     return EXIT_OK
+
+
+def _team_database(config: RouterConfig) -> str | None:
+    """The team database URL, with ``${VAR}`` in ``router.database_url`` read from the real environment
+    (the config was loaded with placeholders: reading the trail needs no server's secrets)."""
+    if config.settings.database_url is None or config.path is None or not config.path.exists():
+        return database_url(config.settings)
+    settings = load_settings(config.path)
+    return database_url(settings)
 
 
 def _short_time(value: Any) -> str:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from discovery_router.errors import ConfigError, MissingVariableError, SecretError
 from discovery_router.paths import CONFIG_ENV_VAR, default_config_path
 from discovery_router.config.expand import expand
+from discovery_router.team.url import passwords_in
 from discovery_router.config.jsonc import strip_jsonc
 from discovery_router.config.keyring import expand_keyring, has_reference, placeholder_lookup
 from discovery_router.governance.policy import SERVER_POLICY_KEYS, parse_server_policy
@@ -124,6 +125,15 @@ def load_config(
     return parse_config(read_raw(located), path=located, environ=environ, strict=False)
 
 
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> RouterSettings:
+    """Only the ``router`` section of a config file, expanded with the real environment (no server entry is
+    read, so no server's secret is needed)."""
+    raw = read_raw(path).get("router", {})
+    return _parse_settings(
+        _expand_secret_settings(raw, path, os.environ if environ is None else environ, Redactor()), path
+    )
+
+
 def servers_key(raw: Mapping[str, Any]) -> str:
     """The key a file keeps its servers under: ``mcpServers``, or VS Code's ``servers`` when only that is used."""
     return "servers" if "servers" in raw and "mcpServers" not in raw else "mcpServers"
@@ -170,8 +180,9 @@ def parse_config(
     return RouterConfig(servers=servers, settings=settings, path=path, redactor=redactor)
 
 
-SECRET_SETTINGS = ("state_key",)
-"""``router`` settings that hold a secret: ``${VAR}`` and ``${keyring:...}`` are expanded, the value is masked."""
+SECRET_SETTINGS = ("state_key", "database_url")
+"""``router`` settings that hold a secret: ``${VAR}`` and ``${keyring:...}`` are expanded, the value is masked
+(a database URL's password on its own too, wherever it shows up without the rest of the URL)."""
 
 
 def _expand_secret_settings(raw: Any, path: Path | None, environ: Mapping[str, str], redactor: Redactor) -> Any:
@@ -198,7 +209,7 @@ def _expand_secret_settings(raw: Any, path: Path | None, environ: Mapping[str, s
             except SecretError as exc:
                 raise ConfigError(path, None, f"router.{key}", str(exc)) from None
             substituted = [*substituted, *from_keyring]
-        redactor.add(result, *(part.strip() for part in result.split(",")), *substituted)
+        redactor.add(result, *(part.strip() for part in result.split(",")), *substituted, *passwords_in(result))
         expanded[key] = result
     return expanded
 

@@ -79,6 +79,9 @@ class RouterSettings:
     """Where the index cache keeps tool lists and embeddings (default: the user cache dir; "none" disables)."""
     cache_poll_interval: Seconds = 2.0
     """Seconds between checks for a ``reindex`` run by another process (0 disables)."""
+    database_url: str | None = Field(default=None, repr=False)
+    """A PostgreSQL URL (``${VAR}`` allowed) shared by a team of replicas: catalog, embeddings, audit and change
+    sequence live there (default: $DISCOVERY_ROUTER_DATABASE_URL; unset: this machine only, no database)."""
     embedding_model: str | None = None
     """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
     log_level: LogLevel = "INFO"

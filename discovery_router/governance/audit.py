@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from discovery_router.paths import AUDIT_ENV_VAR, default_audit_path, turned_off
 
@@ -34,6 +34,17 @@ def audit_path(setting: str | None) -> Path | None:
     return Path(chosen).expanduser() if chosen else default_audit_path()
 
 
+class AuditSink(Protocol):
+    """Where audit records go: this file (:class:`AuditLog`), or it and the team's shared trail."""
+
+    @property
+    def where(self) -> str:
+        """Named in a warning when a write fails."""
+        ...
+
+    def write(self, record: dict[str, Any]) -> None: ...
+
+
 class AuditLog:
     """Appends redacted JSON lines to ``path``, rotating to ``path.1`` .. ``path.N`` past ``max_bytes``."""
 
@@ -48,11 +59,15 @@ class AuditLog:
         self.path, self.max_bytes, self.backups, self._redact = path, max_bytes, backups, redact
         self._folder_made = False
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     def write(self, record: dict[str, Any]) -> None:
         """Append one record; every string in it (keys too) goes through the redactor before JSON encoding."""
         # ASCII-only JSON: a lone surrogate or a line separator (U+2028, U+0085, ...) in a key becomes its
         # escape, so every record is exactly one line for any reader, ``str.splitlines`` included.
-        data = (json.dumps(_redacted(record, self._redact)) + "\n").encode("ascii")
+        data = (json.dumps(redacted(record, self._redact)) + "\n").encode("ascii")
         if not self._folder_made:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._folder_made = True
@@ -88,13 +103,14 @@ def backup_path(path: Path, index: int) -> Path:
     return path.with_name(f"{path.name}.{index}")
 
 
-def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
+def redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with every string in it (keys too) passed through ``redact``."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact(str(k)): _redacted(v, redact) for k, v in value.items()}
+        return {redact(str(k)): redacted(v, redact) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redacted(v, redact) for v in value]
+        return [redacted(v, redact) for v in value]
     return value
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import mcp_types
 
 from discovery_router.governance import audit
-from discovery_router.governance.audit import AuditLog
+from discovery_router.governance.audit import AuditLog, AuditSink
 from discovery_router.catalog import ToolEntry
 from discovery_router.config.model import RouterSettings
 from discovery_router.front import FrontContext
@@ -131,7 +131,7 @@ class Governance:
     def __init__(
         self,
         policy: Policy | None = None,
-        audit_log: AuditLog | None = None,
+        audit_log: AuditSink | None = None,
         redact: Callable[[str], str] = lambda text: text,
         nonces: SpentNonces | None = None,
     ) -> None:
@@ -280,7 +280,7 @@ class Governance:
             self._audit_failed = False
         except (OSError, TypeError, ValueError) as exc:
             if not self._audit_failed:  # say it once per failure streak, not on every call
-                logger.warning("cannot write the audit log %s: %s", self.audit_log.path, exc)
+                logger.warning("cannot write the audit log %s: %s", self.audit_log.where, exc)
             self._audit_failed = True
 
 

@@ -9,15 +9,9 @@ verifiable on every replica, but this memory is what says "already used".
 default, remembers in this process only. **Its limit behind a load balancer**:
 a client that re-sends an accepted answer to each of N replicas within the
 state's lifetime (600 s) runs the call up to N times, once per replica (never
-twice on one). A store shared by every replica closes that; with the team
-database it is one table::
-
-    CREATE TABLE spent_nonces (nonce text PRIMARY KEY, expires_at timestamptz NOT NULL);
-    INSERT INTO spent_nonces VALUES (%s, to_timestamp(%s)) ON CONFLICT DO NOTHING;  -- 1 row: first use
-    DELETE FROM spent_nonces WHERE expires_at < now();                                -- now and then
-
-and an object with that ``spend`` passed to
-:func:`~discovery_router.governance.guard.governance_for`.
+twice on one). With the team database (``database_url``) the router uses
+:class:`discovery_router.team.replica.SharedNonces` instead: one table, one
+``INSERT ... ON CONFLICT DO NOTHING`` per spend, so a "yes" runs once team-wide.
 """
 
 from __future__ import annotations

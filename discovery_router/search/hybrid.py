@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from discovery_router.search.embedders.base import Embedder
 from discovery_router.paths import OFF
 from discovery_router.search.embedders.resolve import EmbedderUnavailableError, resolve_embedder
 from discovery_router.search.index import SearchIndex
 
 if TYPE_CHECKING:
-    from discovery_router.cache import IndexCache
+    from discovery_router.cache.embeddings import VectorSource
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +38,40 @@ class UpgradeReport:
     seconds: float
 
 
-def attach_from_cache(index: SearchIndex, embedder: Embedder, cache: IndexCache | None = None) -> UpgradeReport:
-    """Embed ``index``'s documents (through ``cache`` when given) and attach them. Blocking."""
+def attach_from_cache(
+    index: SearchIndex,
+    embedder: Embedder,
+    cache: VectorSource | None = None,
+    previous: SearchIndex | None = None,
+) -> UpgradeReport:
+    """Embed ``index``'s documents (through ``cache`` when given) and attach them. Blocking.
+
+    With ``previous`` (the index this one replaces) the vectors of documents it already had are copied from
+    it: when one server's tools change, only that server's new texts go to the cache, the team database or
+    the encoder, not the whole catalog's.
+    """
     start = time.perf_counter()
     texts = index.embedding_texts()
-    if cache is not None:
-        result = cache.get_or_embed(embedder, texts)
-        matrix, encoded, cached = result.matrix, result.encoded, result.cached
+    known = previous.vectors_by_text(embedder.model_id) if previous is not None else {}
+    todo = [i for i, text in enumerate(texts) if text not in known]
+    todo_texts = [texts[i] for i in todo]
+    if not todo_texts:
+        fresh, encoded = np.zeros((0, embedder.dimension), dtype=np.float32), 0
+    elif cache is not None:
+        result = cache.get_or_embed(embedder, todo_texts)
+        fresh, encoded = result.matrix, result.encoded
     else:
-        matrix, encoded, cached = embedder.encode(texts), len(texts), 0
+        fresh, encoded = np.asarray(embedder.encode(todo_texts), dtype=np.float32), len(todo_texts)
+    if known:
+        matrix = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            if text in known:
+                matrix[i] = known[text]
+        if todo:
+            matrix[todo] = fresh
+    else:
+        matrix = fresh
+    cached = len(texts) - encoded
     index.attach_embeddings(embedder, matrix)
     report = UpgradeReport(embedder.model_id, encoded, cached, time.perf_counter() - start)
     log.info(
@@ -68,7 +95,7 @@ class HybridLoader:
     def __init__(
         self,
         setting: str | None = None,
-        cache: IndexCache | None = None,
+        cache: VectorSource | None = None,
         *,
         backend: str = "auto",
         on_ready: Callable[[SearchIndex, UpgradeReport], None] | None = None,
@@ -95,7 +122,8 @@ class HybridLoader:
     def _run(self) -> None:
         try:
             # derived model files go beside the index cache; with no cache, in a throwaway folder
-            cache_dir = str(self.cache.root) if self.cache is not None else OFF
+            root = self.cache.root if self.cache is not None else None
+            cache_dir = str(root) if root is not None else OFF
             self.embedder = resolve_embedder(self.setting, backend=self.backend, cache_dir=cache_dir)
         except EmbedderUnavailableError as exc:
             self.error = exc
@@ -111,8 +139,8 @@ class HybridLoader:
         """True once loading finished (successfully or not)."""
         return self._ready.wait(timeout)
 
-    def upgrade(self, index: SearchIndex) -> UpgradeReport | None:
-        """Attach vectors to ``index`` if the model is loaded; else remember it for later."""
+    def upgrade(self, index: SearchIndex, previous: SearchIndex | None = None) -> UpgradeReport | None:
+        """Attach vectors to ``index`` if the model is loaded (reusing ``previous``'s); else remember it for later."""
         with self._lock:  # _run sets _ready before it takes the lock to pick up _pending
             if not self._ready.is_set():
                 self._pending = index  # attached once the model has loaded
@@ -120,7 +148,7 @@ class HybridLoader:
         if self.embedder is None:
             return None  # the model failed to load: search stays BM25-only
         try:
-            report = attach_from_cache(index, self.embedder, self.cache)
+            report = attach_from_cache(index, self.embedder, self.cache, previous)
         except Exception:  # never take search down: stay lexical
             log.exception("could not attach embeddings; search stays BM25-only")
             return None

@@ -58,11 +58,17 @@ class SearchIndex:
         *,
         fusion: FusionConfig | None = None,
         embedding_text_of: Callable[[ToolDoc], str] = embedding_text,
+        previous: SearchIndex | None = None,
     ) -> None:
+        """``previous``: the index this one replaces; its BM25 term counts of unchanged documents are reused."""
         self.docs: tuple[ToolDoc, ...] = tuple(docs)
         self.fusion = fusion or FusionConfig()
         self._retriever = retriever or BM25Retriever()
-        self._retriever.build(self.docs)
+        if isinstance(self._retriever, BM25Retriever) and previous is not None:
+            before = previous._retriever
+            self._retriever.build(self.docs, before if isinstance(before, BM25Retriever) else None)
+        else:
+            self._retriever.build(self.docs)
         self._embedding_text_of = embedding_text_of
         self._dense: DenseVectors | None = None
         servers = sorted({d.server for d in self.docs})
@@ -88,6 +94,13 @@ class SearchIndex:
     def embedding_texts(self) -> list[str]:
         """The texts to embed, one per document in index order (what the cache keys on)."""
         return [self._embedding_text_of(d) for d in self.docs]
+
+    def vectors_by_text(self, model_id: str) -> dict[str, np.ndarray]:
+        """Embedding text -> its attached vector, if this index is hybrid with ``model_id`` (else empty)."""
+        dense = self._dense
+        if dense is None or dense.embedder.model_id != model_id:
+            return {}
+        return dict(zip(self.embedding_texts(), dense.matrix))
 
     def attach_embeddings(self, embedder: Embedder, matrix: np.ndarray) -> None:
         """Switch to hybrid search with ``matrix[i]`` the vector of ``docs[i]`` (thread-safe)."""
