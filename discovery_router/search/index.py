@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -58,7 +58,11 @@ class SearchIndex:
         *,
         fusion: FusionConfig | None = None,
         embedding_text_of: Callable[[ToolDoc], str] = embedding_text,
+        exact_names: Mapping[str, int] | None = None,
     ) -> None:
+        """``exact_names`` (casefolded name or id -> position) replaces the exact-name lookups computed from
+        ``docs``: an index over a catalog's search candidates (``discovery_router.team.search``) is given the
+        whole catalog's answer, since a name unique among the candidates may be shared in the catalog."""
         self.docs: tuple[ToolDoc, ...] = tuple(docs)
         self.fusion = fusion or FusionConfig()
         self._retriever = retriever or BM25Retriever()
@@ -82,6 +86,8 @@ class SearchIndex:
         keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
         seen = Counter(key for key, _ in keys)
         self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
+        if exact_names is not None:
+            self._exact = dict(exact_names)
 
     # -- the dense side -------------------------------------------------------------
 
