@@ -356,6 +356,8 @@ class PostgresSearchIndex:
 
     async def delete_server(self, server: str) -> int:
         """Remove every tool of ``server``; returns how many there were."""
+        if "\x00" in server:
+            return 0
         async with self.pool.connection() as conn:
             async with conn.transaction():
                 await conn.execute("SELECT 1 FROM search_meta FOR UPDATE")
@@ -423,6 +425,8 @@ class PostgresSearchIndex:
         self, texts: list[str], server: str | None, *, exact: str | None, steps: Sequence[str] = ()
     ) -> SearchIndex | None:
         """A :class:`SearchIndex` over the candidates of ``texts`` (or over every tool of ``server``)."""
+        if server is not None and "\x00" in server:
+            return None  # PostgreSQL text cannot hold NUL: no server is named so
         embedder = self.embedder
         vectors = QUERY_VECTORS.encode(embedder, texts) if embedder is not None else None
         n = self.settings.candidates
@@ -455,7 +459,7 @@ class PostgresSearchIndex:
                                 cur = await conn.execute(statement, {"v": HalfVector(v)})
                                 ids.update(r[0] for r in await cur.fetchall())
                 exact_id, exact_key = None, None
-                if exact is not None:
+                if exact is not None and "\x00" not in exact:
                     exact_key = exact.strip().casefold()
                     cur = await conn.execute(
                         "SELECT doc_id, server, (id_key = %(k)s)::int + (name_key = %(k)s)::int FROM search_tools"
