@@ -27,3 +27,10 @@ def create_search_database(url: str, prefix: str = "search") -> str:
     with psycopg.connect(target) as conn:
         conn.execute(SEARCH_MIGRATION.read_bytes())
     return target
+
+
+def drop_database(url: str) -> None:
+    """Remove a database :func:`create_search_database` made (connecting to the server's ``postgres`` database)."""
+    params = conninfo_to_dict(url)
+    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(params["dbname"]))))

@@ -137,8 +137,11 @@ async def test_replacing_and_deleting_a_server_shows_in_the_next_search(pool, co
     assert f"{server}/teleport_cat" not in ids(await store.search("teleport the cat to the quokka sanctuary", 5))
     assert await store.search("anything", 5, server=server) == []
     async with pool.connection() as conn:
-        left = await (await conn.execute("SELECT count(*) FROM search_postings WHERE doc_id NOT IN"
-                                         " (SELECT doc_id FROM search_tools)")).fetchone()
+        left = await (
+            await conn.execute(
+                "SELECT count(*) FROM search_postings WHERE doc_id NOT IN (SELECT doc_id FROM search_tools)"
+            )
+        ).fetchone()
         meta = await (await conn.execute("SELECT n_docs FROM search_meta")).fetchone()
     assert left == (0,) and meta == (len(catalog) - 1,)
 
@@ -165,7 +168,9 @@ async def test_sql_in_queries_and_server_names_is_only_text(pool, corpus, embedd
         assert ids(await store.search(clean, 5, server=clean)) == [f"{clean}/probe"]
         await store.delete_server(clean)
     async with pool.connection() as conn:
-        counts = await (await conn.execute("SELECT (SELECT count(*) FROM search_tools), n_docs FROM search_meta")).fetchone()
+        counts = await (
+            await conn.execute("SELECT (SELECT count(*) FROM search_tools), n_docs FROM search_meta")
+        ).fetchone()
     assert counts == (len(docs), len(docs))
 
 

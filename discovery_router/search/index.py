@@ -83,11 +83,12 @@ class SearchIndex:
         self._server_fusion = self.fusion if dense_share is None else replace(self.fusion, dense_weight=dense_share)
         self._doc_words: dict[int, frozenset[str]] = {}
         self._destructive = np.array([destructive_name(d.name) for d in self.docs], dtype=bool)
-        keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
-        seen = Counter(key for key, _ in keys)
-        self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
         if exact_names is not None:
             self._exact = dict(exact_names)
+        else:
+            keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
+            seen = Counter(key for key, _ in keys)
+            self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
 
     # -- the dense side -------------------------------------------------------------
 

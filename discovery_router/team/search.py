@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from pgvector import HalfVector
@@ -95,6 +95,12 @@ class LoadReport:
     """Tokenising, ``COPY`` of every table."""
     index_s: float
     """The HNSW build (0 without vectors)."""
+
+
+class _Meta(NamedTuple):
+    model: str | None
+    dimension: int | None
+    n_docs: int
 
 
 class _GivenScores(Retriever):
@@ -184,6 +190,8 @@ class PostgresSearchIndex:
         self.embedder = embedder
         self.fusion = fusion or FusionConfig()
         self.settings = settings or ScaleSettings()
+        self._meta: _Meta | None = None
+        """The catalog's model and dimension as last read (every search checks them in its first round trip)."""
 
     # -- writes ---------------------------------------------------------------------------------------------
 
@@ -294,7 +302,9 @@ class PostgresSearchIndex:
                 if dimension is not None and matrix is None and docs:
                     raise ValueError("replace_server: the catalog is hybrid; the new tools need their vectors")
                 if dimension is not None and matrix is not None and matrix.shape[1] != dimension:
-                    raise ValueError(f"replace_server: vectors of {matrix.shape[1]} dimensions, catalog has {dimension}")
+                    raise ValueError(
+                        f"replace_server: vectors of {matrix.shape[1]} dimensions, catalog has {dimension}"
+                    )
                 await self._delete(conn, server)
                 if not docs:
                     return
@@ -424,85 +434,119 @@ class PostgresSearchIndex:
     async def _candidate_index(
         self, texts: list[str], server: str | None, *, exact: str | None, steps: Sequence[str] = ()
     ) -> SearchIndex | None:
-        """A :class:`SearchIndex` over the candidates of ``texts`` (or over every tool of ``server``)."""
+        """A :class:`SearchIndex` over the candidates of ``texts`` (or over every tool of ``server``).
+
+        Two round trips, each a pipeline of statements: whom to rank, then their rows and exact BM25.
+        """
         if server is not None and "\x00" in server:
             return None  # PostgreSQL text cannot hold NUL: no server is named so
         embedder = self.embedder
         vectors = QUERY_VECTORS.encode(embedder, texts) if embedder is not None else None
-        n = self.settings.candidates
+        exact_key = exact.strip().casefold() if exact is not None and "\x00" not in exact else None
         async with self.pool.connection() as conn:
             async with conn.transaction():
-                meta = await (await conn.execute("SELECT model, dimension, n_docs FROM search_meta")).fetchone()
-                if meta is None or not meta[2]:
-                    return None
-                model, dimension, _ = meta
-                if embedder is not None and model is not None and embedder.model_id != model:
-                    raise ValueError(
-                        f"the search tables hold vectors of {model!r}, not of the embedder {embedder.model_id!r}"
-                    )
-                dense = embedder is not None and dimension is not None
-                ids: set[int] = set()
-                if server is not None:
-                    cur = await conn.execute("SELECT doc_id FROM search_tools WHERE server = %s", (server,))
-                    ids.update(r[0] for r in await cur.fetchall())
-                else:
-                    for text in texts:
-                        cur = await conn.execute(_BM25_CANDIDATES, self._bm25_params(text, n=n))
-                        ids.update(r[0] for r in await cur.fetchall())
-                    if dense and vectors is not None:
-                        await conn.execute(
-                            "SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.settings.ef_search, n)),)
-                        )
-                        near, far = _vector_sql(dimension, str(n)), _vector_sql(dimension, "1")
-                        for vector in vectors:
-                            for statement, v in ((near, vector), (far, -vector)):
-                                cur = await conn.execute(statement, {"v": HalfVector(v)})
-                                ids.update(r[0] for r in await cur.fetchall())
-                exact_id, exact_key = None, None
-                if exact is not None and "\x00" not in exact:
-                    exact_key = exact.strip().casefold()
-                    cur = await conn.execute(
-                        "SELECT doc_id, server, (id_key = %(k)s)::int + (name_key = %(k)s)::int FROM search_tools"
-                        " WHERE id_key = %(k)s OR name_key = %(k)s LIMIT 2",
-                        {"k": exact_key},
-                    )
-                    matches = await cur.fetchall()
-                    if len(matches) == 1 and matches[0][2] == 1 and server in (None, matches[0][1]):
-                        exact_id = matches[0][0]
-                        ids.add(exact_id)
+                if self._meta is None:
+                    self._meta = await self._read_meta(conn)
+                candidates = await self._candidates(conn, texts, vectors, server, exact_key, self._meta)
+                if candidates is None:  # the catalog's model or dimension changed since the last search
+                    self._meta = await self._read_meta(conn)
+                    candidates = await self._candidates(conn, texts, vectors, server, exact_key, self._meta)
+                assert candidates is not None
+                ids, exact_id = candidates
                 if not ids:
                     return None
                 id_list = sorted(ids)
-                cur = await conn.execute(
-                    "SELECT doc_id, server, name, doc->>'description', doc->>'server_description',"
-                    " (doc->'input_schema')::text, embedding FROM search_tools WHERE doc_id = ANY(%s)"
-                    " ORDER BY doc_id",
-                    (id_list,),
-                    binary=True,
-                )
-                rows = await cur.fetchall()
-                lexical: dict[str, np.ndarray] = {}
+                async with conn.pipeline():
+                    rows_cur = await conn.execute(
+                        "SELECT doc_id, server, name, doc->>'description', doc->>'server_description',"
+                        " (doc->'input_schema')::text, embedding FROM search_tools WHERE doc_id = ANY(%s)"
+                        " ORDER BY doc_id",
+                        (id_list,),
+                        binary=True,
+                    )
+                    score_curs = {
+                        text: await conn.execute(_BM25_OF, self._bm25_params(text, ids=id_list))
+                        for text in dict.fromkeys(texts)
+                    }
+                rows = await rows_cur.fetchall()
                 position = {r[0]: i for i, r in enumerate(rows)}
-                for text in dict.fromkeys(texts):
+                lexical: dict[str, np.ndarray] = {}
+                for text, cur in score_curs.items():
                     scores = np.zeros(len(rows), dtype=np.float32)
-                    cur = await conn.execute(_BM25_OF, self._bm25_params(text, ids=id_list))
                     for doc_id, score in await cur.fetchall():
                         scores[position[doc_id]] = score
                     lexical[text] = scores
-        docs = [
-            ToolDoc(r[1], r[2], r[3] or "", _LazySchema(r[5] or "{}"), server_description=r[4] or "") for r in rows
-        ]
+        docs = [ToolDoc(r[1], r[2], r[3] or "", _LazySchema(r[5] or "{}"), server_description=r[4] or "") for r in rows]
         fusion = self.fusion if steps else replace(self.fusion, step_server_doc_weight=0.0)
         # The exact-name rule is catalog-wide (a name two servers share is exact for neither): decided in SQL.
-        exact_names = {exact_key: position[exact_id]} if exact_key is not None and exact_id is not None else {}
+        exact_names = {exact_key: position[exact_id]} if exact_key is not None and exact_id in position else {}
         index = SearchIndex(docs, _GivenScores(lexical), fusion=fusion, exact_names=exact_names)
-        if dense and embedder is not None:
+        if embedder is not None and self._meta.dimension is not None:
             matrix = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
             for i, row in enumerate(rows):
                 if row[6] is not None:
                     matrix[i] = row[6].to_numpy()
             index.attach_embeddings(embedder, matrix)
         return index
+
+    async def _read_meta(self, conn: AsyncConnection[Any]) -> _Meta:
+        row = await (await conn.execute("SELECT model, dimension, n_docs FROM search_meta")).fetchone()
+        meta = _Meta(*row) if row else _Meta(None, None, 0)
+        if self.embedder is not None and meta.model is not None and self.embedder.model_id != meta.model:
+            raise ValueError(
+                f"the search tables hold vectors of {meta.model!r}, not of the embedder {self.embedder.model_id!r}"
+            )
+        return meta
+
+    async def _candidates(
+        self,
+        conn: AsyncConnection[Any],
+        texts: list[str],
+        vectors: list[np.ndarray] | None,
+        server: str | None,
+        exact_key: str | None,
+        meta: _Meta,
+    ) -> tuple[set[int], int | None] | None:
+        """(document ids to rank, the exact-name match) in one pipeline; None if ``meta`` is out of date."""
+        n = self.settings.candidates
+        dense = vectors is not None and meta.dimension is not None
+        async with conn.pipeline():
+            meta_cur = await conn.execute("SELECT model, dimension, n_docs FROM search_meta")
+            curs = []
+            if server is not None:
+                curs.append(await conn.execute("SELECT doc_id FROM search_tools WHERE server = %s", (server,)))
+            else:
+                for text in texts:
+                    curs.append(await conn.execute(_BM25_CANDIDATES, self._bm25_params(text, n=n)))
+                if dense and vectors is not None and meta.dimension is not None:
+                    await conn.execute(
+                        "SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.settings.ef_search, n)),)
+                    )
+                    near, far = _vector_sql(meta.dimension, str(n)), _vector_sql(meta.dimension, "1")
+                    for vector in vectors:
+                        curs.append(await conn.execute(near, {"v": HalfVector(vector)}))
+                        curs.append(await conn.execute(far, {"v": HalfVector(-vector)}))
+            exact_cur = None
+            if exact_key is not None:
+                exact_cur = await conn.execute(
+                    "SELECT doc_id, server, (id_key = %(k)s)::int + (name_key = %(k)s)::int FROM search_tools"
+                    " WHERE id_key = %(k)s OR name_key = %(k)s LIMIT 2",
+                    {"k": exact_key},
+                )
+        now = await meta_cur.fetchone()
+        if now is None or _Meta(*now)[:2] != meta[:2]:
+            return None
+        if not now[2]:
+            return set(), None
+        ids = {row[0] for cur in curs for row in await cur.fetchall()}
+        exact_id = None
+        if exact_cur is not None:
+            matches = await exact_cur.fetchall()
+            # unique in the catalog: one tool, matched by one key (an id that is also another's name is not)
+            if len(matches) == 1 and matches[0][2] == 1 and server in (None, matches[0][1]):
+                exact_id = matches[0][0]
+                ids.add(exact_id)
+        return ids, exact_id
 
     def _bm25_params(self, text: str, **extra: Any) -> dict[str, Any]:
         return {"terms": sorted(set(tokenize(text))), "k1": K1, "b": B, "champions": self.settings.champions, **extra}
@@ -579,7 +623,9 @@ def _champions(terms: list[np.ndarray], tfs: list[np.ndarray], lengths: np.ndarr
 def _binary_copy(rows: np.ndarray) -> bytes:
     """``rows`` (a :data:`_POSTING` array) in PostgreSQL's binary COPY format, laid out by numpy (no per-row Python)."""
     fields = [(name, np.dtype(kind).newbyteorder(">")) for name, kind in _POSTING]
-    record = np.dtype([("count", ">i2")] + [part for name, kind in fields for part in ((f"{name}_size", ">i4"), (name, kind))])
+    record = np.dtype(
+        [("count", ">i2")] + [part for name, kind in fields for part in ((f"{name}_size", ">i4"), (name, kind))]
+    )
     body = np.zeros(len(rows), dtype=record)
     body["count"] = len(fields)
     for name, kind in fields:
