@@ -85,10 +85,11 @@ async def test_hybrid_ranking_agrees_with_the_in_memory_index(pool, corpus, embe
     memory.attach_embeddings(embedder, vectors)
     recall, same = [], 0
     for query in queries:
-        want, got = ids(memory.search(query, 5)), ids(await store.search(query, 5))
+        expected, hits = memory.search(query, 5), await store.search(query, 5)
+        want, got = ids(expected), ids(hits)
         recall.append(len(set(want) & set(got)) / len(want))
         same += want == got
-        assert (await store.search(query, 5))[0].weak == memory.search(query, 5)[0].weak
+        assert hits[0].weak == expected[0].weak
     assert np.mean(recall) >= 0.95, f"recall@5 {np.mean(recall):.3f}"
     assert same / len(queries) >= 0.8
     # A query sharing no word with any tool still finds tools through the vectors.
