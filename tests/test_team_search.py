@@ -23,6 +23,7 @@ from devkit.search_schema import create_search_database
 from discovery_router.search import SearchIndex, ToolDoc
 from discovery_router.search.bm25 import BM25Retriever
 from discovery_router.search.embedders import resolve_embedder
+from discovery_router.search.text import split_steps
 from discovery_router.team.search import PostgresSearchIndex, ScaleSettings, configure
 
 TOOLS = 250
@@ -203,3 +204,32 @@ def test_migration_creates_only_search_tables(postgres):
     with psycopg.connect(url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables and all(t.startswith("search_") for t in tables)
+
+
+async def test_step_search_groups_as_the_in_memory_index(pool, corpus, embedder, vectors):
+    docs, queries = corpus
+    store = PostgresSearchIndex(pool, embedder, settings=EVERYTHING)
+    await store.bulk_load(docs, vectors, embedder.model_id)
+    memory = SearchIndex(docs)
+    memory.attach_embeddings(embedder, vectors)
+    plans = [(q, split_steps(q)) for q in queries if len(split_steps(q)) > 1][:8]
+    assert plans
+    for task, steps in plans:
+        want = [ids(group) for group in memory.search_steps(task, steps, 3)]
+        assert [ids(group) for group in await store.search_steps(task, steps, 3)] == want, task
+
+
+async def test_exact_names_follow_the_whole_catalog(pool, corpus):
+    docs, _ = corpus
+    shared = [ToolDoc("alpha", "frobnicate", "Frobnicate a widget."), ToolDoc("beta", "frobnicate", "Frobnicate.")]
+    catalog = [*docs, *shared, ToolDoc("gamma", "unique_tool_name", "Does one thing.")]
+    store = PostgresSearchIndex(pool, settings=ScaleSettings(candidates=1))
+    await store.bulk_load(catalog)
+    memory = SearchIndex(catalog)
+    for query in ["frobnicate", "alpha/frobnicate", "UNIQUE_TOOL_NAME", "gamma/unique_tool_name"]:
+        assert ids(await store.search(query, 2))[0] == ids(memory.search(query, 2))[0], query
+    # A bare name two servers share is exact for neither: not boosted, though one candidate alone looks unique.
+    got, want = (await store.search("frobnicate", 1))[0], memory.search("frobnicate", 1)[0]
+    assert (got.doc.id, got.score) == (want.doc.id, pytest.approx(want.score, rel=1e-5))
+    steps = ["unique_tool_name", "frobnicate a widget"]
+    assert [ids(g) for g in await store.search_steps("", steps, 1)] == [ids(g) for g in memory.search_steps("", steps, 1)]

@@ -417,7 +417,7 @@ class PostgresSearchIndex:
             steps = split_steps(query)
             if len(steps) > 1:
                 texts += steps
-        index = await self._candidate_index(texts, server, exact=query)
+        index = await self._candidate_index(texts, server, exact=[query.strip()])
         return index.search(query, limit) if index is not None else []
 
     async def search_steps(
@@ -428,11 +428,11 @@ class PostgresSearchIndex:
         if per_step <= 0 or not steps:
             return [[] for _ in steps]
         texts = [*steps, task.strip()] if task.strip() else list(steps)
-        index = await self._candidate_index(texts, server, exact=None, steps=steps)
+        index = await self._candidate_index(texts, server, exact=steps, steps=steps)
         return index.search_steps(task, steps, per_step) if index is not None else [[] for _ in steps]
 
     async def _candidate_index(
-        self, texts: list[str], server: str | None, *, exact: str | None, steps: Sequence[str] = ()
+        self, texts: list[str], server: str | None, *, exact: Sequence[str], steps: Sequence[str] = ()
     ) -> SearchIndex | None:
         """A :class:`SearchIndex` over the candidates of ``texts`` (or over every tool of ``server``).
 
@@ -442,17 +442,17 @@ class PostgresSearchIndex:
             return None  # PostgreSQL text cannot hold NUL: no server is named so
         embedder = self.embedder
         vectors = QUERY_VECTORS.encode(embedder, texts) if embedder is not None else None
-        exact_key = exact.strip().casefold() if exact is not None and "\x00" not in exact else None
+        exact_keys = sorted({text.casefold() for text in exact if "\x00" not in text})
         async with self.pool.connection() as conn:
             async with conn.transaction():
                 if self._meta is None:
                     self._meta = await self._read_meta(conn)
-                candidates = await self._candidates(conn, texts, vectors, server, exact_key, self._meta)
+                candidates = await self._candidates(conn, texts, vectors, server, exact_keys, self._meta)
                 if candidates is None:  # the catalog's model or dimension changed since the last search
                     self._meta = await self._read_meta(conn)
-                    candidates = await self._candidates(conn, texts, vectors, server, exact_key, self._meta)
+                    candidates = await self._candidates(conn, texts, vectors, server, exact_keys, self._meta)
                 assert candidates is not None
-                ids, exact_id = candidates
+                ids, exact_ids = candidates
                 if not ids:
                     return None
                 id_list = sorted(ids)
@@ -479,7 +479,7 @@ class PostgresSearchIndex:
         docs = [ToolDoc(r[1], r[2], r[3] or "", _LazySchema(r[5] or "{}"), server_description=r[4] or "") for r in rows]
         fusion = self.fusion if steps else replace(self.fusion, step_server_doc_weight=0.0)
         # The exact-name rule is catalog-wide (a name two servers share is exact for neither): decided in SQL.
-        exact_names = {exact_key: position[exact_id]} if exact_key is not None and exact_id in position else {}
+        exact_names = {key: position[doc_id] for key, doc_id in exact_ids.items()}
         index = SearchIndex(docs, _GivenScores(lexical), fusion=fusion, exact_names=exact_names)
         if embedder is not None and self._meta.dimension is not None:
             matrix = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
@@ -504,10 +504,10 @@ class PostgresSearchIndex:
         texts: list[str],
         vectors: list[np.ndarray] | None,
         server: str | None,
-        exact_key: str | None,
+        exact_keys: list[str],
         meta: _Meta,
-    ) -> tuple[set[int], int | None] | None:
-        """(document ids to rank, the exact-name match) in one pipeline; None if ``meta`` is out of date."""
+    ) -> tuple[set[int], dict[str, int]] | None:
+        """(document ids to rank, exact-name matches by key) in one pipeline; None if ``meta`` is out of date."""
         n = self.settings.candidates
         dense = vectors is not None and meta.dimension is not None
         async with conn.pipeline():
@@ -527,26 +527,31 @@ class PostgresSearchIndex:
                         curs.append(await conn.execute(near, {"v": HalfVector(vector)}))
                         curs.append(await conn.execute(far, {"v": HalfVector(-vector)}))
             exact_cur = None
-            if exact_key is not None:
+            if exact_keys:
+                # Two rows per key at most: enough to tell "one tool, by one key" from "shared".
                 exact_cur = await conn.execute(
-                    "SELECT doc_id, server, (id_key = %(k)s)::int + (name_key = %(k)s)::int FROM search_tools"
-                    " WHERE id_key = %(k)s OR name_key = %(k)s LIMIT 2",
-                    {"k": exact_key},
+                    "SELECT k.key, t.doc_id, t.server, (t.id_key = k.key)::int + (t.name_key = k.key)::int"
+                    " FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL ("
+                    "  SELECT * FROM search_tools WHERE id_key = k.key OR name_key = k.key LIMIT 2) t",
+                    (exact_keys,),
                 )
         now = await meta_cur.fetchone()
         if now is None or _Meta(*now)[:2] != meta[:2]:
             return None
         if not now[2]:
-            return set(), None
+            return set(), {}
         ids = {row[0] for cur in curs for row in await cur.fetchall()}
-        exact_id = None
+        exact_ids: dict[str, int] = {}
         if exact_cur is not None:
-            matches = await exact_cur.fetchall()
-            # unique in the catalog: one tool, matched by one key (an id that is also another's name is not)
-            if len(matches) == 1 and matches[0][2] == 1 and server in (None, matches[0][1]):
-                exact_id = matches[0][0]
-                ids.add(exact_id)
-        return ids, exact_id
+            matches: dict[str, list[tuple[int, str, int]]] = {}
+            for key, doc_id, doc_server, keys in await exact_cur.fetchall():
+                matches.setdefault(key, []).append((doc_id, doc_server, keys))
+            for key, found in matches.items():
+                # unique in the catalog: one tool, matched by one key (an id that is also another's name is not)
+                if len(found) == 1 and found[0][2] == 1 and server in (None, found[0][1]):
+                    exact_ids[key] = found[0][0]
+                    ids.add(found[0][0])
+        return ids, exact_ids
 
     def _bm25_params(self, text: str, **extra: Any) -> dict[str, Any]:
         return {"terms": sorted(set(tokenize(text))), "k1": K1, "b": B, "champions": self.settings.champions, **extra}
