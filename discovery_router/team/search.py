@@ -57,8 +57,8 @@ K1, B = _BM25.k1, _BM25.b
 HNSW_INDEX = "search_tools_hnsw"
 
 IN_MEMORY_MAX = 100_000
-"""Catalogs up to this many tools are searched in each replica's memory (:class:`SearchIndex`: ~53 ms hybrid
-at 100k, RSS ~1 GB); past it, in PostgreSQL. The router's threshold setting defaults to this."""
+"""Catalogs up to this many tools are searched in each replica's memory (:class:`SearchIndex`, which the issue
+measured at ~53 ms hybrid at 100k); past it, in PostgreSQL. The router's threshold setting defaults to this."""
 
 
 @dataclass(frozen=True)
