@@ -232,4 +232,6 @@ async def test_exact_names_follow_the_whole_catalog(pool, corpus):
     got, want = (await store.search("frobnicate", 1))[0], memory.search("frobnicate", 1)[0]
     assert (got.doc.id, got.score) == (want.doc.id, pytest.approx(want.score, rel=1e-5))
     steps = ["unique_tool_name", "frobnicate a widget"]
-    assert [ids(g) for g in await store.search_steps("", steps, 1)] == [ids(g) for g in memory.search_steps("", steps, 1)]
+    assert [ids(g) for g in await store.search_steps("", steps, 1)] == [
+        ids(g) for g in memory.search_steps("", steps, 1)
+    ]
