@@ -159,10 +159,9 @@ _BM25_OF = (
     SELECT d.doc_id, sum("""
     + _bm25("x.tf", "d.length")
     + """)
-    FROM search_tools d CROSS JOIN m
-         CROSS JOIN LATERAL unnest(d.terms, d.tfs) AS x(term_id, tf)
-         JOIN q ON q.term_id = x.term_id
-    WHERE d.doc_id = ANY(%(ids)s)
+    FROM search_tools d CROSS JOIN m CROSS JOIN q
+         CROSS JOIN LATERAL (SELECT d.tfs[array_position(d.terms, q.term_id)] AS tf) AS x
+    WHERE d.doc_id = ANY(%(ids)s) AND x.tf IS NOT NULL
     GROUP BY d.doc_id"""
 )
 """Exact BM25 of given documents from their term frequencies (a document with no query term is absent: 0)."""
