@@ -1,5 +1,5 @@
 """How the product's search index grows with the catalog: 1k, 10k, 100k tools (--quick: 500, 2k) in memory,
-then the corpus, 100k and 1M tools in PostgreSQL (``scale_pg``; --quick: 2k).
+then the corpus, 100k and 1M tools in PostgreSQL (``scale_pg``; --quick: 300).
 
 Catalogs are the real corpus plus generated variants (copies of every server,
 renamed ``<server> v<k>``, with the words of each description shuffled), cut to
