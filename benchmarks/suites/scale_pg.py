@@ -279,7 +279,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         table.append(
             [
                 r["size"],
-                f"{r['load_s']:.0f} + {r['index_s']:.0f}",
+                f"{r['load_s']:.1f} + {r['index_s']:.1f}",
                 rep.get("hybrid_ms", {}).get("p50"),
                 rep.get("hybrid_ms", {}).get("p99"),
                 rep.get("bm25_ms", {}).get("p50"),
