@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +41,8 @@ from devkit.system import child_env, peak_rss_mb, rss_mb
 NOISE = 0.025
 """Per-dimension standard deviation of a copy's noise: |noise| ~ 0.49 at 384 dimensions, cosine ~0.9."""
 WARMUP = 10
+URL_ENV = "SCALE_DATABASE_URL"
+"""How a worker gets its database URL: the environment, not argv (a password in argv shows in ``ps``)."""
 
 
 def catalog(corpus_dir: Path, size: int, cache_dir: Path) -> tuple[list[Any], np.ndarray, Any, list[str]]:
@@ -145,9 +148,9 @@ def replace_embedder(store: Any, embedder: Any) -> Any:
 
 def _replica(url: str, n_queries: int, corpus_dir: Path) -> dict[str, Any]:
     """Search timing and RSS from a fresh process holding only what a replica holds."""
-    argv = [sys.executable, "-m", "benchmarks.suites.scale_pg", "--replica", url]
+    argv = [sys.executable, "-m", "benchmarks.suites.scale_pg", "--replica"]
     argv += ["--corpus", str(corpus_dir), "--queries", str(n_queries)]
-    proc = subprocess.run(argv, env=child_env(), capture_output=True, text=True, check=False)
+    proc = subprocess.run(argv, env={**child_env(), URL_ENV: url}, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": " | ".join(proc.stderr.strip().splitlines()[-3:])}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -223,11 +226,11 @@ async def postgres_rows(ctx: Any, n_queries: int) -> list[dict[str, Any]]:
                 ctx.log(f"scale: {size:,} tools in PostgreSQL (worker subprocess)")
                 url = create_search_database(base, prefix="bench_search")
                 try:
-                    argv = [sys.executable, "-m", "benchmarks.suites.scale_pg", "--worker", str(size), "--url", url]
+                    argv = [sys.executable, "-m", "benchmarks.suites.scale_pg", "--worker", str(size)]
                     argv += ["--corpus", str(ctx.corpus_dir), "--cache-dir", str(ctx.cache_dir)]
                     argv += ["--queries", str(n_queries)] + (["--no-reference"] if size > REFERENCE_MAX else [])
                     proc = await asyncio.create_subprocess_exec(
-                        *argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                        *argv, env={**child_env(), URL_ENV: url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
                     )
                     stdout, stderr = await proc.communicate()
                 finally:
@@ -318,19 +321,17 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", type=int)
-    parser.add_argument("--replica")
-    parser.add_argument("--url")
+    parser.add_argument("--replica", action="store_true", help="time searches as a replica would")
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--no-reference", action="store_true")
     args = parser.parse_args()
+    url = os.environ[URL_ENV]
     if args.replica:
-        result = asyncio.run(_replica_main(args.replica, args.corpus, args.queries))
+        result = asyncio.run(_replica_main(url, args.corpus, args.queries))
     else:
-        result = asyncio.run(
-            _build(args.worker, args.corpus, args.cache_dir, args.url, args.queries, not args.no_reference)
-        )
+        result = asyncio.run(_build(args.worker, args.corpus, args.cache_dir, url, args.queries, not args.no_reference))
     print(json.dumps(result))
 
 
