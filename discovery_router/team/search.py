@@ -22,6 +22,13 @@ filtered search ranks exactly as in memory.
 Vectors are stored as ``halfvec`` (2 bytes a dimension): half the table, index and build time of ``vector``,
 for MiniLM-sized unit vectors no measurable loss in ranking (cosines differ by ~1e-3).
 
+What is approximate (measured by ``python -m benchmarks.run scale``): HNSW; the server pass (a server's best
+tool among the candidates, not among all its tools); and BM25 candidates, scored over champion lists only.
+The last one bites when many tools share one text: on the benchmark's 1M catalog (the 2,375-tool corpus
+copied ~420 times with shuffled words) the 100 BM25 candidates are copies of one or two tools, and BM25-only
+top 5 matched the in-memory one for 42% of queries (92% at 100k, 99.5% on the corpus itself). Exact
+top-k over full posting lists (WAND/MaxScore) is the next step if real catalogs show it.
+
 Writes: :meth:`PostgresSearchIndex.bulk_load` (``COPY``, then the HNSW index built once, after the load) and
 :meth:`PostgresSearchIndex.replace_server` / :meth:`PostgresSearchIndex.delete_server` for a catalog change,
 which keep every statistic exact (N, total length, each term's df) so the next search sees the change.
