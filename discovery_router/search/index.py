@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -59,8 +59,13 @@ class SearchIndex:
         fusion: FusionConfig | None = None,
         embedding_text_of: Callable[[ToolDoc], str] = embedding_text,
         previous: SearchIndex | None = None,
+        exact_names: Mapping[str, int] | None = None,
     ) -> None:
-        """``previous``: the index this one replaces; its BM25 term counts of unchanged documents are reused."""
+        """``previous``: the index this one replaces; its BM25 term counts of unchanged documents are reused.
+
+        ``exact_names`` (casefolded name or id -> position) replaces the exact-name lookups computed from
+        ``docs``: an index over a catalog's search candidates (``discovery_router.team.search``) is given the
+        whole catalog's answer, since a name unique among the candidates may be shared in the catalog."""
         self.docs: tuple[ToolDoc, ...] = tuple(docs)
         self.fusion = fusion or FusionConfig()
         self._retriever = retriever or BM25Retriever()
@@ -85,9 +90,12 @@ class SearchIndex:
         self._server_fusion = self.fusion if dense_share is None else replace(self.fusion, dense_weight=dense_share)
         self._doc_words: dict[int, frozenset[str]] = {}
         self._destructive = np.array([destructive_name(d.name) for d in self.docs], dtype=bool)
-        keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
-        seen = Counter(key for key, _ in keys)
-        self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
+        if exact_names is not None:
+            self._exact = dict(exact_names)
+        else:
+            keys = [(key.casefold(), i) for i, d in enumerate(self.docs) for key in (d.id, d.name)]
+            seen = Counter(key for key, _ in keys)
+            self._exact = {key: i for key, i in keys if seen[key] == 1}  # a bare name two servers share names neither
 
     # -- the dense side -------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ DESTRUCTIVE = frozenset(
 """Name words of tools that destroy something: ranked lower unless the query asks for it."""
 
 
+@functools.lru_cache(maxsize=65536)
 def destructive_name(name: str) -> bool:
     """The tool's name says it deletes, drops, clears... (``delete_entities``, ``dropTable``)."""
     return any(word in DESTRUCTIVE for word in tokenize(split_identifier(name)))
