@@ -7,6 +7,8 @@ MiniLM for vectors. BM25 scores must equal the in-memory retriever's; hybrid ran
 
 from __future__ import annotations
 
+import re
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,7 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 from benchmarks.suites.corpus import load_corpus
 from benchmarks.suites.scale import _docs
 from devkit.corpus import DEFAULT_CORPUS
-from devkit.search_schema import create_search_database
+from devkit.databases import create_database
+from discovery_router.team.migrate import MIGRATIONS
 from discovery_router.search import SearchIndex, ToolDoc
 from discovery_router.search.bm25 import BM25Retriever
 from discovery_router.search.embedders import resolve_embedder
@@ -53,7 +56,7 @@ def vectors(corpus, embedder):
 
 @pytest.fixture
 async def pool(postgres):
-    url = create_search_database(postgres.url)
+    url = create_database(postgres.url)
     async with AsyncConnectionPool(url, configure=configure, min_size=1, max_size=2, open=False) as pool:
         yield pool
 
@@ -199,11 +202,16 @@ async def test_bad_input_is_refused_with_a_reason(pool, corpus, embedder, vector
         await PostgresSearchIndex(pool, OtherModel()).search("send a message")  # type: ignore[arg-type]
 
 
-def test_migration_creates_only_search_tables(postgres):
-    url = create_search_database(postgres.url)
+def test_the_search_migration_keeps_to_its_own_tables(postgres):
+    """002_search.sql, applied by the product's runner after 001, adds only ``search_`` tables."""
+    url = create_database(postgres.url)
     with psycopg.connect(url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert tables and all(t.startswith("search_") for t in tables)
+        applied = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert applied == [1, 2]
+    search_sql = (MIGRATIONS / "002_search.sql").read_text()
+    created = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", search_sql))
+    assert created and created <= tables and all(t.startswith("search_") for t in created)
 
 
 async def test_step_search_groups_as_the_in_memory_index(pool, corpus, embedder, vectors):

@@ -217,14 +217,14 @@ def _server(ctx: Any) -> Iterator[str]:
 async def postgres_rows(ctx: Any, n_queries: int) -> list[dict[str, Any]]:
     """One worker subprocess per size, each on a fresh database of the server (dropped afterwards)."""
     from devkit.postgres import PostgresUnavailable
-    from devkit.search_schema import create_search_database, drop_database
+    from devkit.databases import create_database, drop_database
 
     rows: list[dict[str, Any]] = []
     try:
         with _server(ctx) as base:
             for size in sizes(ctx):
                 ctx.log(f"scale: {size:,} tools in PostgreSQL (worker subprocess)")
-                url = create_search_database(base, prefix="bench_search")
+                url = create_database(base, prefix="bench_search")
                 try:
                     argv = [sys.executable, "-m", "benchmarks.suites.scale_pg", "--worker", str(size)]
                     argv += ["--corpus", str(ctx.corpus_dir), "--cache-dir", str(ctx.cache_dir)]
