@@ -159,7 +159,11 @@ async def test_a_confirmation_runs_once_on_the_whole_team(team: ReplicaSet):
     for index, runs in ((1, True), (2, False), (0, False)):
         async with client(team[index].url, elicitation_handler=_yes) as c:
             answer = await c.session.call_tool(
-                "call_tool", call, input_responses=_accept(), request_state=asked.request_state, allow_input_required=True
+                "call_tool",
+                call,
+                input_responses=_accept(),
+                request_state=asked.request_state,
+                allow_input_required=True,
             )
         if runs:
             assert isinstance(answer, mcp_types.CallToolResult) and text_of(answer) == "deleted pear"

@@ -194,7 +194,9 @@ if __name__ == "__main__":
     if os.environ.get("UPSTREAM_BROKEN"):
         sys.exit("this upstream is configured to fail at start")
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
-    server = {"notes": build_notes, "rooted": build_rooted, "garden": build_garden}.get(os.environ.get("UPSTREAM", ""), build_weather)()
+    server = {"notes": build_notes, "rooted": build_rooted, "garden": build_garden}.get(
+        os.environ.get("UPSTREAM", ""), build_weather
+    )()
     if os.environ.get("EXTRA_TOOLS_FILE"):
         add_extra_tools(server, os.environ["EXTRA_TOOLS_FILE"])
     if os.environ.get("UPSTREAM_STUBBORN"):  # ignores SIGTERM and outlives its stdin: only SIGKILL stops it
