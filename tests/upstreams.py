@@ -169,6 +169,21 @@ def build_rooted() -> FastMCP:
     return mcp
 
 
+def build_garden() -> FastMCP:
+    """A server whose tool list grows at run time: ``plant`` adds a tool and announces it with
+    ``notifications/tools/list_changed``, as a real server does when its capabilities change."""
+    mcp = FastMCP("garden")
+
+    @mcp.tool
+    async def plant(name: str, ctx: Context) -> str:
+        """Plant a seed: this server gains a tool called ``name``."""
+        mcp.tool(lambda: "grown", name=name, description=f"A freshly planted tool called {name.replace('_', ' ')}")
+        await ctx.send_notification(mcp_types.ToolListChangedNotification())
+        return f"planted {name}"
+
+    return mcp
+
+
 def add_extra_tools(server: FastMCP, path: str) -> None:
     """Tools named in a JSON file, read at start: a server whose tool list changes between runs."""
     for name in json.loads(Path(path).read_text()):
@@ -179,7 +194,9 @@ if __name__ == "__main__":
     if os.environ.get("UPSTREAM_BROKEN"):
         sys.exit("this upstream is configured to fail at start")
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
-    server = {"notes": build_notes, "rooted": build_rooted}.get(os.environ.get("UPSTREAM", ""), build_weather)()
+    server = {"notes": build_notes, "rooted": build_rooted, "garden": build_garden}.get(
+        os.environ.get("UPSTREAM", ""), build_weather
+    )()
     if os.environ.get("EXTRA_TOOLS_FILE"):
         add_extra_tools(server, os.environ["EXTRA_TOOLS_FILE"])
     if os.environ.get("UPSTREAM_STUBBORN"):  # ignores SIGTERM and outlives its stdin: only SIGKILL stops it
