@@ -103,6 +103,8 @@ class Router:
         if self.team is not None:
             self.governance.audit_log = self.team.audit_sink(self.governance.audit_log)
             self.governance.nonces = self.team.nonces(self.governance.nonces)
+        self.database_search = self.team.database_search() if self.team is not None else None
+        """Search for catalogs of ``settings.database_search_from`` tools or more, when there is a team database."""
         self._cache_keys = {name: spec.cache_key for name, spec in specs.items()}
         self._saved_tools: dict[str, list[dict[str, Any]] | None] = {}
         """What the cache holds per server, as far as this process knows (skips rewriting the same list)."""
@@ -558,10 +560,13 @@ class Router:
             known = ", ".join(self.upstreams) or "none configured"
             raise UnknownServerError(f"Unknown server {server!r}. Servers: {known}.")
         catalog, index = self.indexer.served
+        database = self.database_search if len(index.docs) >= self.settings.database_search_from else None
         plan = [s.strip() for s in steps or () if s and s.strip()]
         if plan:
             per_step = self.settings.step_limit if limit is None else min(limit, self.settings.step_limit)
-            groups = index.search_steps(query, plan, max(1, per_step), server)
+            groups = await database.search_steps(index, query, plan, max(1, per_step), server) if database else None
+            if groups is None:
+                groups = index.search_steps(query, plan, max(1, per_step), server)
             entries = [[catalog.resolve(h.doc.id) for h in group] for group in groups]
             flat = SearchIndex.merged(entries)
             weak = tuple(bool(group) and group[0].weak for group in groups)
@@ -570,7 +575,9 @@ class Router:
             )
         limit = self.settings.search_limit if limit is None else limit
         limit = min(limit, self.settings.max_search_limit)
-        hits = index.search(query, limit, server)
+        hits = await database.search(index, query, limit, server) if database else None
+        if hits is None:
+            hits = index.search(query, limit, server)
         return Matches([catalog.resolve(hit.doc.id) for hit in hits], weak=bool(hits) and hits[0].weak)
 
     def failed_servers_named(self, query: str, server: str | None = None) -> list[tuple[str, str]]:

@@ -23,6 +23,10 @@ Transport = Literal["stdio", "http", "sse"]
 MANAGE_SERVERS = ("off", "remote", "all")
 """The values of ``router.manage_servers``."""
 
+IN_MEMORY_MAX = 100_000
+"""Catalogs up to this many tools are searched in each replica's memory (which the issue measured at ~53 ms hybrid
+at 100k); with a team database, larger ones in PostgreSQL. The default of ``router.database_search_from``."""
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -82,6 +86,8 @@ class RouterSettings:
     database_url: str | None = Field(default=None, repr=False)
     """A PostgreSQL URL (``${VAR}`` allowed) shared by a team of replicas: catalog, embeddings, audit and change
     sequence live there (default: $DISCOVERY_ROUTER_DATABASE_URL; unset: this machine only, no database)."""
+    database_search_from: Count = IN_MEMORY_MAX
+    """With ``database_url`` set, catalogs of at least this many tools are searched in PostgreSQL, not in memory."""
     embedding_model: str | None = None
     """A local model path, or a model name; unset means the bundled all-MiniLM-L6-v2, "none" BM25 only."""
     log_level: LogLevel = "INFO"

@@ -132,6 +132,12 @@ class SearchIndex:
         return self._dense is not None
 
     @property
+    def vectors(self) -> np.ndarray | None:
+        """The attached vectors (row ``i`` is ``docs[i]``'s), or None while BM25 only."""
+        dense = self._dense
+        return dense.matrix if dense is not None else None
+
+    @property
     def embedder(self) -> Embedder | None:
         dense = self._dense
         return dense.embedder if dense is not None else None

@@ -37,6 +37,7 @@ from discovery_router.errors import SharedStateError
 from discovery_router.governance.audit import AuditSink, parse_time, redacted
 from discovery_router.governance.nonces import SpentNonces
 from discovery_router.search.text import document_text
+from discovery_router.team.database_search import DatabaseSearch
 from discovery_router.team.migrate import connect
 from discovery_router.team.store import CATALOG_CHANNEL, ServerTools, SharedStore, SharedTool
 from discovery_router.team.url import redacted_url, scrub
@@ -228,6 +229,12 @@ class SharedState:
                 self._say(f"the change feed was lost; reconnecting in {delay:g}s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
+
+    # -- search -----------------------------------------------------------------------
+
+    def database_search(self) -> DatabaseSearch:
+        """Search in the team database (for catalogs past ``router.database_search_from``), over this state's pool."""
+        return DatabaseSearch(self.store, self._say)
 
     # -- embeddings ---------------------------------------------------------------------
 

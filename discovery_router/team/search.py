@@ -49,6 +49,7 @@ from pgvector import HalfVector
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
+from discovery_router.config.model import IN_MEMORY_MAX as IN_MEMORY_MAX
 from discovery_router.search.base import Hit, Retriever, ToolDoc
 from discovery_router.search.bm25 import BM25Retriever
 from discovery_router.search.dense import QUERY_VECTORS
@@ -62,10 +63,6 @@ K1, B = _BM25.k1, _BM25.b
 """BM25's parameters: the in-memory retriever's defaults, so both paths score alike."""
 
 HNSW_INDEX = "search_tools_hnsw"
-
-IN_MEMORY_MAX = 100_000
-"""Catalogs up to this many tools are searched in each replica's memory (:class:`SearchIndex`, which the issue
-measured at ~53 ms hybrid at 100k); past it, in PostgreSQL. The router's threshold setting defaults to this."""
 
 
 @dataclass(frozen=True)
