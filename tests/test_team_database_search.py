@@ -97,3 +97,15 @@ async def test_a_hybrid_catalog_ranks_in_postgres_as_in_memory(database: str):
         assert await _answers(router) == expected
         with psycopg.connect(database) as conn:
             assert conn.execute("SELECT count(embedding) FROM search_tools").fetchone() == (len(router.catalog),)
+
+
+async def test_search_falls_back_to_memory_when_the_database_cannot_answer(
+    database: str, caplog: pytest.LogCaptureFixture
+):
+    async with Router({"weather": build_weather()}, team(database, database_search_from=1)) as router:
+        await router.wait_ready()
+        assert router.team is not None
+        expected = await _in_memory(router)
+        await router.team.store.close()  # the pool is gone: every database search fails
+        assert await _answers(router) == expected
+        assert "searching in memory" in caplog.text

@@ -6,7 +6,8 @@ server's tools listed, the indexer's vectors, the audit sink). Nothing here impo
 set, so a single machine needs no database and no driver.
 
 Rooms: :mod:`.url` (the setting, redaction), :mod:`.driver` (the install hint), :mod:`.migrate` (numbered
-SQL files in ``migrations/``), :mod:`.store` (every query), :mod:`.replica` (the router's side).
+SQL files in ``migrations/``), :mod:`.store` (every query), :mod:`.replica` (the router's side), :mod:`.search`
+(search past the in-memory range) and :mod:`.database_search` (when the router uses it, and keeping it in step).
 """
 
 from __future__ import annotations
