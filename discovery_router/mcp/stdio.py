@@ -27,7 +27,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import mcp_types
@@ -217,7 +217,35 @@ class PipeMessageWriter:
         await self.aclose()
 
 
-class PipeMessageReader:
+class _ReadStream:
+    """The async-iterator and context-manager face the SDK's dispatcher expects of a read stream,
+    over a subclass's ``receive`` and ``aclose``."""
+
+    async def receive(self) -> SessionMessage | Exception:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class PipeMessageReader(_ReadStream):
     """The SDK's read stream over the stdin pipe: one parsed message per line; unparsable requests are answered."""
 
     last_context = None  # no sender context to carry: the dispatcher uses its own
@@ -248,25 +276,8 @@ class PipeMessageReader:
     async def aclose(self) -> None:
         self._closed = True
 
-    def __aiter__(self) -> PipeMessageReader:
-        return self
 
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> PipeMessageReader:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
-class _AnswerUnparsable:
+class _AnswerUnparsable(_ReadStream):
     """The SDK transport's read stream (stdin no pipe), minus the unparsable requests it answers itself."""
 
     def __init__(self, read: Any, write: Any) -> None:
@@ -286,23 +297,6 @@ class _AnswerUnparsable:
 
     async def aclose(self) -> None:
         await self._read.aclose()
-
-    def __aiter__(self) -> _AnswerUnparsable:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> _AnswerUnparsable:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def error_reply(exc: Exception) -> mcp_types.JSONRPCError | None:
