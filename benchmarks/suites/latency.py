@@ -31,18 +31,19 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.suites.report import save_figure, check, md_table, pct, pyplot
+from benchmarks.suites.report import save_figure, check, md_table, pyplot
 
 from benchmarks.suites.context import SUITES_DIR, Context, bench_settings
+from benchmarks.suites.search_latency import measure_search
+from benchmarks.suites.timing import stats, subprocess_server
 
-from devkit.system import ROOT, child_env, free_port, wait_for_port
+from devkit.system import ROOT, child_env, free_port
 
 NAME = "latency"
 UPSTREAM = str(SUITES_DIR / "lean_echo.py")
@@ -53,36 +54,6 @@ RATIO_TARGET = 0.2
 THROUGHPUT_TARGET = 0.8
 THROUGHPUT_CLIENTS = (1, 8, 64)
 SEARCH_TARGET_MS = 5.0
-
-
-async def timed(call, n: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        await call()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        await call()
-        out.append((time.perf_counter_ns() - t0) / 1e6)
-    return out
-
-
-def stats(samples: list[float]) -> dict[str, float]:
-    return pct(samples, 50, 90, 99) | {"n": len(samples)}
-
-
-@contextlib.contextmanager
-def subprocess_server(argv: list[str], port: int | None):
-    process = subprocess.Popen(argv, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if port is not None:
-            wait_for_port(port, process)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _router_config(transport: str, url: str | None) -> dict[str, Any]:
@@ -289,62 +260,6 @@ async def _drive(
     return latencies, errors, time.perf_counter() - t0
 
 
-async def _search(ctx: Context, n: int, warmup: int) -> dict[str, Any]:
-    from fastmcp import Client
-
-    from discovery_router.search.dense import QUERY_VECTORS
-
-    shared = await ctx.corpus_router()
-    router, server_client = shared.router, shared.client
-    queries = [q["query"] for q in shared.corpus.queries] or ["send a message"]
-    cycle = iter(range(10**9))
-
-    def next_query() -> str:
-        return queries[next(cycle) % len(queries)]
-
-    out: dict[str, Any] = {
-        "tools": len(shared.corpus.tools),
-        "mode": shared.info.get("mode"),
-        "query_vectors": "cold: the query-vector cache is cleared before each series",
-    }
-    QUERY_VECTORS.clear()
-    out["router.search api"] = stats(await timed(lambda: router.search(next_query()), n, warmup))
-    QUERY_VECTORS.clear()
-    out["search_tools mcp-memory"] = stats(
-        await timed(lambda: server_client.call_tool_mcp("search_tools", {"query": next_query()}), n, warmup)
-    )
-    ctx.log(f"latency: search_tools p50 {out['search_tools mcp-memory']['p50']:.3f} ms")
-
-    # concurrent clients: each its own in-memory MCP session to the same router server
-    app = server_client.transport.server if hasattr(server_client.transport, "server") else None
-    concurrency = {}
-    for clients in (1, 8, 64):
-        per_client = max(3, (n if clients == 1 else n // 2) // clients)
-        sessions = [Client(app) for _ in range(clients)] if app is not None else []
-        async with contextlib.AsyncExitStack() as stack:
-            for s in sessions:
-                await stack.enter_async_context(s)
-            latencies: list[float] = []
-
-            async def worker(client, per_client=per_client, latencies=latencies):
-                for _ in range(2):
-                    await client.call_tool_mcp("search_tools", {"query": next_query()})
-                for _ in range(per_client):
-                    t0 = time.perf_counter_ns()
-                    await client.call_tool_mcp("search_tools", {"query": next_query()})
-                    latencies.append((time.perf_counter_ns() - t0) / 1e6)
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(worker(s) for s in sessions))
-            wall = time.perf_counter() - t0 - 0  # warm-up calls included in wall: small (2 per client)
-            concurrency[str(clients)] = stats(latencies) | {
-                "throughput_per_s": (len(latencies) + 2 * clients) / wall if wall else None
-            }
-        ctx.log(f"latency: {clients} concurrent clients: {concurrency[str(clients)]['throughput_per_s']:.0f}/s")
-    out["concurrency"] = concurrency
-    return out
-
-
 async def run(ctx: Context) -> dict[str, Any]:
     t_start = time.perf_counter()
     load_before = os.getloadavg()
@@ -363,7 +278,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     except Exception as exc:  # keep the latency numbers
         ctx.log(f"latency: throughput failed: {type(exc).__name__}: {exc}")
         throughput = {"error": f"{type(exc).__name__}: {exc}", "levels": {}}
-    search = await _search(ctx, 120 if ctx.quick else 1000, 20)
+    search = await measure_search(ctx, 120 if ctx.quick else 1000, 20)
     checks = make_checks(forwarding, throughput, search, ctx.quick)
     plots = [_plot(ctx, forwarding, search)]
     return {
