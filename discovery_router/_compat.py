@@ -8,7 +8,7 @@ upgrade that renames one fails there, loudly, instead of deep inside a call.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -87,3 +87,53 @@ def reset_oauth_state(provider: Any) -> None:
     A ``login`` or ``logout`` in another process changed the store under a live connection.
     """
     provider._initialized = False
+
+
+# -- the stdio wire lane (discovery_router.mcp.wire_calls) -----------------------------------------
+# The lane answers ``tools/call`` of ``call_tool`` without the SDK's dispatcher and runner; what the
+# runner does around the handler it borrows here, so the answer is the one the SDK would have sent.
+
+
+def has_modern_envelope(params: Any) -> bool:
+    """Whether a request opens (or belongs to) a 2026-07-28 connection (the SDK runner's ``_has_modern_envelope``).
+
+    The SDK decides a stdio connection's era by its first request with this test; the lane must agree.
+    """
+    from mcp.server.runner import _has_modern_envelope
+
+    return _has_modern_envelope(params)
+
+
+def request_meta(params: Any) -> Any:
+    """A request's typed ``_meta`` as the SDK's runner lifts it (``mcp.server.runner._extract_meta``)."""
+    from mcp.server.runner import _extract_meta
+
+    return _extract_meta(params)
+
+
+def wire_result(low: Any, connection: Any, result: Any) -> dict[str, Any]:
+    """``result`` of a ``tools/call`` in the SDK's wire form (``ServerRunner._serialize``, then ``_dump_result``):
+    cache hints, the per-version sieve, ``resultType`` and the 2026-era ``serverInfo`` stamp."""
+    from mcp.server.runner import ServerRunner, _dump_result
+
+    runner = ServerRunner(low, connection, None)
+    return _dump_result(runner._serialize("tools/call", connection.protocol_version, result))
+
+
+def seal_request_state(low: Any, ctx: Any, result: Any) -> Any:
+    """Seal an ``InputRequiredResult``'s ``requestState`` as the SDK's boundary middleware does on the way out
+    (``RequestStateBoundary._seal_result``), with the server's own key ring; other results pass unchanged."""
+    from mcp.server.request_state import RequestStateBoundary
+
+    for middleware in low.middleware:
+        if isinstance(middleware, RequestStateBoundary):
+            return middleware._seal_result(ctx, result, None)
+    return result
+
+
+def shared_context(mcp: Any) -> AbstractContextManager[None]:
+    """The app-scoped ``SharedContext`` variables fastmcp re-applies around every request
+    (``FastMCPServerMiddleware._apply_shared_context``), for a request the lane answers."""
+    from fastmcp.server.low_level import FastMCPServerMiddleware
+
+    return FastMCPServerMiddleware._apply_shared_context(None, mcp)  # type: ignore[arg-type,no-any-return]

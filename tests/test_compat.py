@@ -165,3 +165,68 @@ async def test_run_tool_call_middleware_runs_the_chain_once_with_every_hook():
 
     assert await run_tool_call_middleware(server, context, inner) == "x"
     assert seen == ["message", "request", "call_tool"]
+
+
+# -- what the stdio wire lane borrows from the SDK's runner ----------------------------------------
+
+_ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+def test_has_modern_envelope_and_request_meta_read_params_as_the_runner_does():
+    from discovery_router._compat import has_modern_envelope, request_meta
+
+    assert has_modern_envelope({"_meta": _ENVELOPE}) and not has_modern_envelope({"_meta": {"progressToken": 1}})
+    assert not has_modern_envelope(None)
+    assert request_meta({"name": "x", "_meta": {"progressToken": 7}}) == {"progress_token": 7}
+    assert request_meta({"name": "x"}) is None
+
+
+def test_wire_result_shapes_a_result_per_era_with_the_server_info_stamp():
+    import mcp_types
+    from mcp.server.connection import Connection
+
+    from discovery_router._compat import wire_result
+
+    low = low_level_server(FastMCP("compat"))
+    result = mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text="hi")])
+    modern = wire_result(low, Connection.from_envelope("2026-07-28", None, {}), result)
+    assert (
+        modern["resultType"] == "complete" and modern["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "compat"
+    )
+    legacy = wire_result(low, Connection(None, protocol_version="2025-11-25"), result)  # type: ignore[arg-type]
+    assert (
+        "resultType" not in legacy and "_meta" not in legacy and legacy["content"] == [{"type": "text", "text": "hi"}]
+    )
+
+
+def test_seal_request_state_seals_with_the_servers_boundary():
+    import mcp_types
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.request_state import RequestStateSecurity
+
+    from discovery_router._compat import seal_request_state
+
+    low = low_level_server(FastMCP("compat", request_state_security=RequestStateSecurity.ephemeral(audience="compat")))
+    ctx = ServerRequestContext(
+        session=None,  # type: ignore[arg-type]
+        lifespan_context=None,
+        protocol_version="2026-07-28",
+        method="tools/call",
+        params={"name": "t", "arguments": {}},
+    )
+    asking = mcp_types.InputRequiredResult(input_requests={}, request_state="plain")
+    sealed = seal_request_state(low, ctx, asking)
+    assert sealed.request_state not in (None, "plain")
+    plain = mcp_types.CallToolResult(content=[])
+    assert seal_request_state(low, ctx, plain) is plain
+
+
+def test_shared_context_is_a_context_manager_over_the_apps_snapshot():
+    from discovery_router._compat import shared_context
+
+    with shared_context(FastMCP("compat")):
+        pass

@@ -184,6 +184,42 @@ def build_garden() -> FastMCP:
     return mcp
 
 
+def build_talker() -> FastMCP:
+    """A server that talks back during a call (logs, progress), with a destructive tool and a long nap."""
+    mcp = FastMCP("talker")
+
+    @mcp.tool
+    async def chatty(text: str, ctx: Context) -> str:
+        """Log two lines to the client, report progress twice, then answer."""
+        await ctx.info(f"heard {text}")
+        await ctx.report_progress(1, 2, "half")
+        await ctx.warning("almost done")
+        await ctx.report_progress(2, 2, "done")
+        return f"said {text}"
+
+    @mcp.tool(annotations={"destructiveHint": True, "readOnlyHint": False})
+    def wipe(name: str) -> str:
+        """Delete a record for good."""
+        return f"wiped {name}"
+
+    @mcp.tool
+    async def nap(seconds: float, log: str) -> str:
+        """Sleep before answering; append ``started``, then ``cancelled`` or ``woke``, to the file ``log``."""
+        with open(log, "a") as file:
+            file.write("started\n")
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            with open(log, "a") as file:
+                file.write("cancelled\n")
+            raise
+        with open(log, "a") as file:
+            file.write("woke\n")
+        return "rested"
+
+    return mcp
+
+
 def add_extra_tools(server: FastMCP, path: str) -> None:
     """Tools named in a JSON file, read at start: a server whose tool list changes between runs."""
     for name in json.loads(Path(path).read_text()):
@@ -194,7 +230,7 @@ if __name__ == "__main__":
     if os.environ.get("UPSTREAM_BROKEN"):
         sys.exit("this upstream is configured to fail at start")
     transport = sys.argv[1] if len(sys.argv) > 1 else "stdio"
-    server = {"notes": build_notes, "rooted": build_rooted, "garden": build_garden}.get(
+    server = {"notes": build_notes, "rooted": build_rooted, "garden": build_garden, "talker": build_talker}.get(
         os.environ.get("UPSTREAM", ""), build_weather
     )()
     if os.environ.get("EXTRA_TOOLS_FILE"):

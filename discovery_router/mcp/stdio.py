@@ -27,7 +27,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import mcp_types
@@ -56,7 +56,16 @@ async def run_stdio(app: FastMCP) -> None:
     try:
         async with lifespan_of(app), stdio_streams() as (read_stream, write_stream):
             low_level = low_level_server(app)
-            await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
+            lane = None
+            if isinstance(read_stream, PipeMessageReader):
+                from discovery_router.mcp.wire_calls import WireCalls
+
+                lane = read_stream.lane = WireCalls.for_app(app, write_stream)
+            try:
+                await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
+            finally:
+                if lane is not None:
+                    await lane.close()
     finally:
         reset_transport(token)
 
@@ -253,6 +262,8 @@ class PipeMessageReader(_ReadStream):
     def __init__(self, reader: asyncio.StreamReader, writer: PipeMessageWriter) -> None:
         self._reader, self._writer = reader, writer
         self._closed = False
+        self.lane: WireLane | None = None
+        """Offered each parsed line first; what it takes never reaches the SDK (see ``mcp/wire_calls.py``)."""
 
     async def receive(self) -> SessionMessage | Exception:
         while True:
@@ -261,6 +272,8 @@ class PipeMessageReader(_ReadStream):
             raw = await self._reader.readline()
             if not raw:
                 raise anyio.EndOfStream
+            if self.lane is not None and self._lane_took(self.lane, raw):
+                continue
             line = raw.decode("utf-8", "replace")  # as the SDK's transport reads it
             if not line.strip():
                 continue
@@ -273,8 +286,43 @@ class PipeMessageReader(_ReadStream):
                 with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                     await self._writer.send(SessionMessage(reply))
 
+    @staticmethod
+    def _lane_took(lane: WireLane, raw: bytes) -> bool:
+        """Offer ``raw`` to the lane; a lane failure leaves the line to the SDK (it must never cost a request)."""
+        try:
+            return lane.wants(raw) and lane.take(_plain_json(raw))
+        except Exception:
+            logger.exception("the stdio wire lane failed on a request; the SDK answers it")
+            return False
+
     async def aclose(self) -> None:
         self._closed = True
+
+
+class WireLane(Protocol):
+    """What the stdio reader offers each line before the SDK sees it (``WireCalls``)."""
+
+    def wants(self, line: bytes) -> bool: ...
+
+    def take(self, message: Any) -> bool: ...
+
+
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _plain_json(raw: bytes) -> Any:
+    """``raw`` parsed, or None where the SDK's parser would refuse it (answered on its path): no JSON, NaN or
+    Infinity, a lone surrogate escape."""
+    if _SURROGATE_ESCAPE_BYTES.search(raw):
+        return None
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except ValueError:
+        return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class _AnswerUnparsable(_ReadStream):

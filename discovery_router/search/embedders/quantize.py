@@ -104,10 +104,17 @@ def _quantize(folded: Path, out: Path) -> None:
     """Integer matmuls with int8 weights, one scale per output channel (see the module docstring)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quiet = logging.getLogger()  # the quantizer warns on the root logger about optional pre-processing
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    root = logging.getLogger()  # the quantizer warns on the root logger about optional pre-processing
+    quiet = _QuantizerNotes()  # drops those notes only: the process keeps logging while this runs (a thread)
+    root.addFilter(quiet)
     try:
         quantize_dynamic(str(folded), str(out), weight_type=QuantType.QInt8, per_channel=True)
     finally:
-        quiet.setLevel(level)
+        root.removeFilter(quiet)
+
+
+class _QuantizerNotes(logging.Filter):
+    """Drops the onnxruntime quantizer's own notes (below ERROR) logged on the root logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname

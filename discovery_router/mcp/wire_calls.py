@@ -1,0 +1,289 @@
+"""``call_tool`` read straight off the stdio pipe: the wire lane (issue 17).
+
+Why: on stdio, the SDK's JSON-RPC dispatcher (a pydantic model of every message, a task and a tracing span per
+request, in-flight tables) and its request runner (the per-version surface validation, the server middleware,
+the result sieve) were most of what the router spent of its own on a forwarded call, more than the call's
+governance and its upstream leg together. So the stdio reader hands a ``tools/call`` of ``call_tool`` to this
+lane, which answers it itself, and everything else to the SDK, unchanged.
+
+One path: the lane binds the same request context the SDK's runner would build (a ``ServerSession`` over this
+connection, a ``ServerRequestContext``, fastmcp's binding of it) and runs :meth:`CallTool.answer`, the code the
+SDK's runner reaches: fastmcp's middleware chain, the argument check, ``Router.call`` (policy, confirmation,
+audit, the upstream leg), progress, upstream logs and asks through the request's fastmcp ``Context``. The
+answer is shaped by the SDK's own code: ``requestState`` sealed by the server's ``RequestStateBoundary``, the
+result by the runner's serializer (cache hints, per-version sieve, ``serverInfo`` stamp), errors by the
+dispatcher's error mapping; a cancelled request gets no answer, as the SDK does.
+
+The lane takes a request only where it answers exactly as the SDK would, and leaves it to the SDK otherwise:
+before the connection's era is settled (the SDK decides it by the first request; the lane reads that request
+with the SDK's own test) or, on a handshake-era connection, before the SDK accepted its ``initialize``; a request of
+the other era than the connection's; a retry leg carrying ``requestState`` or ``inputResponses`` (the SDK's
+boundary unseals those); params the SDK's model refuses; a duplicate request id; a server with middleware that
+has SDK server middleware the lane does not know (:data:`LANE_SERVER_MIDDLEWARE`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import mcp_types
+from fastmcp import FastMCP
+from fastmcp.server.dependencies import bind_request_context
+from mcp.server.connection import Connection, NotifyOnlyOutbound
+from mcp.server.context import ServerRequestContext
+from mcp.server.runner import aclose_shielded
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp.shared.message import SessionMessage
+from mcp.shared.transport_context import TransportContext
+from pydantic import ValidationError
+
+from discovery_router._compat import (
+    connection_of,
+    has_modern_envelope,
+    low_level_server,
+    request_meta,
+    seal_request_state,
+    shared_context,
+    wire_result,
+)
+from discovery_router.eras import is_2026_era
+from discovery_router.mcp.calls import CALL_TOOL, CallTool, installed_call_tool
+
+logger = logging.getLogger(__name__)
+
+LANE_SERVER_MIDDLEWARE = frozenset({"FastMCPServerMiddleware", "RequestStateBoundary"})
+"""The SDK server middleware whose work the lane does itself (fastmcp's request binding and shared context, the
+``requestState`` seal); a server with any other SDK middleware keeps the SDK's path for every request.
+fastmcp's own middleware (``FastMCP.middleware``) runs on the lane as on the SDK path, inside ``CallTool.answer``."""
+
+CANCELLED = "notifications/cancelled"
+
+RequestId = int | str
+
+
+class WireCalls:
+    """The lane of one stdio connection: :meth:`take` is offered each message the reader parsed."""
+
+    def __init__(self, mcp: FastMCP, calls: CallTool, writer: Any) -> None:
+        self._mcp, self._calls, self._writer = mcp, calls, writer
+        self._low = low_level_server(mcp)
+        self._era: str | None = None
+        """``"modern"`` or ``"handshake"``, decided by the first request as the SDK decides it."""
+        self._notify_only = NotifyOnlyOutbound(_PipeNotifications(writer))
+        self._running: dict[RequestId, tuple[asyncio.Task[None], _WireDispatchContext]] = {}
+        self._handshake: Connection | None = None
+        """A handshake-era client's connection, learned from its ``initialize`` (see :meth:`_learn_handshake`)."""
+        self._low.middleware.append(self._learn_handshake)
+
+    @classmethod
+    def for_app(cls, mcp: FastMCP, writer: Any) -> WireCalls | None:
+        """The lane for ``mcp`` over the stdio ``writer``, or None when ``mcp`` is not a router's server or has
+        SDK server middleware the lane does not know."""
+        calls = installed_call_tool(mcp)
+        if calls is None:
+            return None
+        unknown = [
+            name for name in map(_type_name, low_level_server(mcp).middleware) if name not in LANE_SERVER_MIDDLEWARE
+        ]
+        if unknown:
+            logger.debug("call_tool keeps the SDK's path: SDK server middleware %s", ", ".join(unknown))
+            return None
+        return cls(mcp, calls, writer)
+
+    async def _learn_handshake(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        """SDK server middleware: keep the connection an ``initialize`` request arrived on.
+
+        The SDK answers ``initialize`` with its read loop parked and commits the handshake before reading
+        on, so by the next line the connection says whether it accepts requests (``initialize_accepted``),
+        the gate the SDK's runner applies and the lane applies too.
+        """
+        if ctx.method == "initialize" and ctx.request_id is not None:
+            self._handshake = connection_of(ctx.session)
+        return await call_next(ctx)
+
+    def wants(self, line: bytes) -> bool:
+        """A cheap look at a raw line: might :meth:`take` want it parsed?"""
+        return self._era is None or b'"tools/call"' in line or CANCELLED.encode() in line
+
+    def take(self, message: Any) -> bool:
+        """True when the lane answers ``message`` itself; False leaves it to the SDK."""
+        if not isinstance(message, dict):
+            return False
+        method, params = message.get("method"), message.get("params")
+        if self._era is None and isinstance(method, str) and "id" in message:
+            modern = method != "initialize" and has_modern_envelope(params if isinstance(params, Mapping) else None)
+            self._era = "modern" if modern else "handshake"
+            return False  # the opening request is the SDK's: it settles the connection
+        if method == CANCELLED:
+            self._cancel(params)
+            return False  # the SDK tees it to the server's notification handlers too
+        if method != "tools/call" or message.get("jsonrpc") != "2.0" or not isinstance(params, dict):
+            return False
+        request_id = message.get("id")
+        if isinstance(request_id, bool) or not isinstance(request_id, (int, str)) or request_id in self._running:
+            return False
+        if params.get("name") != CALL_TOOL or "requestState" in params or "inputResponses" in params:
+            return False
+        connection = self._connection_for(params)
+        if connection is None:
+            return False
+        try:
+            typed = mcp_types.CallToolRequestParams.model_validate(params, by_name=False)
+        except ValidationError:
+            return False  # the SDK answers it with its own error
+        progress_token = typed.meta.get("progress_token") if typed.meta else None
+        dctx = _WireDispatchContext(self, request_id, connection, progress_token)
+        task = asyncio.create_task(self._answer(dctx, params, typed))
+        self._running[request_id] = (task, dctx)
+        task.add_done_callback(lambda _task: self._running.pop(request_id, None))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("call_tool request %r is answered on the stdio wire lane", request_id)
+        return True
+
+    async def close(self) -> None:
+        """Serving ends: the calls still running are cancelled (each answered "Connection closed")."""
+        if self._learn_handshake in self._low.middleware:
+            self._low.middleware.remove(self._learn_handshake)
+        tasks = [task for task, _ in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _connection_for(self, params: dict[str, Any]) -> Connection | None:
+        """The connection a request is served on, built as the SDK builds it; None: the SDK's to answer."""
+        modern = has_modern_envelope(params)
+        if self._era == "modern" and modern:
+            route = classify_inbound_request({"method": "tools/call", "params": params})
+            if isinstance(route, InboundLadderRejection):
+                return None
+            return Connection.from_envelope(
+                route.protocol_version, route.client_info, route.client_capabilities, outbound=self._notify_only
+            )
+        if self._era == "handshake" and not modern and self._handshake is not None:
+            return self._handshake if self._handshake.initialize_accepted else None
+        return None
+
+    def _cancel(self, params: Any) -> None:
+        request_id = params.get("requestId") if isinstance(params, Mapping) else None
+        running = self._running.get(request_id) if isinstance(request_id, (int, str)) else None
+        if running is not None:
+            task, dctx = running
+            dctx.cancel_requested.set()
+            task.cancel()
+
+    async def _answer(
+        self, dctx: _WireDispatchContext, params: dict[str, Any], typed: mcp_types.CallToolRequestParams
+    ) -> None:
+        """Run the call under the request context the SDK would bind, then write its answer (or nothing, if
+        the client cancelled it)."""
+        connection = dctx.connection
+        meta = request_meta(params)
+        ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
+            session=ServerSession(dctx, connection, request_meta=meta),  # type: ignore[arg-type]
+            lifespan_context=None,
+            protocol_version=connection.protocol_version,
+            method="tools/call",
+            params=params,
+            request_id=dctx.request_id,
+            meta=meta,
+        )
+        reply: mcp_types.JSONRPCResponse | mcp_types.JSONRPCError
+        try:
+            with shared_context(self._mcp), bind_request_context(ctx):
+                result = seal_request_state(self._low, ctx, await self._calls.answer(ctx, typed))
+            reply = mcp_types.JSONRPCResponse(
+                jsonrpc="2.0", id=dctx.request_id, result=wire_result(self._low, connection, result)
+            )
+        except asyncio.CancelledError:
+            if not dctx.cancel_requested.is_set():  # serving ends: tell the client, as the SDK does
+                closed = mcp_types.ErrorData(code=mcp_types.CONNECTION_CLOSED, message="Connection closed")
+                with contextlib.suppress(Exception):
+                    await self._writer.send(
+                        SessionMessage(mcp_types.JSONRPCError(jsonrpc="2.0", id=dctx.request_id, error=closed))
+                    )
+            raise
+        except Exception as exc:  # the SDK dispatcher's own exception-to-wire mapping
+            error = handler_exception_to_error_data(exc)
+            if error is None:
+                logger.exception("handler for 'tools/call' raised")
+                error = mcp_types.ErrorData(code=0, message=str(exc))
+            reply = mcp_types.JSONRPCError(jsonrpc="2.0", id=dctx.request_id, error=error)
+        finally:
+            if dctx.modern:
+                await aclose_shielded(connection)  # as the SDK's serve_one ends each 2026-era request
+        if dctx.cancel_requested.is_set():
+            return
+        try:
+            await self._writer.send(SessionMessage(reply))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            logger.debug("the client left before the answer to request %r", dctx.request_id)
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+class _PipeNotifications:
+    """An ``Outbound`` that writes notifications onto the stdio pipe (server requests go through the SDK)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
+        notification = mcp_types.JSONRPCNotification(jsonrpc="2.0", method=method, params=dict(params or {}) or None)
+        await self._writer.send(SessionMessage(notification))
+
+
+class _WireDispatchContext:
+    """The SDK ``DispatchContext`` of one request the lane answers (what the SDK dispatcher hands its runner).
+
+    Notifications and progress go onto the pipe; a request to the client (an ask, handshake era only) goes
+    through the SDK connection's own channel, whose dispatcher matches the client's answer to it.
+    """
+
+    def __init__(
+        self, lane: WireCalls, request_id: RequestId, connection: Connection, progress_token: RequestId | None
+    ) -> None:
+        self.request_id = request_id
+        self.connection = connection
+        self.progress_token = progress_token
+        self._pipe = _PipeNotifications(lane._writer)
+        self.modern = is_2026_era(connection.protocol_version)
+        self.transport = TransportContext(kind="stdio", can_send_request=not self.modern)
+        self.message_metadata = None
+        self.cancel_requested = anyio.Event()
+
+    @property
+    def can_send_request(self) -> bool:
+        return not self.modern
+
+    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> dict[str, Any]:
+        if self.modern:
+            raise NoBackChannelError(method)
+        return await self.connection.outbound.send_raw_request(method, params, opts)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
+        await self._pipe.notify(method, params)
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Progress on this request's token (the dispatcher's ``dctx.progress``); nothing without a token."""
+        if self.progress_token is None:
+            return
+        notification = mcp_types.ProgressNotification(
+            params=mcp_types.ProgressNotificationParams(
+                progress_token=self.progress_token, progress=progress, total=total, message=message
+            )
+        )
+        data = notification.model_dump(by_alias=True, mode="json", exclude_none=True)
+        await self.notify(data["method"], data.get("params"))
