@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -136,3 +137,20 @@ def test_a_failed_derivation_falls_back_to_the_packaged_model(tmp_path, monkeypa
     assert embedder.model_id == INT8_MODEL_ID and str(embedder.model_file) == str(packaged_int8_model())
     assert "quantizer exploded" in caplog.text
     assert not list((tmp_path / quantize.MODELS_DIR_NAME).glob("*.onnx"))
+
+
+def test_deriving_the_model_does_not_silence_the_rest_of_the_process(tmp_path, monkeypatch, caplog):
+    """Only the quantizer's own notes are dropped: the router keeps logging while the model is derived
+    (it runs in the loader thread, while requests are served)."""
+    import onnxruntime.quantization
+
+    real = onnxruntime.quantization.quantize_dynamic
+
+    def observed(*args, **kwargs):
+        logging.getLogger("discovery_router.elsewhere").info("still logging")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", observed)
+    with caplog.at_level(logging.INFO):
+        resolve_embedder(None, cache_dir=str(tmp_path))
+    assert "still logging" in caplog.text

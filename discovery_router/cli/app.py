@@ -285,7 +285,9 @@ def _serve_stdio_until_stopped(app: Any, router: Router) -> None:
             loop.add_signal_handler(signum, on_signal)
         await run_stdio(app)  # answers a request the SDK cannot parse (a lone surrogate) instead of dropping it
 
-    asyncio.run(serve())
+    from discovery_router.mcp.loop import run
+
+    run(serve())
     # EOF: the lifespan has stopped every upstream. Exit without joining the
     # embedding thread, which may be inside onnxruntime and abort on teardown.
     sys.stdout.flush()
