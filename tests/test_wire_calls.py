@@ -30,7 +30,7 @@ from tests.test_passthrough import library_stdio
 from tests.upstreams import build_weather
 
 MODES = ["auto", "legacy"]  # 2026-07-28 per-request envelopes, and the handshake era
-LANE = "is answered on the stdio wire lane"
+LANE = "is answered on the stdio wire lane"  # the lane's debug line per request it takes
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 ENVELOPE = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -88,13 +88,18 @@ async def test_the_lane_answers_call_tool_as_the_sdk_path_does(tmp_path: Path, m
             _wire(await sdk_path.call_tool_mcp("call_tool", {"name": f"up/{tool}", "arguments": arguments}))
             for tool, arguments in calls
         ]
+        expected_description = _wire(await sdk_path.call_tool_mcp("describe_tool", {"name": "up/get_forecast"}))
     async with _served(tmp_path, "weather", mode) as (client, log):
         got = [
             _wire(await client.call_tool_mcp("call_tool", {"name": f"up/{tool}", "arguments": arguments}))
             for tool, arguments in calls
         ]
-        assert _lane_answers(log) == len(calls)
+        described = await client.call_tool_mcp("describe_tool", {"name": "up/get_forecast"})
+        found = await client.call_tool_mcp("search_tools", {"query": "weather forecast for a city"})
+        assert _lane_answers(log) == len(calls) + 2  # the lookups too: their protocol floor is paid each time
     assert got == expected
+    assert _wire(described) == expected_description
+    assert "up/get_forecast" in found.content[0].text
     assert [line["outcome"] for line in audit_lines(tmp_path)] == ["ok", "ok", "tool error", "ok", "invalid", "invalid"]
 
 
@@ -267,3 +272,21 @@ async def test_requests_the_lane_cannot_answer_as_the_sdk_would_stay_on_the_sdks
 async def _sent(client: RawClient, message: dict[str, Any]) -> dict[str, Any]:
     await client.send(message)
     return await client.answer(message["id"])
+
+
+def test_with_opentelemetry_tracing_configured_every_request_keeps_the_sdks_path(monkeypatch: pytest.MonkeyPatch):
+    """The lane opens no server span; a process exporting traces keeps the SDK's path so its traces stay whole."""
+    from opentelemetry import trace
+
+    from discovery_router.mcp.wire_calls import WireCalls
+
+    class Exporting(trace.TracerProvider):  # any provider but the API's default proxy
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            return trace.NoOpTracer()
+
+    mcp = build_server(Router({"up": build_weather()}, FAST))
+    with monkeypatch.context() as patched:
+        patched.setattr(trace, "get_tracer_provider", lambda: Exporting())
+        assert WireCalls.for_app(mcp, writer=None) is None
+    assert WireCalls.for_app(mcp, writer=None) is not None  # the API's default provider: nothing is exported
+    assert WireCalls.for_app(mcp, writer=None) is not None  # a lane's own middleware does not stop the next

@@ -11,6 +11,9 @@ which hid the router's added cost. Throughput: 1, 8 and 64 concurrent clients ov
 against one router (``serve --transport http``), against the proxy, and against the upstream
 directly.
 
+On stdio, ``bare relay e2e`` (``relay_floor.py``: a JSON-line relay with no MCP logic, on the router's
+event loop) is the floor: what any Python process between client and upstream adds on this machine.
+
 The in-process layers stay, labelled as such:
 
 - ``api``: the forwarder's own Python entry point, in this process, with no front transport:
@@ -48,6 +51,7 @@ from devkit.system import ROOT, child_env, free_port
 NAME = "latency"
 UPSTREAM = str(SUITES_DIR / "lean_echo.py")
 PROXY = str(SUITES_DIR / "serve_proxy.py")
+RELAY = str(SUITES_DIR / "relay_floor.py")
 ARGS = {"text": "hello"}
 OVERHEAD_TARGET_MS = 0.3
 RATIO_TARGET = 0.2
@@ -161,6 +165,10 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
                     target = f"http://127.0.0.1:{port}/mcp"
                 client = await stack.enter_async_context(Client(target, timeout=60))
                 calls[label] = (lambda c, t, a: lambda: c.call_tool_mcp(t, a))(client, tool, args)
+            if transport == "stdio":  # what any Python process in the middle costs (see relay_floor.py)
+                relay = StdioTransport(sys.executable, [RELAY, UPSTREAM], env=child_env(), keep_alive=False)
+                floor = await stack.enter_async_context(Client(relay, timeout=60))
+                calls["bare relay e2e"] = lambda: floor.call_tool_mcp("echo", ARGS)
 
         # The target pair alone first (nothing else running between its calls), then every series.
         pair = await _interleave({k: calls[k] for k in ("router api", "direct (router's connection)")}, n, warmup)
@@ -312,7 +320,9 @@ def make_checks(
             f"<= {OVERHEAD_TARGET_MS} ms",
             None if stdio is None else round(stdio["router_ms"], 3),
             None if stdio is None else stdio["router_ms"] <= OVERHEAD_TARGET_MS,
-            ("" if stdio is None else f"create_proxy adds {stdio['create_proxy_ms']:.3f} ms") + sample,
+            ("" if stdio is None else f"create_proxy adds {stdio['create_proxy_ms']:.3f} ms")
+            + _floor(by_transport)
+            + sample,
         )
     )
     for transport, o in (("stdio", stdio), ("http", http)):
@@ -385,6 +395,15 @@ def make_checks(
     return checks
 
 
+def _floor(by_transport: dict[str, Any]) -> str:
+    """The bare relay's added p50 (relay_floor.py), the floor any Python process in the middle pays."""
+    series = by_transport.get("stdio", {}).get("series", {})
+    if "bare relay e2e" not in series or "direct" not in series:
+        return ""
+    added = series["bare relay e2e"]["p50"] - series["direct"]["p50"]
+    return f"; a bare Python JSON relay (no MCP logic) adds {added:.3f} ms"
+
+
 def _load(values: Any) -> str:
     return "/".join(f"{v:.2f}" for v in values) if values else "n/a"
 
@@ -433,7 +452,9 @@ def summary(result: dict[str, Any]) -> str:
         if "router e2e" not in series:
             continue
         d = series["direct"]
-        for name in ("direct", "router e2e", "create_proxy e2e"):
+        for name in ("direct", "router e2e", "create_proxy e2e", "bare relay e2e"):
+            if name not in series:
+                continue
             s = series[name]
             added = "" if name == "direct" else s["p50"] - d["p50"]
             rows.append([f["transport"], name.replace(" e2e", ""), s["p50"], s["p90"], s["p99"], added])

@@ -13,14 +13,12 @@ for: the tool lookup, the argument model built per call, and re-building the ups
 
 ``call_tool`` stays registered as a fastmcp tool too (``tools/list`` shows it, and ``FastMCP.call_tool``
 reaches it, as the pinned tools do); both paths run :meth:`CallTool.forward`. On stdio, the wire lane
-(:mod:`discovery_router.mcp.wire_calls`) reads most ``call_tool`` requests itself and runs :meth:`CallTool.answer`,
-the same code the SDK's runner reaches here.
+(:mod:`discovery_router.mcp.wire_calls`) reads ``tools/call`` requests itself and calls this same handler.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Annotated, Any
 
 import mcp_types
@@ -97,13 +95,12 @@ class CallTool:
             return await self.answer(ctx, params)
 
         low.add_request_handler("tools/call", general.params_type, tools_call)
-        _INSTALLED[self._mcp] = self
 
     async def answer(self, ctx: Any, params: mcp_types.CallToolRequestParams) -> Any:
         """One ``tools/call`` of ``call_tool`` under the SDK request context ``ctx`` (bound by the caller).
 
-        The SDK's runner calls this for the request it dispatched; the stdio wire lane
-        (:mod:`discovery_router.mcp.wire_calls`) calls it for the requests it reads itself.
+        Reached through the ``tools/call`` handler, from the SDK's runner or from the stdio wire lane
+        (:mod:`discovery_router.mcp.wire_calls`), which binds the same context.
         """
         async with Context(fastmcp=self._mcp) as fastmcp_ctx:
 
@@ -140,11 +137,3 @@ class CallTool:
                 message="an InputRequiredResult cannot be sent on a handshake-era connection",
             )
         return result
-
-
-_INSTALLED: weakref.WeakKeyDictionary[FastMCP, CallTool] = weakref.WeakKeyDictionary()
-
-
-def installed_call_tool(mcp: FastMCP) -> CallTool | None:
-    """The :class:`CallTool` answering ``tools/call`` on ``mcp`` (None when ``mcp`` is not a router's server)."""
-    return _INSTALLED.get(mcp)

@@ -60,7 +60,7 @@ async def run_stdio(app: FastMCP) -> None:
             if isinstance(read_stream, PipeMessageReader):
                 from discovery_router.mcp.wire_calls import WireCalls
 
-                lane = read_stream.lane = WireCalls.for_app(app, write_stream)
+                lane = read_stream.lane = WireCalls.for_app(app, write_stream)  # tools/call past the SDK
             try:
                 await low_level.run(read_stream, write_stream, low_level.create_initialization_options())
             finally:

@@ -1,25 +1,30 @@
-"""``call_tool`` read straight off the stdio pipe: the wire lane (issue 17).
+"""``tools/call`` read straight off the stdio pipe: the wire lane (issue 17).
 
 Why: on stdio, the SDK's JSON-RPC dispatcher (a pydantic model of every message, a task and a tracing span per
 request, in-flight tables) and its request runner (the per-version surface validation, the server middleware,
 the result sieve) were most of what the router spent of its own on a forwarded call, more than the call's
-governance and its upstream leg together. So the stdio reader hands a ``tools/call`` of ``call_tool`` to this
-lane, which answers it itself, and everything else to the SDK, unchanged.
+governance and its upstream leg together. So the stdio reader hands each ``tools/call`` (``call_tool``, and
+``search_tools``/``describe_tool``, whose protocol floor every lookup pays) to this lane, which answers it
+itself, and everything else to the SDK, unchanged.
 
-One path: the lane binds the same request context the SDK's runner would build (a ``ServerSession`` over this
-connection, a ``ServerRequestContext``, fastmcp's binding of it) and runs :meth:`CallTool.answer`, the code the
-SDK's runner reaches: fastmcp's middleware chain, the argument check, ``Router.call`` (policy, confirmation,
-audit, the upstream leg), progress, upstream logs and asks through the request's fastmcp ``Context``. The
-answer is shaped by the SDK's own code: ``requestState`` sealed by the server's ``RequestStateBoundary``, the
-result by the runner's serializer (cache hints, per-version sieve, ``serverInfo`` stamp), errors by the
-dispatcher's error mapping; a cancelled request gets no answer, as the SDK does.
+One path: the lane binds the request context the SDK's runner and fastmcp's server middleware would bind (a
+``ServerSession`` over this connection, a ``ServerRequestContext``, fastmcp's binding of it, the app's shared
+context) and calls the ``tools/call`` handler registered on the low-level server, the very function the SDK's
+runner calls: for ``call_tool`` that is :meth:`CallTool.answer` (fastmcp's middleware chain, the argument
+check, ``Router.call``: policy, confirmation, audit, the upstream leg; progress, upstream logs and asks through
+the request's fastmcp ``Context``), for the other tools fastmcp's own handler. The answer is shaped by the SDK's
+own code: ``requestState`` sealed by the server's ``RequestStateBoundary``, the result by the runner's
+serializer (cache hints, per-version sieve, ``serverInfo`` stamp), errors by the dispatcher's error mapping; a
+request the client cancelled gets no answer, as with the SDK.
 
 The lane takes a request only where it answers exactly as the SDK would, and leaves it to the SDK otherwise:
 before the connection's era is settled (the SDK decides it by the first request; the lane reads that request
-with the SDK's own test) or, on a handshake-era connection, before the SDK accepted its ``initialize``; a request of
-the other era than the connection's; a retry leg carrying ``requestState`` or ``inputResponses`` (the SDK's
-boundary unseals those); params the SDK's model refuses; a duplicate request id; a server with middleware that
-has SDK server middleware the lane does not know (:data:`LANE_SERVER_MIDDLEWARE`).
+with the SDK's own test) or, on a handshake-era connection, before the SDK accepted its ``initialize``; a
+request of the other era than the connection's; a retry leg carrying ``requestState`` or ``inputResponses``
+(the SDK's boundary unseals those); params the handler's model refuses; a duplicate request id; a server with
+SDK server middleware the lane does not know (:data:`LANE_SERVER_MIDDLEWARE`); and a process exporting
+OpenTelemetry traces (the lane opens no server span: with a tracer configured every request keeps the SDK's
+path, so traces stay whole).
 """
 
 from __future__ import annotations
@@ -55,14 +60,13 @@ from discovery_router._compat import (
     wire_result,
 )
 from discovery_router.eras import is_2026_era
-from discovery_router.mcp.calls import CALL_TOOL, CallTool, installed_call_tool
 
 logger = logging.getLogger(__name__)
 
 LANE_SERVER_MIDDLEWARE = frozenset({"FastMCPServerMiddleware", "RequestStateBoundary"})
 """The SDK server middleware whose work the lane does itself (fastmcp's request binding and shared context, the
 ``requestState`` seal); a server with any other SDK middleware keeps the SDK's path for every request.
-fastmcp's own middleware (``FastMCP.middleware``) runs on the lane as on the SDK path, inside ``CallTool.answer``."""
+fastmcp's own middleware (``FastMCP.middleware``) runs on the lane as on the SDK path, inside the handler."""
 
 CANCELLED = "notifications/cancelled"
 
@@ -72,8 +76,8 @@ RequestId = int | str
 class WireCalls:
     """The lane of one stdio connection: :meth:`take` is offered each message the reader parsed."""
 
-    def __init__(self, mcp: FastMCP, calls: CallTool, writer: Any) -> None:
-        self._mcp, self._calls, self._writer = mcp, calls, writer
+    def __init__(self, mcp: FastMCP, writer: Any) -> None:
+        self._mcp, self._writer = mcp, writer
         self._low = low_level_server(mcp)
         self._era: str | None = None
         """``"modern"`` or ``"handshake"``, decided by the first request as the SDK decides it."""
@@ -85,18 +89,15 @@ class WireCalls:
 
     @classmethod
     def for_app(cls, mcp: FastMCP, writer: Any) -> WireCalls | None:
-        """The lane for ``mcp`` over the stdio ``writer``, or None when ``mcp`` is not a router's server or has
-        SDK server middleware the lane does not know."""
-        calls = installed_call_tool(mcp)
-        if calls is None:
-            return None
-        unknown = [
-            name for name in map(_type_name, low_level_server(mcp).middleware) if name not in LANE_SERVER_MIDDLEWARE
-        ]
+        """The lane for ``mcp`` over the stdio ``writer``, or None where it could not answer as the SDK does."""
+        unknown = [_type_name(m) for m in low_level_server(mcp).middleware if not _known(m)]
         if unknown:
-            logger.debug("call_tool keeps the SDK's path: SDK server middleware %s", ", ".join(unknown))
+            logger.debug("tools/call keeps the SDK's path: SDK server middleware %s", ", ".join(unknown))
             return None
-        return cls(mcp, calls, writer)
+        if _tracing():
+            logger.debug("tools/call keeps the SDK's path: OpenTelemetry tracing is configured")
+            return None
+        return cls(mcp, writer)
 
     async def _learn_handshake(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         """SDK server middleware: keep the connection an ``initialize`` request arrived on.
@@ -130,22 +131,23 @@ class WireCalls:
         request_id = message.get("id")
         if isinstance(request_id, bool) or not isinstance(request_id, (int, str)) or request_id in self._running:
             return False
-        if params.get("name") != CALL_TOOL or "requestState" in params or "inputResponses" in params:
+        if "requestState" in params or "inputResponses" in params:
             return False
         connection = self._connection_for(params)
         if connection is None:
             return False
+        handler = self._low.get_request_handler("tools/call")
         try:
-            typed = mcp_types.CallToolRequestParams.model_validate(params, by_name=False)
+            typed = handler.params_type.model_validate(params, by_name=False)
         except ValidationError:
             return False  # the SDK answers it with its own error
         progress_token = typed.meta.get("progress_token") if typed.meta else None
         dctx = _WireDispatchContext(self, request_id, connection, progress_token)
-        task = asyncio.create_task(self._answer(dctx, params, typed))
+        task = asyncio.create_task(self._answer(dctx, params, typed, handler.handler))
         self._running[request_id] = (task, dctx)
         task.add_done_callback(lambda _task: self._running.pop(request_id, None))
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("call_tool request %r is answered on the stdio wire lane", request_id)
+            logger.debug("tools/call request %r is answered on the stdio wire lane", request_id)
         return True
 
     async def close(self) -> None:
@@ -180,7 +182,7 @@ class WireCalls:
             task.cancel()
 
     async def _answer(
-        self, dctx: _WireDispatchContext, params: dict[str, Any], typed: mcp_types.CallToolRequestParams
+        self, dctx: _WireDispatchContext, params: dict[str, Any], typed: mcp_types.CallToolRequestParams, handler: Any
     ) -> None:
         """Run the call under the request context the SDK would bind, then write its answer (or nothing, if
         the client cancelled it)."""
@@ -198,7 +200,7 @@ class WireCalls:
         reply: mcp_types.JSONRPCResponse | mcp_types.JSONRPCError
         try:
             with shared_context(self._mcp), bind_request_context(ctx):
-                result = seal_request_state(self._low, ctx, await self._calls.answer(ctx, typed))
+                result = seal_request_state(self._low, ctx, await handler(ctx, typed))
             reply = mcp_types.JSONRPCResponse(
                 jsonrpc="2.0", id=dctx.request_id, result=wire_result(self._low, connection, result)
             )
@@ -227,8 +229,24 @@ class WireCalls:
             logger.debug("the client left before the answer to request %r", dctx.request_id)
 
 
+def _tracing() -> bool:
+    """True when this process has an OpenTelemetry tracer provider configured (not the API's default proxy)."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return False
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def _type_name(value: object) -> str:
     return type(value).__name__
+
+
+def _known(middleware: object) -> bool:
+    """SDK server middleware whose work the lane does: fastmcp's, the SDK's boundary, and a lane's own watch."""
+    return _type_name(middleware) in LANE_SERVER_MIDDLEWARE or isinstance(
+        getattr(middleware, "__self__", None), WireCalls
+    )
 
 
 class _PipeNotifications:
