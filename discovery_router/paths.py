@@ -30,6 +30,9 @@ DATABASE_ENV_VAR = "DISCOVERY_ROUTER_DATABASE_URL"
 STATE_KEY_ENV_VAR = "DISCOVERY_ROUTER_STATE_KEY"
 """The key ring sealing the 2026 protocol's ``requestState`` when ``router.state_key`` is not set: the same value
 on every replica, so any replica can finish a multi-round call another started (``new,old`` while rotating)."""
+WIRE_LANE_ENV_VAR = "DISCOVERY_ROUTER_WIRE_LANE"
+"""``off`` keeps every stdio ``tools/call`` on the MCP SDK's own path instead of the wire lane
+(``mcp/wire_calls.py``): a switch for diagnosis, and what the latency benchmark compares the lane with."""
 
 OFF = "none"
 """The value that turns a path-like setting off (``cache_dir``, ``audit_log``, ``embedding_model``)."""

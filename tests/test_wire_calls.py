@@ -290,3 +290,16 @@ def test_with_opentelemetry_tracing_configured_every_request_keeps_the_sdks_path
         assert WireCalls.for_app(mcp, writer=None) is None
     assert WireCalls.for_app(mcp, writer=None) is not None  # the API's default provider: nothing is exported
     assert WireCalls.for_app(mcp, writer=None) is not None  # a lane's own middleware does not stop the next
+
+
+async def test_the_lane_can_be_switched_off_and_the_sdk_answers_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from discovery_router.paths import WIRE_LANE_ENV_VAR
+
+    monkeypatch.setenv(WIRE_LANE_ENV_VAR, "off")
+    async with _raw_served(tmp_path, "talker") as (client, log):
+        await client.open("modern")
+        answer = await _sent(client, client.call(1, "modern", "chatty", {"text": "sdk"}))
+        assert log.read_text().count(LANE) == 0 and f"{WIRE_LANE_ENV_VAR}=off" in log.read_text()
+    assert answer["result"]["content"][0]["text"] == "said sdk"

@@ -11,7 +11,8 @@ which hid the router's added cost. Throughput: 1, 8 and 64 concurrent clients ov
 against one router (``serve --transport http``), against the proxy, and against the upstream
 directly.
 
-On stdio, ``bare relay e2e`` (``relay_floor.py``: a JSON-line relay with no MCP logic, on the router's
+On stdio, ``router e2e, SDK path`` is the same router with its wire lane off (``DISCOVERY_ROUTER_WIRE_LANE=off``:
+every request through the MCP SDK's dispatcher and runner), and ``bare relay e2e`` (``relay_floor.py``: a JSON-line relay with no MCP logic, on the router's
 event loop) is the floor: what any Python process between client and upstream adds on this machine.
 
 The in-process layers stay, labelled as such:
@@ -47,6 +48,7 @@ from benchmarks.suites.search_latency import measure_search
 from benchmarks.suites.timing import stats, subprocess_server
 
 from devkit.system import ROOT, child_env, free_port
+from discovery_router.paths import WIRE_LANE_ENV_VAR
 
 NAME = "latency"
 UPSTREAM = str(SUITES_DIR / "lean_echo.py")
@@ -149,11 +151,17 @@ async def _forwarding(ctx: Context, transport: str, n: int, warmup: int) -> dict
             for label, tool, args in (
                 ("router e2e", "call_tool", {"name": "up/echo", "arguments": ARGS}),
                 ("create_proxy e2e", "echo", ARGS),
+                *(
+                    [("router e2e, SDK path", "call_tool", {"name": "up/echo", "arguments": ARGS})]
+                    if transport == "stdio"
+                    else []
+                ),
             ):
                 is_router = label.startswith("router")
                 if transport == "stdio":
                     argv = router_cmd if is_router else proxy_cmd + upstream_flag
-                    target: Any = StdioTransport(argv[0], argv[1:], env=child_env(), keep_alive=False)
+                    env = child_env() | ({WIRE_LANE_ENV_VAR: "off"} if label.endswith("SDK path") else {})
+                    target: Any = StdioTransport(argv[0], argv[1:], env=env, keep_alive=False)
                 else:
                     port = free_port()
                     argv = (
@@ -452,7 +460,7 @@ def summary(result: dict[str, Any]) -> str:
         if "router e2e" not in series:
             continue
         d = series["direct"]
-        for name in ("direct", "router e2e", "create_proxy e2e", "bare relay e2e"):
+        for name in ("direct", "router e2e", "router e2e, SDK path", "create_proxy e2e", "bare relay e2e"):
             if name not in series:
                 continue
             s = series[name]

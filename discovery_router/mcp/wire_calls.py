@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,6 +61,7 @@ from discovery_router._compat import (
     wire_result,
 )
 from discovery_router.eras import is_2026_era
+from discovery_router.paths import WIRE_LANE_ENV_VAR
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,11 @@ class WireCalls:
 
     @classmethod
     def for_app(cls, mcp: FastMCP, writer: Any) -> WireCalls | None:
-        """The lane for ``mcp`` over the stdio ``writer``, or None where it could not answer as the SDK does."""
+        """The lane for ``mcp`` over the stdio ``writer``, or None where it could not answer as the SDK does
+        (or ``DISCOVERY_ROUTER_WIRE_LANE=off`` says not to)."""
+        if os.environ.get(WIRE_LANE_ENV_VAR, "").strip().casefold() == "off":
+            logger.debug("tools/call keeps the SDK's path: %s=off", WIRE_LANE_ENV_VAR)
+            return None
         unknown = [_type_name(m) for m in low_level_server(mcp).middleware if not _known(m)]
         if unknown:
             logger.debug("tools/call keeps the SDK's path: SDK server middleware %s", ", ".join(unknown))
