@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 import resource
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -62,7 +63,8 @@ class Drain(Middleware):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._abandon = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+        self._abandoned: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.stopping = False
         """A stop has begun: readiness is false (new calls may still be served during ``shutdown_delay``)."""
         self.draining = False
@@ -77,22 +79,25 @@ class Drain(Middleware):
             # Other requests still run (they are quick, and clients make some to finish a call: the MCP
             # SDK lists tools to check a result's schema); the drain's deadline bounds them too.
             raise _shutting_down(context.method, "the router is shutting down and starts no new calls")
+        # The request runs in its own task, which abandon() cancels: no extra task and wait per request
+        # (racing each one against the abandon event cost ~40 us a request).
+        task = asyncio.current_task()
         self._in_flight += 1
         self._idle.clear()
-        work = asyncio.ensure_future(call_next(context))
-        abandon = asyncio.ensure_future(self._abandon.wait())
+        if task is not None:
+            self._running.add(task)
         try:
-            await asyncio.wait({work, abandon}, return_when=asyncio.FIRST_COMPLETED)
-            if work.done():
-                return work.result()
+            return await call_next(context)
+        except asyncio.CancelledError:
+            if task is None or task not in self._abandoned:
+                raise
+            task.uncancel()
             raise _shutting_down(
                 context.method,
                 "the router shut down before this request finished; whether it took effect upstream is unknown",
-            )
+            ) from None
         finally:
-            for task in (work, abandon):
-                if not task.done():
-                    task.cancel()
+            self._running.discard(task)  # type: ignore[arg-type]
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
@@ -122,7 +127,10 @@ class Drain(Middleware):
     def abandon(self) -> None:
         """Answer every request in flight with an error now (a second signal skips the wait)."""
         self.stopping = self.draining = True
-        self._abandon.set()
+        for task in list(self._running):
+            if task not in self._abandoned:
+                self._abandoned.add(task)
+                task.cancel()
 
 
 _REFUSED_WHILE_DRAINING = frozenset({"tools/call", "initialize"})
