@@ -104,31 +104,46 @@ def has_modern_envelope(params: Any) -> bool:
     return _has_modern_envelope(params)
 
 
-def request_meta(params: Any) -> Any:
-    """A request's typed ``_meta`` as the SDK's runner lifts it (``mcp.server.runner._extract_meta``)."""
-    from mcp.server.runner import _extract_meta
+class WireResults:
+    """A ``tools/call`` handler's result in the SDK's wire form (``ServerRunner._serialize``, then
+    ``_dump_result``): cache hints, the per-version sieve, ``resultType`` and the 2026-era ``serverInfo`` stamp.
 
-    return _extract_meta(params)
+    The SDK deep-copies the server's ``serverInfo`` stamp for every response, so that no caller can change it
+    through a response it keeps; the lane writes each answer out at once and keeps nothing, so the stamp is
+    copied once, here, and shared.
+    """
+
+    def __init__(self, low: Any) -> None:
+        from types import SimpleNamespace
+
+        from mcp.server.runner import ServerRunner, _dump_result
+
+        server = SimpleNamespace(cache_hints=low.cache_hints, server_info_stamp=low.server_info_stamp)
+        self._runner = ServerRunner(server, None, None)  # type: ignore[arg-type]  # _serialize reads these two
+        self._dump = _dump_result
+
+    def __call__(self, protocol_version: str, result: Any) -> dict[str, Any]:
+        return self._dump(self._runner._serialize("tools/call", protocol_version, result))  # type: ignore[no-any-return]
 
 
-def wire_result(low: Any, connection: Any, result: Any) -> dict[str, Any]:
-    """``result`` of a ``tools/call`` in the SDK's wire form (``ServerRunner._serialize``, then ``_dump_result``):
-    cache hints, the per-version sieve, ``resultType`` and the 2026-era ``serverInfo`` stamp."""
-    from mcp.server.runner import ServerRunner, _dump_result
-
-    runner = ServerRunner(low, connection, None)
-    return _dump_result(runner._serialize("tools/call", connection.protocol_version, result))
-
-
-def seal_request_state(low: Any, ctx: Any, result: Any) -> Any:
-    """Seal an ``InputRequiredResult``'s ``requestState`` as the SDK's boundary middleware does on the way out
-    (``RequestStateBoundary._seal_result``), with the server's own key ring; other results pass unchanged."""
+def request_state_boundary(low: Any) -> Any:
+    """The server's ``RequestStateBoundary`` middleware (the SDK's ``requestState`` seal), or None."""
     from mcp.server.request_state import RequestStateBoundary
 
-    for middleware in low.middleware:
-        if isinstance(middleware, RequestStateBoundary):
-            return middleware._seal_result(ctx, result, None)
-    return result
+    return next((m for m in low.middleware if isinstance(m, RequestStateBoundary)), None)
+
+
+def has_teardown(connection: Any) -> bool:
+    """Whether anything was pushed on a connection's exit stack (``AsyncExitStack._exit_callbacks``): the lane
+    closes a 2026-era request's connection, as the SDK's ``serve_one`` does, only when there is something to
+    close (the SDK's shielded close costs a cancel scope and a timeout per request)."""
+    return bool(connection.exit_stack._exit_callbacks)
+
+
+def seal_request_state(boundary: Any, ctx: Any, result: Any) -> Any:
+    """Seal an ``InputRequiredResult``'s ``requestState`` as the SDK's boundary middleware does on the way out
+    (``RequestStateBoundary._seal_result``), with the server's own key ring; other results pass unchanged."""
+    return result if boundary is None else boundary._seal_result(ctx, result, None)
 
 
 def shared_context(mcp: Any) -> AbstractContextManager[None]:

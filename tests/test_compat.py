@@ -176,31 +176,39 @@ _ENVELOPE = {
 }
 
 
-def test_has_modern_envelope_and_request_meta_read_params_as_the_runner_does():
-    from discovery_router._compat import has_modern_envelope, request_meta
+def test_has_modern_envelope_reads_params_as_the_runner_does():
+    from discovery_router._compat import has_modern_envelope
 
     assert has_modern_envelope({"_meta": _ENVELOPE}) and not has_modern_envelope({"_meta": {"progressToken": 1}})
     assert not has_modern_envelope(None)
-    assert request_meta({"name": "x", "_meta": {"progressToken": 7}}) == {"progress_token": 7}
-    assert request_meta({"name": "x"}) is None
 
 
-def test_wire_result_shapes_a_result_per_era_with_the_server_info_stamp():
+def test_wire_results_shape_a_result_per_era_with_the_server_info_stamp():
     import mcp_types
-    from mcp.server.connection import Connection
 
-    from discovery_router._compat import wire_result
+    from discovery_router._compat import WireResults
 
-    low = low_level_server(FastMCP("compat"))
+    shape = WireResults(low_level_server(FastMCP("compat")))
     result = mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text="hi")])
-    modern = wire_result(low, Connection.from_envelope("2026-07-28", None, {}), result)
+    modern = shape("2026-07-28", result)
     assert (
         modern["resultType"] == "complete" and modern["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "compat"
     )
-    legacy = wire_result(low, Connection(None, protocol_version="2025-11-25"), result)  # type: ignore[arg-type]
+    legacy = shape("2025-11-25", result)
     assert (
         "resultType" not in legacy and "_meta" not in legacy and legacy["content"] == [{"type": "text", "text": "hi"}]
     )
+
+
+def test_has_teardown_reads_the_connections_exit_stack():
+    from mcp.server.connection import Connection
+
+    from discovery_router._compat import has_teardown
+
+    connection = Connection.from_envelope("2026-07-28", None, {})
+    assert not has_teardown(connection)
+    connection.exit_stack.callback(lambda: None)
+    assert has_teardown(connection)
 
 
 def test_seal_request_state_seals_with_the_servers_boundary():
@@ -208,9 +216,10 @@ def test_seal_request_state_seals_with_the_servers_boundary():
     from mcp.server.context import ServerRequestContext
     from mcp.server.request_state import RequestStateSecurity
 
-    from discovery_router._compat import seal_request_state
+    from discovery_router._compat import request_state_boundary, seal_request_state
 
     low = low_level_server(FastMCP("compat", request_state_security=RequestStateSecurity.ephemeral(audience="compat")))
+    boundary = request_state_boundary(low)
     ctx = ServerRequestContext(
         session=None,  # type: ignore[arg-type]
         lifespan_context=None,
@@ -219,10 +228,10 @@ def test_seal_request_state_seals_with_the_servers_boundary():
         params={"name": "t", "arguments": {}},
     )
     asking = mcp_types.InputRequiredResult(input_requests={}, request_state="plain")
-    sealed = seal_request_state(low, ctx, asking)
+    sealed = seal_request_state(boundary, ctx, asking)
     assert sealed.request_state not in (None, "plain")
     plain = mcp_types.CallToolResult(content=[])
-    assert seal_request_state(low, ctx, plain) is plain
+    assert seal_request_state(boundary, ctx, plain) is plain
 
 
 def test_shared_context_is_a_context_manager_over_the_apps_snapshot():

@@ -316,13 +316,17 @@ def _plain_json(raw: bytes) -> Any:
     if _SURROGATE_ESCAPE_BYTES.search(raw):
         return None
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except ValueError:
+        return _STRICT_JSON.decode(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError too
         return None
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+"""Made once: ``json.loads`` with any keyword builds a decoder per line."""
 
 
 class _AnswerUnparsable(_ReadStream):

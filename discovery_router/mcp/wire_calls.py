@@ -52,13 +52,14 @@ from mcp.shared.transport_context import TransportContext
 from pydantic import ValidationError
 
 from discovery_router._compat import (
+    WireResults,
     connection_of,
     has_modern_envelope,
+    has_teardown,
     low_level_server,
-    request_meta,
+    request_state_boundary,
     seal_request_state,
     shared_context,
-    wire_result,
 )
 from discovery_router.eras import is_2026_era
 from discovery_router.paths import WIRE_LANE_ENV_VAR
@@ -81,6 +82,8 @@ class WireCalls:
     def __init__(self, mcp: FastMCP, writer: Any) -> None:
         self._mcp, self._writer = mcp, writer
         self._low = low_level_server(mcp)
+        self._results = WireResults(self._low)
+        self._boundary = request_state_boundary(self._low)
         self._era: str | None = None
         """``"modern"`` or ``"handshake"``, decided by the first request as the SDK decides it."""
         self._notify_only = NotifyOnlyOutbound(_PipeNotifications(writer))
@@ -193,7 +196,7 @@ class WireCalls:
         """Run the call under the request context the SDK would bind, then write its answer (or nothing, if
         the client cancelled it)."""
         connection = dctx.connection
-        meta = request_meta(params)
+        meta = typed.meta  # what the SDK's runner lifts from the same params
         ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
             session=ServerSession(dctx, connection, request_meta=meta),  # type: ignore[arg-type]
             lifespan_context=None,
@@ -206,12 +209,14 @@ class WireCalls:
         reply: mcp_types.JSONRPCResponse | mcp_types.JSONRPCError
         try:
             with shared_context(self._mcp), bind_request_context(ctx):
-                result = seal_request_state(self._low, ctx, await handler(ctx, typed))
+                result = await handler(ctx, typed)
+            if isinstance(result, mcp_types.InputRequiredResult):
+                result = seal_request_state(self._boundary, ctx, result)
             reply = mcp_types.JSONRPCResponse(
-                jsonrpc="2.0", id=dctx.request_id, result=wire_result(self._low, connection, result)
+                jsonrpc="2.0", id=dctx.request_id, result=self._results(connection.protocol_version, result)
             )
         except asyncio.CancelledError:
-            if not dctx.cancel_requested.is_set():  # serving ends: tell the client, as the SDK does
+            if not dctx.cancelled:  # serving ends: tell the client, as the SDK does
                 closed = mcp_types.ErrorData(code=mcp_types.CONNECTION_CLOSED, message="Connection closed")
                 with contextlib.suppress(Exception):
                     await self._writer.send(
@@ -225,9 +230,9 @@ class WireCalls:
                 error = mcp_types.ErrorData(code=0, message=str(exc))
             reply = mcp_types.JSONRPCError(jsonrpc="2.0", id=dctx.request_id, error=error)
         finally:
-            if dctx.modern:
+            if dctx.modern and has_teardown(connection):
                 await aclose_shielded(connection)  # as the SDK's serve_one ends each 2026-era request
-        if dctx.cancel_requested.is_set():
+        if dctx.cancelled:
             return
         try:
             await self._writer.send(SessionMessage(reply))
@@ -253,6 +258,10 @@ def _known(middleware: object) -> bool:
     return _type_name(middleware) in LANE_SERVER_MIDDLEWARE or isinstance(
         getattr(middleware, "__self__", None), WireCalls
     )
+
+
+_MODERN_TRANSPORT = TransportContext(kind="stdio", can_send_request=False)
+_HANDSHAKE_TRANSPORT = TransportContext(kind="stdio", can_send_request=True)
 
 
 class _PipeNotifications:
@@ -284,9 +293,20 @@ class _WireDispatchContext:
         self.progress_token = progress_token
         self._pipe = _PipeNotifications(lane._writer)
         self.modern = is_2026_era(connection.protocol_version)
-        self.transport = TransportContext(kind="stdio", can_send_request=not self.modern)
+        self.transport = _MODERN_TRANSPORT if self.modern else _HANDSHAKE_TRANSPORT
         self.message_metadata = None
-        self.cancel_requested = anyio.Event()
+        self._cancel_requested: anyio.Event | None = None
+
+    @property
+    def cancel_requested(self) -> anyio.Event:
+        """Set when the client cancels this request (made on first use: most requests never need it)."""
+        if self._cancel_requested is None:
+            self._cancel_requested = anyio.Event()
+        return self._cancel_requested
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel_requested is not None and self._cancel_requested.is_set()
 
     @property
     def can_send_request(self) -> bool:
