@@ -24,8 +24,9 @@ from fastmcp.client.messages import MessageHandler
 from fastmcp.client.progress import ProgressHandler
 from mcp import MCPError
 from mcp.client.subscriptions import ResourceUpdated, listen
+from pydantic import ValidationError
 
-from discovery_router._compat import await_with_session_monitoring, connection_ended
+from discovery_router._compat import connection_ended
 from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
 from discovery_router.errors import LoginRequiredError, UpstreamCallError, UpstreamUnavailableError
@@ -36,6 +37,7 @@ from discovery_router.eras import is_2026_era
 from discovery_router.ids import valid_tool_name
 from discovery_router.upstreams.output import LogBudget, StderrTail
 from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
+from discovery_router.upstreams.tool_call import call_tool
 
 logger = logging.getLogger(__name__)
 
@@ -735,29 +737,31 @@ class Upstream:
             self._inflight.append(relay)
         token = current_relay.set(relay)
         try:
-            if relay is not None and relay.passes_input_requests and is_2026_era(client.protocol_version):
-                return await await_with_session_monitoring(
-                    client,
-                    client.session.call_tool(
-                        name=tool,
-                        arguments=arguments,
-                        read_timeout_seconds=self.call_timeout,
-                        progress_callback=progress_handler,
-                        input_responses=input_responses,
-                        request_state=request_state,
-                        allow_input_required=True,
-                    ),
-                )
-            return await client.call_tool_mcp(
-                tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
+            result = await call_tool(
+                client,
+                tool,
+                arguments,
+                timeout=self.call_timeout,
+                progress=progress_handler,
+                input_responses=input_responses,
+                request_state=request_state,
+                pass_input_requests=relay is not None and relay.passes_input_requests,
             )
+            if not isinstance(result, (mcp_types.CallToolResult, mcp_types.InputRequiredResult)):
+                raise UpstreamCallError(
+                    f"{self.name}/{tool} answered with an extension result ({type(result).__name__}) "
+                    "the router cannot forward"
+                )
+            return result
+        except ValidationError as exc:
+            raise UpstreamCallError(f"{self.name}/{tool} answered with {malformed_result(exc)}") from None
         except MCPError as exc:
             if exc.code == mcp_types.REQUEST_TIMEOUT:
                 raise UpstreamCallError(f"{self.name}/{tool} did not answer within {self.call_timeout:g} s") from None
             if exc.code != mcp_types.CONNECTION_CLOSED:
                 raise UpstreamCallError(f"{self.name}/{tool} failed upstream: {self._redact(exc.message)}") from None
             raise self._connection_lost(exc) from None
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, UpstreamCallError):
             raise
         except BaseException as exc:  # noqa: BLE001 - transport failure: mark lost and reconnect
             raise self._connection_lost(exc) from None
@@ -808,6 +812,13 @@ def self_description(client: Client[Any]) -> str:
         end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
         described = cut[: end + 1] if end > SELF_DESCRIPTION_CHARS // 3 else cut.rsplit(" ", 1)[0]
     return described
+
+
+def malformed_result(exc: ValidationError) -> str:
+    """What was wrong with a result that is not a tool result, without the values (they may be anything)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the result"
+    return f"a malformed result ({exc.error_count()} problem(s); {where}: {first['msg']})"
 
 
 def describe_exception(exc: BaseException) -> str:
