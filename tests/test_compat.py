@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastmcp import Client, Context, FastMCP
 from mcp.server.lowlevel.server import Server
 
-from discovery_router._compat import await_with_session_monitoring, connection_of, low_level_server
+from discovery_router._compat import connection_of, low_level_server, session_task
 
 
 def _server_reporting_connections() -> FastMCP:
@@ -25,10 +25,16 @@ def _server_reporting_connections() -> FastMCP:
     return server
 
 
-async def test_await_with_session_monitoring_runs_a_session_request():
-    async with Client(_server_reporting_connections()) as client:
-        listed = await await_with_session_monitoring(client, client.session.list_tools())
-    assert [tool.name for tool in listed.tools] == ["who"]
+async def test_session_task_is_the_task_holding_the_connection_until_it_closes():
+    """``Client._session_state.session_task``: running while connected, done once closed."""
+    import asyncio
+
+    client = Client(_server_reporting_connections())
+    async with client:
+        task = session_task(client)
+        assert isinstance(task, asyncio.Task) and not task.done()
+    await asyncio.sleep(0)
+    assert task.done()
 
 
 def test_low_level_server_is_the_sdk_server_with_request_handlers():

@@ -8,12 +8,13 @@ call's error, not a lost connection. Both protocol eras towards the upstream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
 import mcp_types
 import pytest
-from fastmcp import Context, FastMCP
+from fastmcp import Client, Context, FastMCP
 from fastmcp.tools.base import ToolResult
 
 from discovery_router.errors import UpstreamCallError
@@ -21,7 +22,8 @@ from discovery_router.front import FrontContext
 from discovery_router.router import Router
 from discovery_router.upstreams.spec import UpstreamSpec
 from discovery_router.upstreams.status import UpstreamState
-from discovery_router.upstreams.tool_call import tool_call_params
+from discovery_router._compat import session_task
+from discovery_router.upstreams.tool_call import tool_call_params, watch_session
 from tests.conftest import FAST, TESTS, config_router
 from tests.library_upstream import build_library
 
@@ -134,3 +136,30 @@ def test_a_retry_carries_the_answers_and_the_state_in_their_wire_form():
     assert params["requestState"] == "opaque-state"
     assert params["inputResponses"] == {"q1": {"action": "accept", "content": {"quantity": 3}}}
     assert params["name"] == "order" and params["arguments"] == {"item": "tea"}
+
+
+async def test_a_call_waiting_when_its_session_ends_gets_the_sessions_failure():
+    """As fastmcp's session monitoring: a transport that fails in the session's task cannot leave a call waiting."""
+    async with Client(token_probe()) as client:
+        session = session_task(client)
+        assert session is not None
+        answer_never_comes = asyncio.get_running_loop().create_future()
+        waiting = asyncio.create_task(watch_session(client, answer_never_comes))
+        await asyncio.sleep(0.05)
+        session.cancel()  # the session ends under the call
+        with pytest.raises(RuntimeError, match="session ended"):
+            await asyncio.wait_for(waiting, 10)
+        assert waiting.cancelling() == 0
+
+
+async def test_a_cancel_from_outside_stays_a_cancel_and_a_finished_call_leaves_nothing_pending():
+    async with Client(token_probe()) as client:
+        done = await watch_session(client, asyncio.sleep(0, result="answered"))
+        assert done == "answered" and asyncio.current_task().cancelling() == 0
+        waiting = asyncio.create_task(watch_session(client, asyncio.sleep(60)))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not session_task(client).done()  # the connection is untouched
+        assert not (await client.call_tool("token", {})).is_error

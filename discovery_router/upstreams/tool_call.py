@@ -13,20 +13,17 @@ a dead transport, and 2026-era asks.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import mcp_types
 from fastmcp import Client
 from fastmcp.client.progress import ProgressHandler
 
-from discovery_router._compat import (
-    await_with_session_monitoring,
-    drive_input_required,
-    parse_tool_call_result,
-    send_tool_call,
-)
+from discovery_router._compat import drive_input_required, parse_tool_call_result, send_tool_call, session_task
 
-ToolCallResult = mcp_types.CallToolResult | mcp_types.InputRequiredResult
+T = TypeVar("T")
 
 
 def tool_call_params(
@@ -77,7 +74,53 @@ async def call_tool(
         raw = await send_tool_call(session, params, timeout=timeout, progress=progress)
         return parse_tool_call_result(session, raw)
 
-    result = await await_with_session_monitoring(client, send(input_responses, request_state))
+    result = await watch_session(client, send(input_responses, request_state))
     if isinstance(result, mcp_types.InputRequiredResult) and not pass_input_requests:
-        result = await await_with_session_monitoring(client, drive_input_required(client, result, send))
+        result = await watch_session(client, drive_input_required(client, result, send))
     return result
+
+
+async def watch_session(client: Client[Any], work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` in this task, but end it with the connection's failure if its session ends first.
+
+    What fastmcp's ``Client._await_with_session_monitoring`` does (a transport may fail in the session's
+    task, not in the request waiting for an answer), without a task and an ``asyncio.wait`` per call: a
+    done-callback on the session task cancels this one, and the cancel becomes the session's failure.
+    A cancel from outside stays a cancel.
+    """
+    session = session_task(client)
+    if session is None:
+        return await work
+    if session.done():
+        work.close()
+        raise session_failure(session)
+    caller = asyncio.current_task()
+    assert caller is not None
+    watching, ended = True, False
+
+    def on_session_end(_: asyncio.Task[Any]) -> None:
+        nonlocal ended
+        if watching:  # a callback already scheduled when the call finished must not cancel what comes next
+            ended = True
+            caller.cancel()
+
+    session.add_done_callback(on_session_end)
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if ended and caller.uncancel() == 0:
+            raise session_failure(session) from None
+        raise
+    finally:
+        watching = False
+        session.remove_done_callback(on_session_end)
+    if ended:
+        caller.uncancel()  # the work finished anyway: the cancel was never delivered
+    return result
+
+
+def session_failure(session: asyncio.Task[Any]) -> BaseException:
+    """What ended a connection's session task: its exception, or a plain "it ended"."""
+    if not session.cancelled() and (exc := session.exception()) is not None:
+        return exc
+    return RuntimeError("the connection's session ended")
