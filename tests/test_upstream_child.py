@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,37 @@ def test_the_transports_repr_names_the_command_only():
     """Arguments and the environment can hold tokens; a repr ends up in logs."""
     text = repr(ChildStdioTransport("server", ["--token", "tok-123"], env={"KEY": "sk-456"}))
     assert "server" in text and "tok-123" not in text and "sk-456" not in text
+
+
+async def test_a_call_right_after_the_child_died_goes_to_a_new_one():
+    """Nothing runs the event loop between the death and the call: the exit still unread on the child's stderr
+    pipe is read first (``StderrTail.unread``), so the call waits for a new child instead of failing with
+    "the server process exited" (as it did when the call only let the loop turn twice)."""
+    async with config_router({"raw": {"command": sys.executable, "args": RAW}}) as router:
+        first = int((await router.call("raw/pid", {})).content[0].text)
+        os.kill(first, 9)
+        for _ in range(400):  # a blocking wait: the loop must not see the exit before the call does
+            if not alive(first):
+                break
+            time.sleep(0.01)
+        second = int((await router.call("raw/pid", {})).content[0].text)
+    assert second != first
+
+
+async def test_stderr_tail_tells_unread_output_without_turning_the_loop():
+    from discovery_router.governance.redact import Redactor
+    from discovery_router.upstreams.output import StderrTail
+
+    tail = StderrTail("t", Redactor(), lambda: None)
+    assert not tail.unread()
+    tail.writer.write(b"a line\n")
+    assert tail.unread()
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not tail.unread():
+            break
+    assert not tail.unread() and tail.last_line == "a line"
+    tail.spawned()  # the only writer closes: the end is there to read
+    assert tail.unread()
+    await tail.close()
+    assert not tail.unread()

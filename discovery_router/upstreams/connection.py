@@ -53,6 +53,11 @@ STABLE_AFTER = 5.0
 waits out the growing backoff (a server that crashes right after starting is not restarted in a loop)."""
 
 
+STDERR_TURNS = 10
+"""At most this many turns of the event loop before a call, for a stdio child's unread stderr to be read (its
+exit takes three: the poll, the pipe's callback, the reader task); a child that never stops writing gets no more."""
+
+
 class _Lost(Exception):
     """Raised inside the supervisor when a live connection ended (its process exited, a call saw it close)."""
 
@@ -426,10 +431,11 @@ class Upstream:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.connect_timeout
-        if self._tail is not None:
-            # A child that just died has left EOF on its stderr pipe; two turns of the loop let the
-            # reader see it (one to poll, one to run the callback) before anything is sent.
-            await asyncio.sleep(0)
+        for _ in range(STDERR_TURNS):
+            # A child that just died has left EOF on its stderr pipe: let the reader take what is there (a few
+            # turns of the loop) before anything is sent. Nothing unread, nothing to wait for.
+            if self._tail is None or not self._tail.unread():
+                break
             await asyncio.sleep(0)
         while True:
             client = self._client
