@@ -7,20 +7,69 @@ upgrade that renames one fails there, loudly, instead of deep inside a call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
+from mcp.client.session import _later_revision_fields
+
 T = TypeVar("T")
 
+TOOLS_CALL = "tools/call"
 
-async def await_with_session_monitoring(client: Any, work: Awaitable[T]) -> T:
-    """Await ``work`` on ``client``'s session, failing fast if the session dies meanwhile.
 
-    fastmcp's ``Client._await_with_session_monitoring`` (its ProxyTool does the same) is the only way to
-    call ``session.call_tool`` with ``allow_input_required`` and still notice a dead transport.
+def session_task(client: Any) -> asyncio.Task[Any] | None:
+    """The task that holds a fastmcp client's connection open (``Client._session_state.session_task``).
+
+    fastmcp watches it in ``_await_with_session_monitoring`` with a task and ``asyncio.wait`` per request
+    (about 40 µs); the router watches it with a done-callback instead (``tool_call.watch_session``).
     """
-    return await client._await_with_session_monitoring(work)
+    return client._session_state.session_task  # type: ignore[no-any-return]
+
+
+async def send_tool_call(
+    session: Any, params: dict[str, Any], *, timeout: float, progress: Callable[..., Awaitable[None]] | None
+) -> dict[str, Any]:
+    """Send ``tools/call`` with ready wire ``params`` on the session's dispatcher; the raw result dict.
+
+    ``ClientSession.call_tool`` builds a request model only to dump it again, and re-validates
+    structured content (re-listing tools when it has not seen one): a router forwards the result
+    unchanged, so it sends what ``send_request`` would send (``ClientSession._stamp``: the era's
+    ``_meta`` and headers) straight on ``ClientSession._dispatcher``.
+    """
+    data = {"method": TOOLS_CALL, "params": params}
+    opts: dict[str, Any] = {"timeout": timeout}
+    if progress is not None:
+        opts["on_progress"] = progress
+    session._stamp(data, opts)
+    return await session._dispatcher.send_raw_request(TOOLS_CALL, data["params"], opts)  # type: ignore[no-any-return]
+
+
+def parse_tool_call_result(session: Any, raw: dict[str, Any]) -> Any:
+    """Validate a raw ``tools/call`` result once, by the session's own rules for its protocol version.
+
+    As ``ClientSession.send_request`` does: a later revision's fields are dropped (a handshake-era
+    server's ``resultType``/``inputRequests`` mean nothing in its era; ``_later_revision_fields``),
+    then the session's ``_call_tool_adapter`` (``CallToolResult | InputRequiredResult``, plus any
+    extension claims) parses it. Skipped: the SDK's second, per-era surface validation and dump
+    (``validate_server_result``): the client validates what the router forwards.
+    """
+    version = session.protocol_version or "2025-11-25"  # send_request's fallback before a handshake
+    foreign = _later_revision_fields(TOOLS_CALL, version)
+    if not foreign.isdisjoint(raw):
+        raw = {key: value for key, value in raw.items() if key not in foreign}
+    return session._call_tool_adapter.validate_python(raw, by_name=False)
+
+
+async def drive_input_required(client: Any, first: Any, retry: Callable[[Any, str | None], Awaitable[Any]]) -> Any:
+    """Resolve a 2026-era ``InputRequiredResult`` through the client's own ask handlers, as fastmcp does.
+
+    fastmcp's ``Client._drive_input_required`` (used by its ``call_tool_mcp``) runs each embedded ask
+    through the session's sampling / elicitation / roots callbacks and retries with the answers, up to
+    the client's ``input_required_max_rounds``; no public API drives a call the router sends itself.
+    """
+    return await client._drive_input_required(first, retry)
 
 
 def connection_ended(client: Any) -> bool:

@@ -9,6 +9,7 @@ upstream connection reads the relay and the progress handler.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,6 +73,9 @@ class FrontContext:
     """A 2026-era client's answers to the questions its previous leg of this call ended with."""
     request_state: str | None = None
     """The sealed state that previous leg ended with, returned unchanged by the client."""
+    delivered: Callable[[], Awaitable[None]] | None = None
+    """Waits until the progress and log lines relayed so far have gone out to the client: the call's answer
+    follows them (they are relayed in tasks of their own, which the answer could otherwise overtake)."""
 
 
 NOBODY = FrontContext()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastmcp import Client, Context, FastMCP
 from mcp.server.lowlevel.server import Server
 
-from discovery_router._compat import await_with_session_monitoring, connection_of, low_level_server
+from discovery_router._compat import connection_of, low_level_server, session_task
 
 
 def _server_reporting_connections() -> FastMCP:
@@ -25,10 +25,16 @@ def _server_reporting_connections() -> FastMCP:
     return server
 
 
-async def test_await_with_session_monitoring_runs_a_session_request():
-    async with Client(_server_reporting_connections()) as client:
-        listed = await await_with_session_monitoring(client, client.session.list_tools())
-    assert [tool.name for tool in listed.tools] == ["who"]
+async def test_session_task_is_the_task_holding_the_connection_until_it_closes():
+    """``Client._session_state.session_task``: running while connected, done once closed."""
+    import asyncio
+
+    client = Client(_server_reporting_connections())
+    async with client:
+        task = session_task(client)
+        assert isinstance(task, asyncio.Task) and not task.done()
+    await asyncio.sleep(0)
+    assert task.done()
 
 
 def test_low_level_server_is_the_sdk_server_with_request_handlers():
@@ -239,3 +245,57 @@ def test_shared_context_is_a_context_manager_over_the_apps_snapshot():
 
     with shared_context(FastMCP("compat")):
         pass
+
+
+async def test_send_tool_call_sends_on_the_session_dispatcher_with_the_eras_stamp():
+    """``ClientSession._stamp`` / ``_dispatcher``: the raw result of a tools/call, in both eras."""
+    from discovery_router._compat import send_tool_call
+
+    for mode in ("auto", "legacy"):
+        async with Client(_server_reporting_connections(), mode=mode) as client:
+            raw = await send_tool_call(client.session, {"name": "who", "arguments": {}}, timeout=10, progress=None)
+        assert isinstance(raw, dict) and raw["content"][0]["type"] == "text", mode
+
+
+async def test_parse_tool_call_result_applies_the_sessions_era_rules():
+    """``_later_revision_fields`` and ``ClientSession._call_tool_adapter``: a 2026-era ``InputRequiredResult``
+    parses as one on a 2026 session; on a handshake-era session those fields are not of its era."""
+    import mcp_types
+
+    from discovery_router._compat import parse_tool_call_result
+
+    asking = {
+        "resultType": "input_required",
+        "inputRequests": {"q": {"method": "roots/list"}},
+        "requestState": "s",
+    }
+    async with Client(_server_reporting_connections()) as modern:
+        parsed = parse_tool_call_result(modern.session, dict(asking))
+        assert isinstance(parsed, mcp_types.InputRequiredResult) and parsed.request_state == "s"
+    async with Client(_server_reporting_connections(), mode="legacy") as handshake:
+        parsed = parse_tool_call_result(handshake.session, {**asking, "content": []})
+        assert isinstance(parsed, mcp_types.CallToolResult) and parsed.content == []
+
+
+async def test_drive_input_required_answers_through_the_clients_handlers_and_retries():
+    """``Client._drive_input_required``: a 2026-era server's ask is answered by the client's handler."""
+    import mcp_types
+
+    from discovery_router._compat import drive_input_required, parse_tool_call_result, send_tool_call
+    from discovery_router.upstreams.tool_call import tool_call_params
+    from tests.library_upstream import build_library
+
+    async def elicit(message, response_type, params, context):
+        return mcp_types.ElicitResult(action="accept", content={"quantity": 2})
+
+    async with Client(build_library(), elicitation_handler=elicit) as client:
+        session = client.session
+
+        async def send(responses, state):
+            params = tool_call_params("confirm_order", {"item": "tea"}, responses, state)
+            return parse_tool_call_result(session, await send_tool_call(session, params, timeout=10, progress=None))
+
+        first = await send(None, None)
+        assert isinstance(first, mcp_types.InputRequiredResult)
+        result = await drive_input_required(client, first, send)
+    assert isinstance(result, mcp_types.CallToolResult) and result.content[0].text == "ordered 2 x tea"

@@ -78,11 +78,19 @@ class CallTool:
         self._mcp, self._router = mcp, router
 
     async def forward(self, name: str, arguments: dict[str, Any] | str | None, front: FrontContext) -> CallResult:
-        """Run one call through the router (governance, validation, the upstream); a refusal is a ToolError."""
+        """Run one call through the router (governance, validation, the upstream); a refusal is a ToolError.
+
+        The answer waits for the upstream's progress and log lines relayed before it (``front.delivered``).
+        """
         try:
-            return await self._router.call(name, arguments, front=front)
+            result = await self._router.call(name, arguments, front=front)
         except RouterError as exc:
+            if front.delivered is not None:
+                await front.delivered()
             raise answer_error(exc) from None
+        if front.delivered is not None:
+            await front.delivered()
+        return result
 
     def install(self) -> None:
         """Answer ``tools/call`` of ``call_tool`` here; every other tool keeps fastmcp's handler."""
@@ -110,8 +118,9 @@ class CallTool:
                     name, arguments = _check_arguments(**(message.arguments or {}))
                 except ValidationError as exc:
                     raise answer_error(render.argument_mistakes(CALL_TOOL, PARAMETER_NAMES, exc.errors())) from None
+                front = front_context(fastmcp_ctx, message)
                 try:
-                    return await self.forward(name, arguments, front_context(fastmcp_ctx, message))
+                    return await self.forward(name, arguments, front)
                 except FastMCPError:
                     raise
                 except MCPError as exc:

@@ -34,9 +34,17 @@ def front_context(ctx: Any, params: mcp_types.CallToolRequestParams | None = Non
     then read from them, not parsed again from the raw request).
     """
     request_context = contextvars.copy_context()
+    relaying: set[asyncio.Task[Any]] = set()
 
     async def in_request(work: Any) -> Any:
-        return await asyncio.create_task(work, context=request_context)
+        task = asyncio.create_task(work, context=request_context)
+        relaying.add(task)
+        task.add_done_callback(relaying.discard)
+        return await task
+
+    async def delivered() -> None:
+        while relaying:
+            await asyncio.wait(list(relaying))
 
     async def forward_progress(progress: float, total: float | None, message: str | None) -> None:
         if ctx is not None:
@@ -49,6 +57,7 @@ def front_context(ctx: Any, params: mcp_types.CallToolRequestParams | None = Non
         confirmer=ElicitationConfirmer(ctx),  # governance asks the user before a destructive call
         input_responses=(ctx.input_responses if params is None else params.input_responses) if relay else None,
         request_state=(ctx.request_state if params is None else params.request_state) if relay else None,
+        delivered=delivered,
     )
 
 

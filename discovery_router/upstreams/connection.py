@@ -24,8 +24,9 @@ from fastmcp.client.messages import MessageHandler
 from fastmcp.client.progress import ProgressHandler
 from mcp import MCPError
 from mcp.client.subscriptions import ResourceUpdated, listen
+from pydantic import ValidationError
 
-from discovery_router._compat import await_with_session_monitoring, connection_ended
+from discovery_router._compat import connection_ended
 from discovery_router.upstreams.bridge import AskBridge
 from discovery_router.config.model import RouterSettings
 from discovery_router.errors import LoginRequiredError, UpstreamCallError, UpstreamUnavailableError
@@ -36,6 +37,7 @@ from discovery_router.eras import is_2026_era
 from discovery_router.ids import valid_tool_name
 from discovery_router.upstreams.output import LogBudget, StderrTail
 from discovery_router.upstreams.status import Components, UpstreamState, UpstreamStatus
+from discovery_router.upstreams.tool_call import call_tool
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,11 @@ LOG_TAIL = 5.0
 STABLE_AFTER = 5.0
 """A connection that lived this long before it was lost is reconnected at once; one that died sooner
 waits out the growing backoff (a server that crashes right after starting is not restarted in a loop)."""
+
+
+STDERR_TURNS = 10
+"""At most this many turns of the event loop before a call, for a stdio child's unread stderr to be read (its
+exit takes three: the poll, the pipe's callback, the reader task); a child that never stops writing gets no more."""
 
 
 class _Lost(Exception):
@@ -424,10 +431,11 @@ class Upstream:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.connect_timeout
-        if self._tail is not None:
-            # A child that just died has left EOF on its stderr pipe; two turns of the loop let the
-            # reader see it (one to poll, one to run the callback) before anything is sent.
-            await asyncio.sleep(0)
+        for _ in range(STDERR_TURNS):
+            # A child that just died has left EOF on its stderr pipe: let the reader take what is there (a few
+            # turns of the loop) before anything is sent. Nothing unread, nothing to wait for.
+            if self._tail is None or not self._tail.unread():
+                break
             await asyncio.sleep(0)
         while True:
             client = self._client
@@ -735,29 +743,31 @@ class Upstream:
             self._inflight.append(relay)
         token = current_relay.set(relay)
         try:
-            if relay is not None and relay.passes_input_requests and is_2026_era(client.protocol_version):
-                return await await_with_session_monitoring(
-                    client,
-                    client.session.call_tool(
-                        name=tool,
-                        arguments=arguments,
-                        read_timeout_seconds=self.call_timeout,
-                        progress_callback=progress_handler,
-                        input_responses=input_responses,
-                        request_state=request_state,
-                        allow_input_required=True,
-                    ),
-                )
-            return await client.call_tool_mcp(
-                tool, arguments, progress_handler=progress_handler, timeout=self.call_timeout
+            result = await call_tool(
+                client,
+                tool,
+                arguments,
+                timeout=self.call_timeout,
+                progress=progress_handler,
+                input_responses=input_responses,
+                request_state=request_state,
+                pass_input_requests=relay is not None and relay.passes_input_requests,
             )
+            if not isinstance(result, (mcp_types.CallToolResult, mcp_types.InputRequiredResult)):
+                raise UpstreamCallError(
+                    f"{self.name}/{tool} answered with an extension result ({type(result).__name__}) "
+                    "the router cannot forward"
+                )
+            return result
+        except ValidationError as exc:
+            raise UpstreamCallError(f"{self.name}/{tool} answered with {malformed_result(exc)}") from None
         except MCPError as exc:
             if exc.code == mcp_types.REQUEST_TIMEOUT:
                 raise UpstreamCallError(f"{self.name}/{tool} did not answer within {self.call_timeout:g} s") from None
             if exc.code != mcp_types.CONNECTION_CLOSED:
                 raise UpstreamCallError(f"{self.name}/{tool} failed upstream: {self._redact(exc.message)}") from None
             raise self._connection_lost(exc) from None
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, UpstreamCallError):
             raise
         except BaseException as exc:  # noqa: BLE001 - transport failure: mark lost and reconnect
             raise self._connection_lost(exc) from None
@@ -808,6 +818,13 @@ def self_description(client: Client[Any]) -> str:
         end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
         described = cut[: end + 1] if end > SELF_DESCRIPTION_CHARS // 3 else cut.rsplit(" ", 1)[0]
     return described
+
+
+def malformed_result(exc: ValidationError) -> str:
+    """What was wrong with a result that is not a tool result, without the values (they may be anything)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the result"
+    return f"a malformed result ({exc.error_count()} problem(s); {where}: {first['msg']})"
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,7 @@ class StderrTail:
 
     def __init__(self, name: str, redact: Redactor, on_end: Callable[[], None]) -> None:
         read_fd, write_fd = os.pipe()
+        self._read_fd = read_fd
         self.writer = os.fdopen(write_fd, "wb", buffering=0)
         """Handed to the child as its stderr; closed here once the child holds its own copy."""
         self._name, self._redact, self._on_end = name, redact, on_end
@@ -91,6 +93,20 @@ class StderrTail:
         self.last_line: str | None = None
         self.ended = asyncio.Event()
         self._task = asyncio.create_task(self._read(os.fdopen(read_fd, "rb", buffering=0)), name=f"stderr:{name}")
+
+    def unread(self) -> bool:
+        """Whether the pipe holds something the reader has not taken yet (a line, or the child's exit).
+
+        One ``poll`` with no wait: the caller turns the event loop only when there is something to see.
+        """
+        if self.ended.is_set():
+            return False
+        poller = select.poll()
+        poller.register(self._read_fd, select.POLLIN)
+        try:
+            return bool(poller.poll(0))
+        except OSError:  # closed under us: the reader is finishing
+            return True
 
     def spawned(self) -> None:
         """The child is running: drop the router's copy of the write end, so EOF means the child is gone."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from discovery_router.config.model import ServerConfig
 from discovery_router.governance.redact import Redactor
+from discovery_router.upstreams.child import stdio_transport
 
 
 def transport_for(
@@ -21,23 +22,23 @@ def transport_for(
     redactor: Redactor | None = None,
     on_login_required: Callable[[], None] | None = None,
 ) -> Any:
-    """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive).
+    """A fresh fastmcp client transport for one connection attempt (stdio children are never kept alive:
+    see :mod:`discovery_router.upstreams.child`).
 
     ``errlog`` takes a stdio child's stderr (the upstream reads it: exits and last lines). ``auth``: the
     OAuth provider to use (``login`` passes its own); an ``"auth": "oauth"`` entry otherwise gets the
     serving one, which loads stored tokens and feeds them to ``redactor`` (and calls ``on_login_required``
     when only a person can help).
     """
-    from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+    from fastmcp.client.transports import SSETransport, StreamableHttpTransport
 
     if config.transport == "stdio":
         assert config.command is not None
-        return StdioTransport(
-            command=resolve_command(config.command),
-            args=list(config.args),
+        return stdio_transport(
+            resolve_command(config.command),
+            list(config.args),
             env=dict(config.env) or None,
             cwd=config.cwd,
-            keep_alive=False,
             log_file=errlog,
         )
     assert config.url is not None
