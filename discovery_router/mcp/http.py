@@ -11,7 +11,7 @@ request head is incomplete, and it caps nothing but requests. Here:
   load balancer, ``/readyz`` (:mod:`discovery_router.mcp.health`) answers 503
   from the signal on, and ``router.shutdown_delay`` keeps serving new calls
   that long first, so the balancer stops sending before anything is refused.
-- :mod:`discovery_router.mcp.http_guard` closes a connection whose request head
+- :mod:`discovery_router.mcp.http_connections` closes a connection whose request head
   is not complete within ``router.http_header_timeout`` seconds, and turns away
   connections beyond ``router.http_max_connections`` before they cost more than
   a descriptor; it parses with httptools and runs on uvloop where installed.
@@ -35,7 +35,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 
 from discovery_router.mcp.health import Health
-from discovery_router.mcp.http_guard import connection_limit, describe_protocol, guarded_protocol, serve_loop_factory
+from discovery_router.mcp.http_connections import connection_limit, describe_protocol, guarded_protocol, serve_loop_factory
 
 if TYPE_CHECKING:
     from discovery_router.router import Router

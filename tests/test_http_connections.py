@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from discovery_router.mcp.http_guard import describe_protocol, guarded_protocol, serve_loop_factory
+from discovery_router.mcp.http_connections import describe_protocol, guarded_protocol, serve_loop_factory
 
 PARSERS = ["httptools", "h11"]
 HEAD_DEADLINE = 1.0
