@@ -35,7 +35,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 
 from discovery_router.mcp.health import Health
-from discovery_router.mcp.http_connections import connection_limit, describe_protocol, guarded_protocol, serve_loop_factory
+from discovery_router.mcp.http_connections import (
+    connection_limit,
+    describe_protocol,
+    guarded_protocol,
+    serve_loop_factory,
+)
 
 if TYPE_CHECKING:
     from discovery_router.router import Router

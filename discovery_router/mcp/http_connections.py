@@ -80,7 +80,9 @@ class ConnectionGuard:
     def await_head(self, protocol: Any) -> None:
         """Start the head deadline of ``protocol``'s next request."""
         self.head_in(protocol)
-        timer = protocol.loop.call_later(self.header_timeout, self._timed_out, protocol) if self.header_timeout else None
+        timer = (
+            protocol.loop.call_later(self.header_timeout, self._timed_out, protocol) if self.header_timeout else None
+        )
         self._waiting[protocol] = timer
 
     def head_in(self, protocol: Any) -> None:
