@@ -6,12 +6,14 @@ protocol classes built here close a connection whose head is not complete within
 seconds, and turn away connections beyond ``router.http_max_connections`` before they cost more than a
 descriptor. Both of uvicorn's HTTP/1.1 protocols get the same guard:
 
-- httptools (llhttp, in C), used when it is installed (a dependency): on a 2-core VM the pure-Python h11
-  parser and its event objects were a tenth of the router's own CPU per forwarded call over HTTP;
+- httptools (llhttp, in C), used when it is installed (a dependency): in a profile of the router forwarding
+  over HTTP, uvicorn's h11 side took 3.4% of its CPU, the httptools side 1.5%;
 - h11, the fallback (and what uvicorn always has).
 
 :func:`serve_loop_factory` picks uvloop's event loop where it is installed (not on Windows): a cheaper loop for
-every socket read, write and task switch on both legs of a call.
+every socket read, write and task switch on both legs of a call. Together (with per-request log lines off, see
+``serve_http``) they cut the router's CPU per forwarded call over HTTP by 12-30% in paired runs on a loaded
+2-core VM (noisy figures; `python -m benchmarks.run latency` measures throughput).
 """
 
 from __future__ import annotations
