@@ -67,3 +67,51 @@ def test_serve_http_answers_on_localhost(tmp_path: Path):
         process.terminate()
         out, _ = process.communicate(timeout=10)
     assert out == b""  # nothing but protocol ever goes to stdout
+
+
+def test_serve_http_logs_no_line_per_request_unless_verbose(tmp_path: Path):
+    """uvicorn's access line and the HTTP client's ``HTTP Request:`` line for each upstream call cost every
+    forwarded call a stderr write; they are for ``-v`` only (the serving line says parser and loop)."""
+    import asyncio
+
+    upstream_port = free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "upstreams.py"), "http", str(upstream_port)],
+        env={**os.environ, "UPSTREAM": "notes", "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    config = write_config(tmp_path, {"notes": {"url": f"http://127.0.0.1:{upstream_port}/mcp"}})
+
+    def serve_and_call(*extra: str) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            serve_http_argv(config, port, *extra),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(port, process)
+
+            async def calls() -> list[str]:
+                async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                    args = {"name": "notes/create_note", "arguments": {"title": "log"}}
+                    return [(await client.call_tool("call_tool", args)).content[0].text for _ in range(3)]
+
+            assert asyncio.run(calls()) == ["created log"] * 3
+        finally:
+            process.terminate()
+            _, err = process.communicate(timeout=30)
+        return err.decode()
+
+    try:
+        wait_for_port(upstream_port, upstream)
+        quiet = serve_and_call()
+        verbose = serve_and_call("-v")
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+    assert "serving MCP over http on" in quiet
+    assert "uvicorn.access" not in quiet and "HTTP Request:" not in quiet
+    assert verbose.count("uvicorn.access") >= 3 and verbose.count("HTTP Request: POST") >= 3

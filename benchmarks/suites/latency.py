@@ -59,6 +59,11 @@ OVERHEAD_TARGET_MS = 0.3
 RATIO_TARGET = 0.2
 THROUGHPUT_TARGET = 0.8
 THROUGHPUT_CLIENTS = (1, 8, 64)
+THROUGHPUT_ROUNDS = 3
+"""Rounds per level: the targets take turns round by round, so a burst of load from elsewhere on the shared
+machine hits each of them alike, not whichever ran at the time (one run per target varied 2x between runs)."""
+THROUGHPUT_WARMUP = 3
+"""Calls each session makes before the measured rounds (connection set-up, first-call caches)."""
 SEARCH_TARGET_MS = 5.0
 
 
@@ -217,7 +222,8 @@ async def _throughput(ctx: Context, calls: int) -> dict[str, Any]:
 
     One upstream (lean echo over HTTP), one router (``serve --transport http``) and one proxy, all
     subprocesses; each client is its own MCP session, all driven from this process. ``calls`` is the
-    total per level and target, split between the clients; the targets take turns level by level.
+    total per level and target, split between the clients and :data:`THROUGHPUT_ROUNDS` rounds in which
+    the targets take turns; calls/s is all of a target's calls over all of its rounds' wall time.
     """
     from fastmcp import Client
 
@@ -240,18 +246,33 @@ async def _throughput(ctx: Context, calls: int) -> dict[str, Any]:
             "create_proxy": (f"http://127.0.0.1:{proxy_port}/mcp", "echo", ARGS),
         }
         for clients in THROUGHPUT_CLIENTS:
-            per_client = max(2, calls // clients)
+            per_client = max(2, calls // (clients * THROUGHPUT_ROUNDS))
+            runs: dict[str, list[tuple[list[float], int, float]]] = {label: [] for label in targets}
+            async with contextlib.AsyncExitStack() as stack:
+                sessions = {
+                    label: [await stack.enter_async_context(Client(url, timeout=120)) for _ in range(clients)]
+                    for label, (url, _tool, _args) in targets.items()
+                }
+                for label, (_url, tool, args) in targets.items():
+                    await _drive(sessions[label], tool, args, THROUGHPUT_WARMUP)
+                for _ in range(THROUGHPUT_ROUNDS):
+                    for label, (_url, tool, args) in targets.items():
+                        runs[label].append(await _drive(sessions[label], tool, args, per_client))
             level: dict[str, Any] = {}
-            for label, (url, tool, args) in targets.items():
-                async with contextlib.AsyncExitStack() as stack:
-                    sessions = [await stack.enter_async_context(Client(url, timeout=120)) for _ in range(clients)]
-                    await asyncio.gather(*(s.call_tool_mcp(tool, args) for s in sessions))  # warm-up
-                    latencies, errors, wall = await _drive(sessions, tool, args, per_client)
-                level[label] = stats(latencies) | {"calls_per_s": len(latencies) / wall, "errors": errors}
+            for label, rounds in runs.items():
+                latencies = [ms for r in rounds for ms in r[0]]
+                level[label] = stats(latencies) | {
+                    "calls_per_s": len(latencies) / sum(r[2] for r in rounds),
+                    "errors": sum(r[1] for r in rounds),
+                    "rounds_calls_per_s": [len(r[0]) / r[2] for r in rounds],
+                }
             out["levels"][str(clients)] = level
             ctx.log(
                 f"latency: throughput, {clients} clients: "
-                + ", ".join(f"{k} {v['calls_per_s']:.0f}/s" for k, v in level.items())
+                + ", ".join(
+                    f"{k} {v['calls_per_s']:.0f}/s ({'/'.join(f'{x:.0f}' for x in v['rounds_calls_per_s'])})"
+                    for k, v in level.items()
+                )
             )
     return out
 

@@ -22,6 +22,9 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ORDINARY: tuple[type[BaseException], ...] = (RouterError, MCPError, FastMCPError, NotFoundError)
 """Errors that are answers (the router's refusals, an upstream's error reply, fastmcp's own not-found and
 tool/resource/prompt errors), not failures of the router's code."""
+PER_REQUEST_LOGGERS = ("httpx", "httpx2")
+"""HTTP client libraries that log every request at INFO (``HTTP Request: POST ... "200 OK"``): a stderr line per
+upstream call, which costs a forwarded call over HTTP a write and says nothing an operator needs; kept for ``-v``."""
 
 
 class OneLineErrors(logging.Filter):
@@ -50,3 +53,5 @@ def configure(level: int, *, verbose: bool) -> None:
     if not verbose:
         for handler in root.handlers:
             handler.addFilter(OneLineErrors())
+        for name in PER_REQUEST_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -11,9 +11,10 @@ request head is incomplete, and it caps nothing but requests. Here:
   load balancer, ``/readyz`` (:mod:`discovery_router.mcp.health`) answers 503
   from the signal on, and ``router.shutdown_delay`` keeps serving new calls
   that long first, so the balancer stops sending before anything is refused.
-- :func:`guarded_h11` closes a connection whose request head is not complete
-  within ``router.http_header_timeout`` seconds, and turns away connections
-  beyond ``router.http_max_connections`` before they cost more than a descriptor.
+- :mod:`discovery_router.mcp.http_connections` closes a connection whose request head
+  is not complete within ``router.http_header_timeout`` seconds, and turns away
+  connections beyond ``router.http_max_connections`` before they cost more than
+  a descriptor; it parses with httptools and runs on uvloop where installed.
 - :func:`serve_http` runs uvicorn with both, caps live streamable-HTTP sessions
   (``router.http_max_sessions``, refused with 503 beyond it) and expires idle
   ones (``router.http_session_idle_timeout``).
@@ -25,19 +26,21 @@ import asyncio
 import contextlib
 import logging
 import weakref
-import resource
 import signal
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-import h11
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from discovery_router.mcp.health import Health
+from discovery_router.mcp.http_connections import (
+    connection_limit,
+    describe_protocol,
+    guarded_protocol,
+)
 
 if TYPE_CHECKING:
     from discovery_router.router import Router
@@ -46,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 ABANDON_GRACE = 2.0
 """Seconds the error answers of abandoned requests get to reach their clients before connections close."""
-DESCRIPTOR_RESERVE = 64
-"""Descriptors kept free of HTTP connections (upstream pipes, the cache, the audit log, the listener)."""
 
 
 class Drain(Middleware):
@@ -144,102 +145,6 @@ def _shutting_down(method: str | None, why: str) -> Exception:
     return MCPError(INTERNAL_ERROR, f"{why}.")
 
 
-# -- connections ------------------------------------------------------------
-
-_REFUSED_TEXT = b"Too many open connections to the router (router.http_max_connections).\n"
-_REFUSED = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s" % (len(_REFUSED_TEXT), _REFUSED_TEXT)
-)
-
-
-def guarded_h11(header_timeout: float, max_connections: int) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with a request-head deadline and a cap on open connections (0 disables either).
-
-    At the cap, the oldest connection still waiting for its request head is
-    closed to make room; only when every connection has sent its head is the
-    new one turned away (503).
-
-    The deadline runs from the connection's opening, or from the first byte of
-    each later request on a kept-alive connection (uvicorn's own keep-alive
-    timeout covers the silence in between); it is not pushed back by each
-    byte, so a client dribbling its headers is closed as well.
-    """
-
-    waiting: dict[H11Protocol, None] = {}  # connections whose request head is not in yet, oldest first
-
-    class GuardedH11Protocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)  # type: ignore[arg-type]
-            if max_connections and len(self.connections) > max_connections:
-                # Make room by closing the oldest connection that has sent no complete head yet: a flood
-                # of half-open connections then cannot keep out a client that sends its request at once.
-                oldest = next(iter(waiting), None)
-                if oldest is None:
-                    logger.warning(
-                        "refusing a connection: %d are open (router.http_max_connections)", len(self.connections) - 1
-                    )
-                    self.transport.write(_REFUSED)
-                    self.transport.close()
-                    return
-                logger.debug("closing the oldest connection still without a request head, to make room")
-                oldest.transport.write(_REFUSED)
-                oldest.transport.close()
-                waiting.pop(oldest, None)
-            self._await_head()
-
-        def data_received(self, data: bytes) -> None:
-            if self not in waiting and self.conn.their_state is h11.IDLE and self.cycle_finished:
-                self._await_head()  # the first byte of the next request on a kept-alive connection
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self._head_in()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._head_in()
-            super().connection_lost(exc)
-
-        @property
-        def cycle_finished(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
-
-        def _await_head(self) -> None:
-            self._head_in()
-            waiting[self] = None
-            if header_timeout:
-                self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
-
-        def _head_in(self) -> None:
-            waiting.pop(self, None)
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_timed_out(self) -> None:
-            self._head_timer = None
-            waiting.pop(self, None)
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                logger.debug(
-                    "closing a connection whose request head took over %gs (router.http_header_timeout)", header_timeout
-                )
-                self.transport.close()
-
-    return GuardedH11Protocol
-
-
-def connection_limit(configured: int) -> int:
-    """``configured``, lowered to fit under this process's descriptor limit (0: as many as fit)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft <= DESCRIPTOR_RESERVE:
-        return configured
-    fits = soft - DESCRIPTOR_RESERVE
-    if configured > fits:
-        logger.warning("router.http_max_connections lowered to %d to stay under the descriptor limit (%d)", fits, soft)
-    return fits if configured == 0 or configured > fits else configured
-
-
 # -- the server -------------------------------------------------------------
 
 
@@ -281,22 +186,37 @@ def serve_http(
     if transport != "sse":
         _cap_sessions(app, settings.http_max_sessions or None)
     max_connections = connection_limit(settings.http_max_connections)
+    protocol = guarded_protocol(settings.http_header_timeout, max_connections)
+    from discovery_router.mcp.loop import loop_factory as serving_loop
+
+    loop_factory = serving_loop()
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         lifespan="on",
-        http=guarded_h11(settings.http_header_timeout, max_connections),
+        http=protocol,
         # uvicorn answers 503 to a request once this many connections or requests are open; one above
         # the connection cap, so it only counts requests (the protocol turns away extra connections).
         limit_concurrency=max_connections + 1 if max_connections else None,
         timeout_graceful_shutdown=int(ABANDON_GRACE),
+        # A line per HTTP request is for debugging (-v): at INFO it cost a stderr write on every call.
+        access_log=logger.isEnabledFor(logging.DEBUG),
         # Uvicorn logs access lines to stdout by default; keep stdout free of logs in every mode.
         log_config={"version": 1, "disable_existing_loggers": False, "loggers": {"uvicorn": {"level": "INFO"}}},
     )
     server = _DrainingServer(config, drain, settings.shutdown_drain, settings.shutdown_delay)
-    logger.info("serving MCP over %s on http://%s:%d%s", transport, host, port, getattr(app.state, "path", ""))
-    asyncio.run(server.serve())
+    logger.info(
+        "serving MCP over %s on http://%s:%d%s (%s, %s)",
+        transport,
+        host,
+        port,
+        getattr(app.state, "path", ""),
+        describe_protocol(protocol),
+        "uvloop" if loop_factory else "asyncio's event loop",
+    )
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(server.serve())
 
 
 class _DrainingServer:
