@@ -82,14 +82,15 @@ class CallTool:
 
         The answer waits for the upstream's progress and log lines relayed before it (``front.delivered``).
         """
+        refusal: ToolError | None = None
         try:
             result = await self._router.call(name, arguments, front=front)
         except RouterError as exc:
-            if front.delivered is not None:
-                await front.delivered()
-            raise answer_error(exc) from None
+            refusal = answer_error(exc)
         if front.delivered is not None:
             await front.delivered()
+        if refusal is not None:
+            raise refusal
         return result
 
     def install(self) -> None:

