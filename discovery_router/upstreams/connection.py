@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +31,7 @@ from discovery_router.config.model import RouterSettings
 from discovery_router.errors import LoginRequiredError, UpstreamCallError, UpstreamUnavailableError
 from discovery_router.governance.redact import Redactor
 from discovery_router.front import FrontRelay
-from discovery_router.upstreams.relay import LoneClient, RelayUnavailableError, current_relay
+from discovery_router.upstreams.relay import CallRelays, LoneClient, RelayUnavailableError
 from discovery_router.eras import is_2026_era
 from discovery_router.ids import valid_tool_name
 from discovery_router.upstreams.output import LogBudget, StderrTail
@@ -43,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], Client[Any]]
 
-
-LOG_TAIL = 5.0
-"""Seconds after a call ends during which a log line its server sends may still be about it (see
-:meth:`Upstream.relay_for_log`)."""
 
 STABLE_AFTER = 5.0
 """A connection that lived this long before it was lost is reconnected at once; one that died sooner
@@ -136,10 +131,8 @@ class Upstream:
         self.subscriptions: set[str] = set()
         """Resource URIs (this server's own) some client subscribed to; renewed on every reconnect."""
         self._bridge = AskBridge()
-        self._inflight: list[FrontRelay] = []
-        """Relays of the calls now running here, oldest first (see :meth:`relay_for_ask`)."""
-        self._ended: deque[tuple[float, object]] = deque()
-        """(when, client) of calls ended here in the last :data:`LOG_TAIL` seconds (see :meth:`relay_for_log`)."""
+        self._relays = CallRelays(name)
+        """The clients of the calls running here: whom a log line or an ask belongs to."""
         self._tail: StderrTail | None = None
         self._stderr_closed_alive = False
         """This connection's child closed its stderr but answered a ping: not a sign of exit."""
@@ -598,7 +591,7 @@ class Upstream:
     async def _log_upstream(self, message: LogMessage) -> None:
         """Pass the message on to the client whose call it belongs to, if that is certain; else log it
         here only, masked, at debug (it may be about another client's call)."""
-        relay = self.relay_for_log()
+        relay = self._relays.for_log()
         if relay is None:
             if logger.isEnabledFor(logging.DEBUG) and self._log_budget.admit():
                 logger.debug("[%s] log line for no certain client: %s", self.name, self._redact(str(message.data)))
@@ -609,48 +602,7 @@ class Upstream:
         with contextlib.suppress(Exception):
             await relay.log(str(message.level), message.data, message.logger)
 
-    def relay_for_log(self) -> FrontRelay | None:
-        """The client a log line from this server belongs to, or None when that is not certain.
-
-        Inside a call's task (2026-era servers, and HTTP responses streamed to the call) the line is
-        that call's. A handshake-era server's line on its connection names no call, and servers log
-        after answering too: it goes to a client only when that client's calls are the only ones this
-        server is running and the only ones that ended in the last :data:`LOG_TAIL` seconds.
-        """
-        relay = current_relay.get()
-        if relay is not None:
-            return relay
-        now = time.monotonic()
-        while self._ended and now - self._ended[0][0] > LOG_TAIL:
-            self._ended.popleft()
-        if not self._inflight:
-            return None
-        client = self._inflight[-1].session_key
-        others = [r for r in self._inflight if r.session_key is not client]
-        if others or any(key is not client for _, key in self._ended):
-            return None
-        return self._inflight[-1]
-
     # -- requests from the upstream to the client --------------------------
-
-    def relay_for_ask(self) -> FrontRelay:
-        """The client a server-to-client request (or log line) made now belongs to.
-
-        Known for certain inside a call's task (2026-era asks are driven there).
-        Otherwise (a handshake-era server asking on its connection) it is the
-        client of the calls in flight here, but only when they all come from
-        one client connection: guessing could show one user's data to another.
-        """
-        relay = current_relay.get()
-        if relay is not None:
-            return relay
-        if not self._inflight:
-            raise RelayUnavailableError(f"no call to {self.name!r} is in progress, so there is no client to ask")
-        if len({id(r.session_key) for r in self._inflight}) > 1:
-            raise RelayUnavailableError(
-                f"calls from several clients are running on {self.name!r}; the router cannot tell which one asked"
-            )
-        return self._inflight[-1]
 
     async def _relay_sampling(
         self, messages: Any, params: mcp_types.CreateMessageRequestParams, context: Any
@@ -680,7 +632,7 @@ class Upstream:
         """``lone_client``: outside a call, ask the stdio router's one client (roots only, see LoneClient)."""
         try:
             try:
-                relay = self.relay_for_ask()
+                relay = self._relays.for_ask()
             except RelayUnavailableError as exc:
                 lone = self._lone_client.relay() if lone_client and self._lone_client is not None else None
                 if lone is None:
@@ -739,26 +691,24 @@ class Upstream:
         input_responses: mcp_types.InputResponses | None,
         request_state: str | None,
     ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
-        if relay is not None:
-            self._inflight.append(relay)
-        token = current_relay.set(relay)
         try:
-            result = await call_tool(
-                client,
-                tool,
-                arguments,
-                timeout=self.call_timeout,
-                progress=progress_handler,
-                input_responses=input_responses,
-                request_state=request_state,
-                pass_input_requests=relay is not None and relay.passes_input_requests,
-            )
-            if not isinstance(result, (mcp_types.CallToolResult, mcp_types.InputRequiredResult)):
-                raise UpstreamCallError(
-                    f"{self.name}/{tool} answered with an extension result ({type(result).__name__}) "
-                    "the router cannot forward"
+            with self._relays.running(relay):
+                result = await call_tool(
+                    client,
+                    tool,
+                    arguments,
+                    timeout=self.call_timeout,
+                    progress=progress_handler,
+                    input_responses=input_responses,
+                    request_state=request_state,
+                    pass_input_requests=relay is not None and relay.passes_input_requests,
                 )
-            return result
+                if not isinstance(result, (mcp_types.CallToolResult, mcp_types.InputRequiredResult)):
+                    raise UpstreamCallError(
+                        f"{self.name}/{tool} answered with an extension result ({type(result).__name__}) "
+                        "the router cannot forward"
+                    )
+                return result
         except ValidationError as exc:
             raise UpstreamCallError(f"{self.name}/{tool} answered with {malformed_result(exc)}") from None
         except MCPError as exc:
@@ -771,11 +721,6 @@ class Upstream:
             raise
         except BaseException as exc:  # noqa: BLE001 - transport failure: mark lost and reconnect
             raise self._connection_lost(exc) from None
-        finally:
-            current_relay.reset(token)
-            if relay is not None:
-                self._inflight.remove(relay)
-                self._ended.append((time.monotonic(), relay.session_key))
 
     def _connection_lost(self, exc: BaseException) -> UpstreamUnavailableError | LoginRequiredError:
         """The connection closed under a call that may have reached the server: never replayed, the

@@ -12,12 +12,16 @@ speaks the 2026-07-28 protocol (the ask is driven inside the call's own task,
 where :data:`current_relay` is set). A handshake-era upstream sends the ask on
 its connection with nothing linking it to a request, so :class:`Upstream`
 keeps the relays of its in-flight calls and picks one only when that choice
-cannot reach the wrong client (see ``Upstream.relay_for_ask``).
+cannot reach the wrong client (:class:`CallRelays`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mcp_types
@@ -89,3 +93,74 @@ class _ConnectionRelay:
         if reason:
             raise RelayUnavailableError(reason)
         return await self._connection.send_request(request, result_type=result_type)
+
+
+LOG_TAIL = 5.0
+"""Seconds after a call ends during which a log line its server sends may still be about it (see
+:meth:`CallRelays.for_log`)."""
+
+
+class CallRelays:
+    """The clients of one upstream's calls: which one a log line or an ask from that server belongs to."""
+
+    def __init__(self, server: str) -> None:
+        self._server = server
+        self._running: list[FrontRelay] = []
+        """Relays of the calls now running on the server, oldest first."""
+        self._ended: deque[tuple[float, object]] = deque()
+        """(when, client) of calls ended in the last :data:`LOG_TAIL` seconds."""
+
+    @contextmanager
+    def running(self, relay: FrontRelay | None) -> Iterator[None]:
+        """While one call runs: its relay is the one asks and log lines from inside its task reach."""
+        token = current_relay.set(relay)
+        if relay is not None:
+            self._running.append(relay)
+        try:
+            yield
+        finally:
+            current_relay.reset(token)
+            if relay is not None:
+                self._running.remove(relay)
+                self._ended.append((time.monotonic(), relay.session_key))
+
+    def for_log(self) -> FrontRelay | None:
+        """The client a log line from the server belongs to, or None when that is not certain.
+
+        Inside a call's task (2026-era servers, and HTTP responses streamed to the call) the line is
+        that call's. A handshake-era server's line on its connection names no call, and servers log
+        after answering too: it goes to a client only when that client's calls are the only ones the
+        server is running and the only ones that ended in the last :data:`LOG_TAIL` seconds.
+        """
+        relay = current_relay.get()
+        if relay is not None:
+            return relay
+        now = time.monotonic()
+        while self._ended and now - self._ended[0][0] > LOG_TAIL:
+            self._ended.popleft()
+        if not self._running:
+            return None
+        client = self._running[-1].session_key
+        others = [r for r in self._running if r.session_key is not client]
+        if others or any(key is not client for _, key in self._ended):
+            return None
+        return self._running[-1]
+
+    def for_ask(self) -> FrontRelay:
+        """The client a server-to-client request made now belongs to.
+
+        Known for certain inside a call's task (2026-era asks are driven there).
+        Otherwise (a handshake-era server asking on its connection) it is the
+        client of the calls in flight, but only when they all come from one
+        client connection: guessing could show one user's data to another.
+        """
+        relay = current_relay.get()
+        if relay is not None:
+            return relay
+        if not self._running:
+            raise RelayUnavailableError(f"no call to {self._server!r} is in progress, so there is no client to ask")
+        if len({id(r.session_key) for r in self._running}) > 1:
+            raise RelayUnavailableError(
+                f"calls from several clients are running on {self._server!r}; the router cannot tell which one asked"
+            )
+        return self._running[-1]
