@@ -22,6 +22,11 @@ def check(name: str, target: str, measured: Any, passed: bool | None, note: str 
     return {"name": name, "target": target, "measured": measured, "pass": passed, "note": note}
 
 
+def p50_check(name: str, limit_ms: float, timings: dict[str, Any], note: str = "", digits: int = 3) -> dict[str, Any]:
+    """A timing target: ``timings``' p50 (ms) at most ``limit_ms``."""
+    return check(name, f"<= {limit_ms:g} ms", round(timings["p50"], digits), timings["p50"] <= limit_ms, note)
+
+
 def verdict(passed: bool | None) -> str:
     return "n/a" if passed is None else ("PASS" if passed else "**MISS**")
 

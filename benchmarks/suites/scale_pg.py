@@ -252,19 +252,19 @@ async def postgres_rows(ctx: Any, n_queries: int) -> list[dict[str, Any]]:
 
 
 def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from benchmarks.suites.report import check
+    from benchmarks.suites.report import p50_check
 
     out = []
     for row in rows:
         hybrid = row.get("replica", {}).get("hybrid_ms")
         if row.get("size", 0) >= 1_000_000 and hybrid:
             out.append(
-                check(
+                p50_check(
                     f"search p50 at {row['size']:,} tools in PostgreSQL, excluding query encoding (hybrid)",
-                    "<= 50 ms",
-                    round(hybrid["p50"], 2),
-                    hybrid["p50"] <= 50.0,
+                    50.0,
+                    hybrid,
                     "HNSW halfvec + BM25 from term statistics, fused in Python",
+                    digits=2,
                 )
             )
     return out
