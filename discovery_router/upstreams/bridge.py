@@ -53,6 +53,8 @@ class _Waiting:
     """The client request of the current round: logs go there."""
     progress: ProgressHandler | None = None
     """The current round's progress handler: progress of a later round must not go to a finished request."""
+    held: list[tuple[float, float | None, str | None]] = field(default_factory=list)
+    """Progress that came between rounds (a round ended with an ask): the next round's request gets it first."""
     asks: asyncio.Queue[tuple[mcp_types.ServerRequest, asyncio.Future[Any]]] = field(default_factory=asyncio.Queue)
     answer: asyncio.Future[Any] | None = None
     created: float = field(default_factory=time.monotonic)
@@ -78,6 +80,8 @@ class BridgedRelay:
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         if self._waiting.progress is not None:
             await self._waiting.progress(progress, total, message)
+        else:
+            self._waiting.held.append((progress, total, message))
 
     async def ask(self, request: mcp_types.ServerRequest, result_type: type[Any]) -> Any:
         reason = self.refusal(request.method)
@@ -114,6 +118,10 @@ class AskBridge:
             waiting = _Waiting(task=asyncio.get_running_loop().create_future(), front=front)  # task set below
             waiting.task = asyncio.ensure_future(start(BridgedRelay(waiting)))
         waiting.front, waiting.progress = front, progress_handler
+        held, waiting.held = waiting.held, []
+        if progress_handler is not None:
+            for progress in held:
+                await progress_handler(*progress)
         if waiting.answer is not None and not waiting.answer.done():
             answer = (input_responses or {}).get(_ANSWER_KEY)
             if answer is None:
@@ -132,6 +140,7 @@ class AskBridge:
         if waiting.task.done():
             return waiting.task.result()
         request, waiting.answer = next_ask.result()
+        waiting.progress = None  # this round's request ends here: progress now waits for the next round
         key = secrets.token_urlsafe(16)
         self._waiting[key] = waiting
         return mcp_types.InputRequiredResult(
